@@ -1,0 +1,1 @@
+"""Buses: AXI4 / AXI4-Lite signatures, interconnect, register decoder, protocol checker."""

@@ -1,0 +1,1 @@
+"""Everything that runs on the CPU: simulation backends, Linux-like driver layers, CLI."""

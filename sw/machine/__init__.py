@@ -1,0 +1,1 @@
+"""Simulation backends: the machine interface the driver is written against."""

@@ -1,0 +1,76 @@
+"""The machine: the one small interface the whole driver layer is written against.
+
+Every backend (the built-in Amaranth simulator, a compiled CXXRTL model) implements
+:class:`Machine`. Driver code only ever awaits these methods, so it runs unchanged on any
+backend. Addresses are physical (``load``/``store``/``peek``/``poke``) or offsets into the
+AXI4-Lite register space (``mmio_read``/``mmio_write``).
+"""
+
+import abc
+
+__all__ = ["Machine", "MachineTimeout", "BusError"]
+
+
+class MachineTimeout(TimeoutError):
+    """A wait on the hardware ran out of cycles."""
+
+
+class BusError(OSError):
+    """An access through the machine was answered with SLVERR or DECERR."""
+
+
+class Machine(abc.ABC):
+    """Abstract simulation machine.
+
+    Attributes
+    ----------
+    config : SocConfig
+        Parameters of the simulated SoC.
+    """
+
+    config = None
+
+    @property
+    @abc.abstractmethod
+    def cycle(self):
+        """Clock cycles elapsed since reset."""
+
+    @abc.abstractmethod
+    async def tick(self, n=1):
+        """Let ``n`` clock cycles pass."""
+
+    @abc.abstractmethod
+    async def mmio_read(self, addr):
+        """Read the 32-bit register at byte offset ``addr`` of the register space."""
+
+    @abc.abstractmethod
+    async def mmio_write(self, addr, value):
+        """Write the 32-bit register at byte offset ``addr`` of the register space."""
+
+    @abc.abstractmethod
+    async def load(self, addr, size, *, cacheable=True):
+        """Load ``size`` bytes (any length, any alignment) at physical ``addr`` through the
+        CPU port; returns :class:`bytes`."""
+
+    @abc.abstractmethod
+    async def store(self, addr, data, *, cacheable=True):
+        """Store ``data`` (bytes-like, any length and alignment) at physical ``addr`` through
+        the CPU port."""
+
+    @abc.abstractmethod
+    async def wait_irq(self, line, *, timeout_cycles):
+        """Wait until interrupt ``line`` is asserted; raise :class:`MachineTimeout` after
+        ``timeout_cycles`` cycles."""
+
+    @abc.abstractmethod
+    def irq_pending(self, line):
+        """Whether interrupt ``line`` is asserted now."""
+
+    @abc.abstractmethod
+    async def peek(self, addr, n):
+        """Read ``n`` bytes of DDR at physical ``addr`` through the backdoor (no bus cycles,
+        no cache)."""
+
+    @abc.abstractmethod
+    async def poke(self, addr, data):
+        """Write ``data`` into DDR at physical ``addr`` through the backdoor."""

@@ -1,0 +1,207 @@
+"""The machine on Amaranth's built-in simulator (the default backend, no compiler needed).
+
+The driver runs as the simulator's testbench: every awaited machine call drives the SoC's
+ports through ``ctx`` and lets the clock run, so the hardware that works on its own (a DMA
+transfer, a page walk, a cache clean) advances exactly as many cycles as the driver waits.
+"""
+
+import contextlib
+
+from amaranth.sim import Simulator
+
+from ...hw.bus.axi import Resp
+from ...hw.config import SocConfig
+from ...hw.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
+from ...hw.soc import Soc
+from .base import BusError, Machine, MachineTimeout
+from .access import split_words
+
+__all__ = ["PysimMachine", "simulate"]
+
+#: Simulated clock period: 100 MHz. Only VCD time stamps depend on it.
+CLOCK_PERIOD = 10e-9
+
+
+class PysimMachine(Machine):
+    """:class:`Machine` on a running Amaranth simulation.
+
+    Made by :func:`simulate`, which hands it to the scenario; not made directly.
+
+    Parameters
+    ----------
+    ctx : amaranth.sim.SimulatorContext
+        The testbench context the driver runs in.
+    soc : Soc
+        The simulated SoC top.
+    """
+    def __init__(self, ctx, soc):
+        self._ctx = ctx
+        self.soc = soc
+        self.config = soc.config
+
+    @property
+    def ctx(self):
+        """The simulator context, for testbenches that reach past the machine interface."""
+        return self._ctx
+
+    @property
+    def cycle(self):
+        return self._ctx.get(self.soc.cycle)
+
+    async def tick(self, n=1):
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"Cycle count must be a non-negative integer, not {n!r}")
+        if n:
+            await self._ctx.tick().repeat(n)
+
+    async def mmio_read(self, addr):
+        self._check_mmio(addr)
+        ctx, port = self._ctx, self.soc.mmio
+        await _put(ctx, port.ar, {"addr": addr, "prot": 0})
+        payload = await _get(ctx, port.r)
+        _check_resp(payload.resp, "MMIO read", addr)
+        return payload.data
+
+    async def mmio_write(self, addr, value):
+        self._check_mmio(addr)
+        if not isinstance(value, int) or not 0 <= value < 1 << 32:
+            raise ValueError(f"MMIO value must be a 32-bit unsigned integer, not {value!r}")
+        ctx, port = self._ctx, self.soc.mmio
+        # AW and W offered together, each withdrawn once taken, as a real manager does.
+        ctx.set(port.aw.payload, {"addr": addr, "prot": 0})
+        ctx.set(port.w.payload, {"data": value, "strb": 0xF})
+        ctx.set(port.aw.valid, 1)
+        ctx.set(port.w.valid, 1)
+        pending = {port.aw, port.w}
+        while pending:
+            _, _, aw_ready, w_ready = await ctx.tick().sample(port.aw.ready, port.w.ready)
+            for channel, ready in ((port.aw, aw_ready), (port.w, w_ready)):
+                if channel in pending and ready:
+                    ctx.set(channel.valid, 0)
+                    pending.discard(channel)
+        payload = await _get(ctx, port.b)
+        _check_resp(payload.resp, "MMIO write", addr)
+
+    async def load(self, addr, size, *, cacheable=True):
+        self._check_range(addr, size)
+        out = bytearray()
+        for word_addr, offset, length in split_words(addr, size, self.config.bytes_per_beat):
+            strb = ((1 << length) - 1) << offset
+            data = await self._cpu_access(word_addr, write=False, data=0, strb=strb,
+                                          cacheable=cacheable)
+            out += data.to_bytes(self.config.bytes_per_beat, "little")[offset:offset + length]
+        return bytes(out)
+
+    async def store(self, addr, data, *, cacheable=True):
+        data = bytes(data)
+        self._check_range(addr, len(data))
+        pos = 0
+        for word_addr, offset, length in split_words(addr, len(data), self.config.bytes_per_beat):
+            strb = ((1 << length) - 1) << offset
+            word = int.from_bytes(bytes(offset) + data[pos:pos + length], "little")
+            await self._cpu_access(word_addr, write=True, data=word, strb=strb,
+                                   cacheable=cacheable)
+            pos += length
+
+    async def _cpu_access(self, addr, *, write, data, strb, cacheable):
+        ctx, port = self._ctx, self.soc.cpu
+        await _put(ctx, port.req, {"addr": addr, "write": int(write), "data": data,
+                                   "strb": strb, "cacheable": int(cacheable)})
+        payload = await _get(ctx, port.rsp)
+        if payload.error:
+            raise BusError(f"CPU {'store' if write else 'load'} at {addr:#x} was answered with "
+                           f"a bus error")
+        return payload.data
+
+    def irq_pending(self, line):
+        self._check_irq_line(line)
+        return bool(self._ctx.get(self.soc.irq[line]))
+
+    async def wait_irq(self, line, *, timeout_cycles):
+        self._check_irq_line(line)
+        if not isinstance(timeout_cycles, int) or timeout_cycles < 0:
+            raise ValueError(f"Timeout must be a non-negative number of cycles, "
+                             f"not {timeout_cycles!r}")
+        ctx, irq = self._ctx, self.soc.irq[line]
+        for _ in range(timeout_cycles):
+            if ctx.get(irq):
+                return
+            await ctx.tick()
+        if ctx.get(irq):
+            return
+        raise MachineTimeout(f"IRQ {line} not raised within {timeout_cycles} cycles "
+                             f"(cycle {self.cycle})")
+
+    async def peek(self, addr, n):
+        return await ddr_peek(self._ctx, self.soc.ddr, addr, n)
+
+    async def poke(self, addr, data):
+        await ddr_poke(self._ctx, self.soc.ddr, addr, bytes(data))
+
+    def _check_mmio(self, addr):
+        if not isinstance(addr, int) or addr < 0 or addr % 4 or \
+                addr >= 1 << self.config.mmio_addr_width:
+            raise ValueError(f"MMIO address must be a 4-byte aligned offset below "
+                             f"{1 << self.config.mmio_addr_width:#x}, not {addr!r}")
+
+    def _check_range(self, addr, size):
+        if not isinstance(addr, int) or addr < 0 or not isinstance(size, int) or size < 0 or \
+                addr + size > 1 << self.config.addr_width:
+            raise ValueError(f"Access of {size!r} bytes at {addr!r} is outside the "
+                             f"{self.config.addr_width}-bit physical address space")
+
+    def _check_irq_line(self, line):
+        if not isinstance(line, int) or not 0 <= line < len(self.soc.irq):
+            raise ValueError(f"IRQ line must be from 0 to {len(self.soc.irq) - 1}, not {line!r}")
+
+
+async def _put(ctx, stream, payload):
+    """Offer one payload on a stream this side drives, and wait until it is taken."""
+    ctx.set(stream.payload, payload)
+    ctx.set(stream.valid, 1)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def _get(ctx, stream):
+    """Take one payload from a stream the other side drives."""
+    ctx.set(stream.ready, 1)
+    payload, = await ctx.tick().sample(stream.payload).until(stream.valid)
+    ctx.set(stream.ready, 0)
+    return payload
+
+
+def _check_resp(resp, what, addr):
+    if resp != Resp.OKAY:
+        raise BusError(f"{what} at {addr:#x} was answered with {Resp(resp).name}")
+
+
+def simulate(scenario, *, config=None, soc=None, vcd=None, gtkw=None, traces=()):
+    """Run ``async def scenario(machine)`` on a simulated SoC and return what it returns.
+
+    Parameters
+    ----------
+    scenario : async callable
+        Receives a :class:`PysimMachine`; the simulation ends when it returns.
+    config : SocConfig, optional
+        Parameters of the SoC to build (the defaults if omitted). Ignored when ``soc`` is
+        given.
+    soc : Soc, optional
+        A SoC top already built (e.g. with extra test hooks).
+    vcd : str or path, optional
+        Write a VCD waveform of the whole run there.
+    """
+    if soc is None:
+        soc = Soc(config if config is not None else SocConfig())
+    sim = Simulator(soc)
+    sim.add_clock(CLOCK_PERIOD)
+    outcome = {}
+
+    async def testbench(ctx):
+        outcome["result"] = await scenario(PysimMachine(ctx, soc))
+
+    sim.add_testbench(testbench)
+    with (sim.write_vcd(vcd, gtkw, traces=traces) if vcd is not None
+          else contextlib.nullcontext()):
+        sim.run()
+    return outcome["result"]
