@@ -65,6 +65,9 @@ class SocConfig:
         response after the last write beat.
     max_outstanding : int
         Requests the DDR model holds per direction before it stops accepting addresses.
+    external_managers : int
+        AXI4 manager ports the SoC top exposes into its interconnect, for traffic from
+        outside the SoC (testbenches, benchmarks, an FPGA user's own masters).
     """
     addr_width: int = 40
     data_width: int = 64
@@ -75,6 +78,7 @@ class SocConfig:
     read_latency: int = 20
     write_latency: int = 10
     max_outstanding: int = 8
+    external_managers: int = 1
 
     def __post_init__(self):
         for name in ("read_latency", "write_latency"):
@@ -84,6 +88,9 @@ class SocConfig:
         if not isinstance(self.max_outstanding, int) or self.max_outstanding < 1:
             raise ValueError(f"max_outstanding must be a positive integer, "
                              f"not {self.max_outstanding!r}")
+        if not isinstance(self.external_managers, int) or self.external_managers < 0:
+            raise ValueError(f"external_managers must be a non-negative integer, "
+                             f"not {self.external_managers!r}")
         banks = sorted(self.banks, key=lambda bank: bank.base)
         for lower, upper in zip(banks, banks[1:]):
             if lower.end > upper.base:
@@ -96,6 +103,21 @@ class SocConfig:
     @property
     def bytes_per_beat(self):
         return self.data_width // 8
+
+    @property
+    def manager_signature(self):
+        """Signature of every AXI4 manager port into the interconnect."""
+        from .bus.axi import AXI4Signature
+        return AXI4Signature(addr_width=self.addr_width, data_width=self.data_width,
+                             id_width=self.id_width, sid_width=self.sid_width)
+
+    @property
+    def ddr_span(self):
+        """``(base, size)`` of the interconnect window of the DDR model: from the lowest bank
+        to the end of the highest, 4 KiB aligned. The DDR model answers DECERR between banks."""
+        base = min(bank.base for bank in self.banks)
+        end = max(bank.end for bank in self.banks)
+        return base, end - base
 
     def bank_at(self, addr):
         """The bank holding physical address ``addr``, or ``None``."""

@@ -176,7 +176,7 @@ def _check_resp(resp, what, addr):
         raise BusError(f"{what} at {addr:#x} was answered with {Resp(resp).name}")
 
 
-def simulate(scenario, *, config=None, soc=None, vcd=None, gtkw=None, traces=()):
+def simulate(scenario, *, config=None, soc=None, models=(), vcd=None, gtkw=None, traces=()):
     """Run ``async def scenario(machine)`` on a simulated SoC and return what it returns.
 
     Parameters
@@ -188,6 +188,10 @@ def simulate(scenario, *, config=None, soc=None, vcd=None, gtkw=None, traces=())
         given.
     soc : Soc, optional
         A SoC top already built (e.g. with extra test hooks).
+    models : callable or iterable
+        Bus-functional models and protocol checkers (anything with ``add_to(sim)``) to run
+        alongside; a callable receives the SoC and returns them, for models that attach to
+        the SoC's ports.
     vcd : str or path, optional
         Write a VCD waveform of the whole run there.
     """
@@ -195,6 +199,8 @@ def simulate(scenario, *, config=None, soc=None, vcd=None, gtkw=None, traces=())
         soc = Soc(config if config is not None else SocConfig())
     sim = Simulator(soc)
     sim.add_clock(CLOCK_PERIOD)
+    for model in (models(soc) if callable(models) else models):
+        model.add_to(sim)
     outcome = {}
 
     async def testbench(ctx):

@@ -1,0 +1,428 @@
+"""AXI4 interconnect: several managers to several subordinate address windows.
+
+Per direction (reads and writes are fully independent)::
+
+    manager i ──AR/AW──▶ s1 register (+ decoded target) ──▶ round-robin per target ──▶ subordinate
+    manager i ◀──R/B──── round-robin per manager, by the ID prefix ◀───────────────── subordinate
+
+* Subordinate-side IDs are the manager's ID with the manager index above it, so responses
+  find their way back and IDs of different managers never collide.
+* Ordering: a manager's request is held in s1 while requests with the same ID and direction
+  are outstanding to another target, so same-ID responses come back in order. Each manager
+  has at most ``max_outstanding`` requests outstanding per direction.
+* Write data follows AW order: each manager has a queue of the targets of its accepted AWs,
+  each target a queue of the managers whose AWs it accepted; a W beat passes when both
+  queue heads agree. W data is accepted only once its AW has been (a manager may present W
+  first, and must not wait for WREADY before presenting AW, as AXI requires).
+* A read burst from one target is not interleaved with a burst from another target on the
+  manager's R channel: the R arbiter holds its grant until RLAST. Beats of different IDs
+  from one target pass as that target interleaves them.
+* An address in no window goes to an internal subordinate answering DECERR (one R beat per
+  requested beat, RLAST on the last; one B after the last W beat).
+
+Latency: AR and AW take one cycle more than a wire (the s1 register); W, R and B are
+combinational. One beat per cycle on every channel; back-to-back bursts of one manager
+stream without bubbles.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .axi import AXI4Signature, Burst, Resp
+
+__all__ = ["Window", "DecodeErrorSubordinate", "Interconnect"]
+
+_ADDR_FIELDS = ("addr", "len", "size", "burst", "prot", "sid")
+
+
+class Window:
+    """An address window of the interconnect: ``size`` bytes at ``base``, named ``name``."""
+    def __init__(self, name, base, size):
+        if not isinstance(name, str):
+            raise TypeError(f"Window name must be a string, not {name!r}")
+        for what, value in (("base", base), ("size", size)):
+            if not isinstance(value, int) or value < 0 or value % 4096:
+                raise ValueError(f"Window {name!r} {what} must be a non-negative multiple of "
+                                 f"4096, not {value!r}")
+        if size == 0:
+            raise ValueError(f"Window {name!r} is empty")
+        self.name, self.base, self.size = name, base, size
+
+    @classmethod
+    def cast(cls, obj):
+        """A :class:`Window` from a window, a ``(name, base, size)`` tuple, or any object
+        with ``name``, ``base`` and ``size`` attributes (such as a DDR ``Bank``)."""
+        if isinstance(obj, cls):
+            return obj
+        if isinstance(obj, tuple) and len(obj) == 3:
+            return cls(*obj)
+        if all(hasattr(obj, attr) for attr in ("name", "base", "size")):
+            return cls(obj.name, obj.base, obj.size)
+        raise TypeError(f"Window must be a (name, base, size) tuple or have name, base and "
+                        f"size attributes, not {obj!r}")
+
+    @property
+    def end(self):
+        return self.base + self.size
+
+    def __repr__(self):
+        return f"Window({self.name!r}, {self.base:#x}, {self.size:#x})"
+
+
+class DecodeErrorSubordinate(wiring.Component):
+    """The default subordinate: answers every transaction with DECERR.
+
+    One read and one write at a time: a read gets ``ARLEN + 1`` beats, the last with RLAST;
+    a write gets one B after its W beat with WLAST.
+
+    Parameters
+    ----------
+    signature : AXI4Signature
+        Signature of the bus, from the manager's side.
+
+    Members
+    -------
+    bus : ``In(signature)``
+    """
+    def __init__(self, signature):
+        if not isinstance(signature, AXI4Signature):
+            raise TypeError(f"Signature must be an AXI4Signature, not {signature!r}")
+        super().__init__({"bus": In(signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+
+        r_id = Signal.like(bus.r.payload.id)
+        r_beats_left = Signal(8)
+        m.d.comb += [
+            bus.r.payload.id.eq(r_id),
+            bus.r.payload.resp.eq(Resp.DECERR),
+            bus.r.payload.last.eq(r_beats_left == 0),
+        ]
+        with m.FSM(name="read"):
+            with m.State("IDLE"):
+                m.d.comb += bus.ar.ready.eq(1)
+                with m.If(bus.ar.valid):
+                    m.d.sync += [r_id.eq(bus.ar.payload.id), r_beats_left.eq(bus.ar.payload.len)]
+                    m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += bus.r.valid.eq(1)
+                with m.If(bus.r.ready):
+                    m.d.sync += r_beats_left.eq(r_beats_left - 1)
+                    with m.If(bus.r.payload.last):
+                        m.next = "IDLE"
+
+        b_id = Signal.like(bus.b.payload.id)
+        m.d.comb += [bus.b.payload.id.eq(b_id), bus.b.payload.resp.eq(Resp.DECERR)]
+        with m.FSM(name="write"):
+            with m.State("IDLE"):
+                m.d.comb += bus.aw.ready.eq(1)
+                with m.If(bus.aw.valid):
+                    m.d.sync += b_id.eq(bus.aw.payload.id)
+                    m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += bus.w.ready.eq(1)
+                with m.If(bus.w.valid & bus.w.payload.last):
+                    m.next = "RESPONSE"
+            with m.State("RESPONSE"):
+                m.d.comb += bus.b.valid.eq(1)
+                with m.If(bus.b.ready):
+                    m.next = "IDLE"
+        return m
+
+
+def _round_robin(m, name, requests, *, locked):
+    """A round-robin grant among ``requests``, held while ``locked``; the pointer moves to
+    each granted requester, so the next grant starts after it."""
+    grant = Signal(range(max(len(requests), 2)), name=f"{name}_grant")
+    previous = Signal.like(grant, name=f"{name}_previous")
+    m.d.comb += grant.eq(previous)
+    with m.If(~locked):
+        with m.Switch(previous):
+            for last in range(len(requests)):
+                with m.Case(last):
+                    order = [(last + k) % len(requests) for k in range(1, len(requests) + 1)]
+                    with m.If(requests[order[0]]):
+                        m.d.comb += grant.eq(order[0])
+                    for candidate in order[1:]:
+                        with m.Elif(requests[candidate]):
+                            m.d.comb += grant.eq(candidate)
+    m.d.sync += previous.eq(grant)
+    return grant
+
+
+def _hold_grant(m, locked, valid, ready, last=None):
+    """Keep an arbiter's grant while a transfer is presented but not accepted, and (with
+    ``last``) until the last beat of a burst."""
+    with m.If(valid & ready):
+        m.d.sync += locked.eq(0 if last is None else ~last)
+    with m.Elif(valid):
+        m.d.sync += locked.eq(1)
+
+
+class _OutstandingTable:
+    """Per-ID count and target of a manager's outstanding requests in one direction."""
+    def __init__(self, m, name, *, id_width, n_targets, max_outstanding):
+        self.counts = Array(Signal(range(max_outstanding + 1), name=f"{name}_count_{i}")
+                            for i in range(1 << id_width))
+        self.targets = Array(Signal(range(max(n_targets, 2)), name=f"{name}_target_{i}")
+                             for i in range(1 << id_width))
+        self.total = Signal(range(max_outstanding + 1), name=f"{name}_total")
+        self.max_outstanding = max_outstanding
+        self._m = m
+
+    def allows(self, id, target):
+        """Whether a new request with ``id`` to ``target`` keeps same-ID responses in order
+        and the outstanding count within bounds."""
+        return (((self.counts[id] == 0) | (self.targets[id] == target)) &
+                (self.total < self.max_outstanding))
+
+    def update(self, *, issue, issue_id, issue_target, retire, retire_id):
+        m = self._m
+        for index, (count, target) in enumerate(zip(self.counts, self.targets)):
+            up = issue & (issue_id == index)
+            down = retire & (retire_id == index)
+            m.d.sync += count.eq(count + up - down)
+            with m.If(up):
+                m.d.sync += target.eq(issue_target)
+        m.d.sync += self.total.eq(self.total + issue - retire)
+
+
+class Interconnect(wiring.Component):
+    """AXI4 interconnect from ``n_managers`` managers to subordinates at address windows.
+
+    Parameters
+    ----------
+    signature : AXI4Signature
+        Signature of the manager ports. The subordinate ports have the same signature with
+        ``id_width`` widened by ``ceil_log2(n_managers)`` bits (the manager index, on top).
+    n_managers : int
+        Number of manager ports.
+    windows : list
+        One entry per subordinate port: a :class:`Window`, a ``(name, base, size)`` tuple or
+        an object with ``name``, ``base`` and ``size`` (such as a DDR bank). Bases and sizes
+        are multiples of 4 KiB (no burst may cross one); windows do not overlap.
+    max_outstanding : int
+        Requests each manager may have outstanding per direction.
+
+    Members
+    -------
+    managers : ``In(signature).array(n_managers)``
+        Manager ports; ``managers[i]`` is where manager ``i`` connects.
+    subordinates : ``Out(subordinate_signature).array(len(windows))``
+        Subordinate ports, in the order of ``windows``; see also :meth:`subordinate`.
+    """
+    def __init__(self, signature, n_managers, windows, *, max_outstanding=4):
+        if not isinstance(signature, AXI4Signature):
+            raise TypeError(f"Signature must be an AXI4Signature, not {signature!r}")
+        if not isinstance(n_managers, int) or n_managers < 1:
+            raise ValueError(f"Number of managers must be a positive integer, "
+                             f"not {n_managers!r}")
+        if not isinstance(max_outstanding, int) or max_outstanding < 1:
+            raise ValueError(f"max_outstanding must be a positive integer, "
+                             f"not {max_outstanding!r}")
+        if signature.id_width > 8:
+            raise ValueError(f"Manager ID width must be at most 8 (the interconnect keeps a "
+                             f"table per ID), not {signature.id_width}")
+        windows = [Window.cast(window) for window in windows]
+        if not windows:
+            raise ValueError("Need at least one window")
+        ordered = sorted(windows, key=lambda window: window.base)
+        for lower, upper in zip(ordered, ordered[1:]):
+            if lower.end > upper.base:
+                raise ValueError(f"Windows {lower!r} and {upper!r} overlap")
+        if len({window.name for window in windows}) != len(windows):
+            raise ValueError(f"Window names must be unique: {windows!r}")
+        for window in windows:
+            if window.end > 1 << signature.addr_width:
+                raise ValueError(f"Window {window!r} is beyond the {signature.addr_width}-bit "
+                                 f"address space")
+        self._manager_signature = signature
+        self._n_managers = n_managers
+        self._max_outstanding = max_outstanding
+        self._index_width = ceil_log2(n_managers)
+        self._windows = windows
+        subordinate_signature = signature.replace(id_width=signature.id_width + self._index_width)
+        self._subordinate_signature = subordinate_signature
+        super().__init__({
+            "managers": In(signature).array(n_managers),
+            "subordinates": Out(subordinate_signature).array(len(windows)),
+        })
+
+    windows = property(lambda self: list(self._windows))
+    n_managers = property(lambda self: self._n_managers)
+    max_outstanding = property(lambda self: self._max_outstanding)
+    manager_signature = property(lambda self: self._manager_signature)
+
+    subordinate_signature = property(lambda self: self._subordinate_signature)
+
+    def subordinate(self, name):
+        """The subordinate port of the window called ``name``."""
+        for window, port in zip(self._windows, self.subordinates):
+            if window.name == name:
+                return port
+        raise KeyError(f"No window named {name!r}")
+
+    def elaborate(self, platform):
+        m = Module()
+        default = m.submodules.decode_error = DecodeErrorSubordinate(self.subordinate_signature)
+        targets = list(self.subordinates) + [default.bus]
+        self._read_path(m, targets)
+        self._write_path(m, targets)
+        return m
+
+    # Address channels (AR, AW) --------------------------------------------------------------
+
+    def _decode(self, m, name, addr):
+        target = Signal(range(len(self._windows) + 1), name=f"{name}_target")
+        m.d.comb += target.eq(len(self._windows))
+        for index, window in enumerate(self._windows):
+            with m.If((addr >= window.base) & (addr < window.end)):
+                m.d.comb += target.eq(index)
+        return target
+
+    def _address_path(self, m, channel, targets, tables):
+        """Register each manager's requests on ``channel`` (s1), decode their targets and
+        arbitrate them onto the targets; returns, per manager, ``(taken, id, target)`` of the
+        request leaving s1 this cycle."""
+        n_targets = len(targets)
+        stages = []
+        for index, manager in enumerate(self.managers):
+            bus = getattr(manager, channel)
+            name = f"m{index}_{channel}"
+            s1_valid = Signal(name=f"{name}_s1_valid")
+            s1_payload = Signal.like(bus.payload, name=f"{name}_s1_payload")
+            s1_target = Signal(range(n_targets), name=f"{name}_s1_target")
+            s1_taken = Signal(name=f"{name}_s1_taken")
+            in_target = self._decode(m, name, bus.payload.addr)
+            m.d.comb += bus.ready.eq(~s1_valid | s1_taken)
+            with m.If(bus.valid & bus.ready):
+                m.d.sync += [s1_valid.eq(1), s1_payload.eq(bus.payload),
+                             s1_target.eq(in_target)]
+            with m.Elif(s1_taken):
+                m.d.sync += s1_valid.eq(0)
+            allowed = tables[index].allows(s1_payload.id, s1_target)
+            requests = [s1_valid & allowed & (s1_target == target)
+                        for target in range(n_targets)]
+            stages.append((s1_payload, s1_target, s1_taken, requests))
+
+        taken = [[] for _ in stages]
+        for target, subordinate in enumerate(targets):
+            bus = getattr(subordinate, channel)
+            name = f"t{target}_{channel}"
+            locked = Signal(name=f"{name}_locked")
+            grant = _round_robin(m, name, [stage[3][target] for stage in stages], locked=locked)
+            with m.Switch(grant):
+                for index, (s1_payload, _, _, requests) in enumerate(stages):
+                    with m.Case(index):
+                        m.d.comb += bus.valid.eq(requests[target])
+                        m.d.comb += [getattr(bus.payload, field).eq(getattr(s1_payload, field))
+                                     for field in _ADDR_FIELDS]
+                        m.d.comb += bus.payload.id.eq(
+                            Cat(s1_payload.id, Const(index, self._index_width)))
+            for index, (_, _, _, requests) in enumerate(stages):
+                taken[index].append((grant == index) & requests[target] & bus.ready)
+            _hold_grant(m, locked, bus.valid, bus.ready)
+        for (_, _, s1_taken, _), takers in zip(stages, taken):
+            m.d.comb += s1_taken.eq(Cat(*takers).any())
+        return [(s1_taken, s1_payload.id, s1_target)
+                for s1_payload, s1_target, s1_taken, _ in stages]
+
+    # Response channels (R, B) ---------------------------------------------------------------
+
+    def _response_path(self, m, channel, targets, fields):
+        """Route responses on ``channel`` from the targets back to the managers by the ID
+        prefix, one burst at a time per manager; returns, per manager, ``(transfer, last)``."""
+        id_width = self._manager_signature.id_width
+        taken = [[] for _ in targets]
+        results = []
+        for index, manager in enumerate(self.managers):
+            bus = getattr(manager, channel)
+            name = f"m{index}_{channel}"
+            requests = [getattr(subordinate, channel).valid &
+                        (getattr(subordinate, channel).payload.id[id_width:] == index)
+                        for subordinate in targets]
+            locked = Signal(name=f"{name}_locked")
+            grant = _round_robin(m, name, requests, locked=locked)
+            with m.Switch(grant):
+                for target, subordinate in enumerate(targets):
+                    source = getattr(subordinate, channel)
+                    with m.Case(target):
+                        m.d.comb += bus.valid.eq(requests[target])
+                        m.d.comb += [getattr(bus.payload, field).eq(getattr(source.payload, field))
+                                     for field in fields]
+                        m.d.comb += bus.payload.id.eq(source.payload.id[:id_width])
+            for target, request in enumerate(requests):
+                taken[target].append((grant == target) & request & bus.ready)
+            last = bus.payload.last if channel == "r" else None
+            _hold_grant(m, locked, bus.valid, bus.ready, last)
+            results.append((bus.valid & bus.ready, last))
+        for subordinate, takers in zip(targets, taken):
+            m.d.comb += getattr(subordinate, channel).ready.eq(Cat(*takers).any())
+        return results
+
+    def _tables(self, m, direction, n_targets):
+        return [_OutstandingTable(m, f"m{index}_{direction}",
+                                  id_width=self._manager_signature.id_width,
+                                  n_targets=n_targets, max_outstanding=self._max_outstanding)
+                for index in range(self._n_managers)]
+
+    def _read_path(self, m, targets):
+        tables = self._tables(m, "read", len(targets))
+        issued = self._address_path(m, "ar", targets, tables)
+        returned = self._response_path(m, "r", targets, ("data", "resp", "last"))
+        for manager, table, (taken, id, target), (transfer, last) in \
+                zip(self.managers, tables, issued, returned):
+            table.update(issue=taken, issue_id=id, issue_target=target,
+                         retire=transfer & last, retire_id=manager.r.payload.id)
+
+    def _write_path(self, m, targets):
+        tables = self._tables(m, "write", len(targets))
+        issued = self._address_path(m, "aw", targets, tables)
+        returned = self._response_path(m, "b", targets, ("resp",))
+        for manager, table, (taken, id, target), (transfer, _) in \
+                zip(self.managers, tables, issued, returned):
+            table.update(issue=taken, issue_id=id, issue_target=target,
+                         retire=transfer, retire_id=manager.b.payload.id)
+
+        # W follows AW order: per manager the targets of its AWs, per target the managers.
+        target_queues = []
+        for index, (taken, _, target) in enumerate(issued):
+            queue = fifo.SyncFIFO(width=max(1, ceil_log2(len(targets))),
+                                  depth=self._max_outstanding)
+            m.submodules[f"m{index}_w_targets"] = queue
+            m.d.comb += [queue.w_en.eq(taken), queue.w_data.eq(target)]
+            target_queues.append(queue)
+        manager_queues = []
+        for target_index in range(len(targets)):
+            queue = fifo.SyncFIFO(width=max(1, self._index_width),
+                                  depth=self._n_managers * self._max_outstanding)
+            m.submodules[f"t{target_index}_w_managers"] = queue
+            m.d.comb += queue.w_en.eq(Cat(*(taken & (target == target_index)
+                                            for taken, _, target in issued)).any())
+            with m.Switch(Cat(*(taken & (target == target_index) for taken, _, target in issued))):
+                for index in range(self._n_managers):
+                    with m.Case(1 << index):
+                        m.d.comb += queue.w_data.eq(index)
+            manager_queues.append(queue)
+
+        for target_index, (subordinate, queue) in enumerate(zip(targets, manager_queues)):
+            w = subordinate.w
+            with m.Switch(queue.r_data):
+                for index, (manager, target_queue) in enumerate(zip(self.managers,
+                                                                    target_queues)):
+                    with m.Case(index):
+                        routed = (queue.r_rdy & target_queue.r_rdy &
+                                  (target_queue.r_data == target_index))
+                        m.d.comb += [w.valid.eq(routed & manager.w.valid),
+                                     w.payload.eq(manager.w.payload)]
+                        with m.If(routed):
+                            m.d.comb += manager.w.ready.eq(w.ready)
+            done = w.valid & w.ready & w.payload.last
+            m.d.comb += queue.r_en.eq(done)
+            for index, target_queue in enumerate(target_queues):
+                with m.If(done & (queue.r_data == index)):
+                    m.d.comb += target_queue.r_en.eq(1)

@@ -1,0 +1,627 @@
+"""The cache datapath and control, with plain maintenance and counter signals.
+
+:class:`~.cache.Cache` wraps this core in its register block; the core alone is what the
+reference-model tests drive.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..bus.axi import AXI4Signature, Burst, Resp, Size
+from ..cpu.bridge import UncachedBridge
+from ..cpu.port import CpuPortSignature
+from . import plru
+from .geometry import CacheGeometry
+
+__all__ = ["MaintenanceOp", "MaintenanceScope", "TagLayout", "CounterLayout",
+           "MaintenanceSignature", "CacheCore"]
+
+#: Write-backs the cache may have issued without their write response yet.
+MAX_WRITEBACKS_OUTSTANDING = 15
+
+
+class MaintenanceOp(enum.Enum, shape=2):
+    """What a maintenance operation does to each line it selects (bit 0 cleans, bit 1
+    invalidates)."""
+    CLEAN            = 0b01
+    INVALIDATE       = 0b10
+    CLEAN_INVALIDATE = 0b11
+
+
+class MaintenanceScope(enum.Enum, shape=2):
+    """Which lines a maintenance operation selects."""
+    #: Lines holding any byte of physical addresses ``start`` to ``end - 1``.
+    RANGE   = 0
+    #: The line in way ``way`` of set ``set``, whatever address it holds.
+    SET_WAY = 1
+    #: Every line.
+    ALL     = 2
+
+
+class TagLayout(data.StructLayout):
+    """One entry of a way's tag memory."""
+    def __init__(self, tag_bits):
+        super().__init__({
+            "valid": unsigned(1),
+            "dirty": unsigned(1),
+            "tag":   unsigned(tag_bits),
+        })
+
+
+class CounterLayout(data.StructLayout):
+    """Event counters; each wraps around at 2**32."""
+    def __init__(self):
+        super().__init__({
+            "hits":              unsigned(32),
+            "misses":            unsigned(32),
+            "writebacks":        unsigned(32),
+            "lines_cleaned":     unsigned(32),
+            "lines_invalidated": unsigned(32),
+        })
+
+
+class MaintenanceSignature(wiring.Signature):
+    """Maintenance request port, from the requester's side.
+
+    ``go`` starts an operation with the other outputs as its arguments; it is ignored while
+    ``busy``. ``done`` pulses for one cycle when the operation has finished: every line it
+    cleaned has had its write response.
+
+    Members
+    -------
+    op : ``Out(MaintenanceOp)``
+    scope : ``Out(MaintenanceScope)``
+    start, end : ``Out(addr_width)``
+        Physical address range of a :attr:`MaintenanceScope.RANGE` operation; ``end`` is
+        exclusive. An empty range (``end <= start``) selects no line.
+    set : ``Out(index_bits)``
+    way : ``Out(way_bits)``
+        Line of a :attr:`MaintenanceScope.SET_WAY` operation.
+    go : ``Out(1)``
+    busy : ``In(1)``
+    done : ``In(1)``
+    """
+    def __init__(self, geometry):
+        if not isinstance(geometry, CacheGeometry):
+            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+        self._geometry = geometry
+        super().__init__({
+            "op":    Out(MaintenanceOp, init=MaintenanceOp.CLEAN),
+            "scope": Out(MaintenanceScope),
+            "start": Out(geometry.addr_width),
+            "end":   Out(geometry.addr_width),
+            "set":   Out(geometry.index_bits),
+            "way":   Out(geometry.way_bits),
+            "go":    Out(1),
+            "busy":  In(1),
+            "done":  In(1),
+        })
+
+    geometry = property(lambda self: self._geometry)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.geometry == self.geometry
+
+    def __hash__(self):
+        return hash((type(self), self.geometry))
+
+    def __repr__(self):
+        return f"MaintenanceSignature({self.geometry!r})"
+
+
+class CacheCore(wiring.Component):
+    """Write-back, write-allocate, set-associative data cache, not coherent with DMA.
+
+    Cacheable accesses are looked up in two stages: ``s1`` presents the request's set to the
+    tag and data memories, ``s2`` compares the tags one cycle later. A hit answers in that
+    cycle and lets the next request into ``s1``, so hits stream at one per cycle with a
+    latency of one cycle. A miss picks a victim (an invalid way, else the tree pseudo-LRU
+    choice), writes it back in one INCR burst if it is dirty, refills the line in one INCR
+    burst and replays the access. Write-backs complete in the background; a refill waits only
+    for the write responses of earlier write-backs, not for its own victim's.
+
+    Uncached accesses wait for every outstanding write and then go to memory as single beats
+    through an :class:`~dmabuf_soc.hw.cpu.bridge.UncachedBridge`, one at a time, in order.
+
+    Maintenance operations run between CPU accesses, never inside one: once ``maint.go`` is
+    seen no new access is accepted until ``maint.done``. They visit one candidate line per
+    cycle (a range operation one line address per cycle; set/way and whole-cache operations
+    one way of one set per cycle) and hand dirty lines to be cleaned to the write-back engine,
+    which streams one burst beat per cycle.
+
+    Parameters
+    ----------
+    geometry : CacheGeometry
+        Size, ways, line size and widths (the defaults if ``None``).
+    id_width : int
+        AXI ID width of the memory port; every transaction uses ID 0.
+
+    Members
+    -------
+    cpu : ``In(CpuPortSignature(addr_width, data_width))``
+    bus : ``Out(AXI4Signature(addr_width, data_width, id_width))``
+    maint : ``In(MaintenanceSignature(geometry))``
+    counters : ``Out(CounterLayout())``
+    """
+    def __init__(self, geometry=None, *, id_width=4):
+        if geometry is None:
+            geometry = CacheGeometry()
+        if not isinstance(geometry, CacheGeometry):
+            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+        self._geometry = geometry
+        self._bus_signature = AXI4Signature(addr_width=geometry.addr_width,
+                                            data_width=geometry.data_width,
+                                            id_width=id_width)
+        super().__init__({
+            "cpu":      In(CpuPortSignature(addr_width=geometry.addr_width,
+                                            data_width=geometry.data_width)),
+            "bus":      Out(self._bus_signature),
+            "maint":    In(MaintenanceSignature(geometry)),
+            "counters": Out(CounterLayout()),
+        })
+
+    geometry = property(lambda self: self._geometry)
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self._geometry
+        tag_layout = TagLayout(g.tag_bits)
+        ways = range(g.ways)
+        word_shift = g.offset_bits - g.word_bits
+        line_beats = g.words_per_line
+
+        def tag_of(addr):
+            return addr[g.offset_bits + g.index_bits:]
+
+        def index_of(addr):
+            return addr[g.offset_bits:g.offset_bits + g.index_bits]
+
+        def word_of(addr):
+            return addr[word_shift:g.offset_bits]
+
+        # Memories: one tag memory and one data memory per way, all read at the same row.
+
+        tag_raddr = Signal(g.index_bits)
+        tag_ren   = Signal()
+        tag_waddr = Signal(g.index_bits)
+        tag_wdata = Signal(tag_layout)
+        tag_we    = Signal(g.ways)
+        data_raddr = Signal(g.index_bits + g.word_bits)
+        data_ren   = Signal()
+        data_waddr = Signal(g.index_bits + g.word_bits)
+        data_wdata = Signal(g.data_width)
+        data_wstrb = Signal(g.bytes_per_word)
+        data_we    = Signal(g.ways)
+
+        tag_rdata  = []
+        data_rdata = []
+        for way in ways:
+            tag_mem  = Memory(shape=tag_layout, depth=g.sets, init=[])
+            data_mem = Memory(shape=unsigned(g.data_width), depth=g.sets * line_beats, init=[])
+            m.submodules[f"tag_mem_{way}"]  = tag_mem
+            m.submodules[f"data_mem_{way}"] = data_mem
+            tag_wp  = tag_mem.write_port()
+            tag_rp  = tag_mem.read_port(transparent_for=(tag_wp,))
+            data_wp = data_mem.write_port(granularity=8)
+            data_rp = data_mem.read_port(transparent_for=(data_wp,))
+            m.d.comb += [
+                tag_rp.addr.eq(tag_raddr),
+                tag_rp.en.eq(tag_ren),
+                tag_wp.addr.eq(tag_waddr),
+                tag_wp.data.eq(tag_wdata),
+                tag_wp.en.eq(tag_we[way]),
+                data_rp.addr.eq(data_raddr),
+                data_rp.en.eq(data_ren),
+                data_wp.addr.eq(data_waddr),
+                data_wp.data.eq(data_wdata),
+                data_wp.en.eq(Mux(data_we[way], data_wstrb, 0)),
+            ]
+            tag_rdata.append(tag_rp.data)
+            data_rdata.append(data_rp.data)
+
+        lru      = Signal(g.sets * (g.ways - 1))
+        counters = Signal(CounterLayout())
+        m.d.comb += self.counters.eq(counters)
+
+        bus = self.bus
+        full_size = Size.from_bytes(g.bytes_per_word)
+        for ax in (bus.aw.payload, bus.ar.payload):
+            m.d.comb += [ax.size.eq(full_size), ax.burst.eq(Burst.INCR)]
+
+        # Uncached accesses: the bridge owns the bus while the FSM is in its UNCACHED states.
+
+        m.submodules.bridge = bridge = UncachedBridge(self._bus_signature)
+        uncached_owns_bus = Signal()
+
+        with m.If(uncached_owns_bus):
+            for name in ("aw", "w", "ar"):
+                ours, theirs = getattr(bus, name), getattr(bridge.bus, name)
+                m.d.comb += [ours.valid.eq(theirs.valid), ours.payload.eq(theirs.payload),
+                             theirs.ready.eq(ours.ready)]
+            for name in ("b", "r"):
+                ours, theirs = getattr(bus, name), getattr(bridge.bus, name)
+                m.d.comb += [theirs.valid.eq(ours.valid), theirs.payload.eq(ours.payload),
+                             ours.ready.eq(theirs.ready)]
+
+        # Write-back engine: each line handed to it becomes an AW and a burst of W beats read
+        # from the data memories. While one burst streams, the next line may be handed over:
+        # its AW goes out at once and its beats follow the current burst's without a bubble.
+
+        wb_start     = Signal()
+        wb_start_set = Signal(g.index_bits)
+        wb_start_way = Signal(range(g.ways))
+        wb_start_tag = Signal(g.tag_bits)
+        wb_aw_pending = Signal()
+        wb_aw_addr    = Signal(g.addr_width)
+        wb_w_active   = Signal()
+        wb_set        = Signal(g.index_bits)
+        wb_way        = Signal(range(g.ways))
+        wb_beat       = Signal(g.word_bits)
+        wb_next_valid = Signal()
+        wb_next_set   = Signal(g.index_bits)
+        wb_next_way   = Signal(range(g.ways))
+        wb_outstanding = Signal(range(MAX_WRITEBACKS_OUTSTANDING + 1))
+        wb_idle       = Signal()
+
+        aw_taken = Signal()
+        w_taken  = Signal()
+        w_last   = Signal()
+        w_done   = Signal()
+        b_taken  = Signal()
+        m.d.comb += [
+            aw_taken.eq(wb_aw_pending & bus.aw.ready),
+            w_taken.eq(wb_w_active & bus.w.ready),
+            w_last.eq(wb_beat == line_beats - 1),
+            w_done.eq(w_taken & w_last),
+            b_taken.eq(bus.b.valid & ~uncached_owns_bus),
+        ]
+        wb_can_start = Signal()
+        wb_start_now = Signal()
+        m.d.comb += [
+            wb_can_start.eq((~wb_aw_pending | aw_taken) &
+                            (~wb_next_valid | w_done) &
+                            (wb_outstanding != MAX_WRITEBACKS_OUTSTANDING)),
+            wb_start_now.eq(wb_start & (~wb_w_active | (w_done & ~wb_next_valid))),
+            wb_idle.eq(~wb_aw_pending & ~wb_w_active & (wb_outstanding == 0)),
+        ]
+
+        with m.If(~uncached_owns_bus):
+            m.d.comb += [
+                bus.aw.valid.eq(wb_aw_pending),
+                bus.aw.payload.addr.eq(wb_aw_addr),
+                bus.aw.payload.len.eq(line_beats - 1),
+                bus.w.valid.eq(wb_w_active),
+                bus.w.payload.data.eq(Mux(wb_way == 0, data_rdata[0], 0)),
+                bus.w.payload.strb.eq(Const(-1, g.bytes_per_word)),
+                bus.w.payload.last.eq(w_last),
+                bus.b.ready.eq(1),
+            ]
+            for way in ways[1:]:
+                with m.If(wb_way == way):
+                    m.d.comb += bus.w.payload.data.eq(data_rdata[way])
+
+        with m.If(aw_taken):
+            m.d.sync += wb_aw_pending.eq(0)
+        with m.If(w_taken):
+            m.d.sync += wb_beat.eq(wb_beat + 1)
+        with m.If(w_done):
+            m.d.sync += [
+                wb_w_active.eq(wb_next_valid),
+                wb_set.eq(wb_next_set),
+                wb_way.eq(wb_next_way),
+                wb_next_valid.eq(0),
+            ]
+        with m.If(wb_start):
+            m.d.sync += [
+                wb_aw_pending.eq(1),
+                wb_aw_addr.eq(Cat(Const(0, g.offset_bits), wb_start_set, wb_start_tag)),
+                counters.writebacks.eq(counters.writebacks + 1),
+            ]
+            with m.If(wb_start_now):
+                m.d.sync += [
+                    wb_w_active.eq(1),
+                    wb_set.eq(wb_start_set),
+                    wb_way.eq(wb_start_way),
+                    wb_beat.eq(0),
+                ]
+            with m.Else():
+                m.d.sync += [
+                    wb_next_valid.eq(1),
+                    wb_next_set.eq(wb_start_set),
+                    wb_next_way.eq(wb_start_way),
+                ]
+        m.d.sync += wb_outstanding.eq(wb_outstanding + wb_start - b_taken)
+
+        # The data memories' read row: the write-back engine's next beat while it streams,
+        # otherwise whatever the control FSM asks for.
+        fsm_data_raddr = Signal.like(data_raddr)
+        fsm_data_ren   = Signal()
+        with m.If(wb_start_now):
+            m.d.comb += [data_raddr.eq(Cat(Const(0, g.word_bits), wb_start_set)),
+                         data_ren.eq(1)]
+        with m.Elif(w_done):
+            m.d.comb += [data_raddr.eq(Cat(Const(0, g.word_bits), wb_next_set)),
+                         data_ren.eq(1)]
+        with m.Elif(wb_w_active):
+            next_beat = (wb_beat + w_taken)[:g.word_bits]
+            m.d.comb += [data_raddr.eq(Cat(next_beat, wb_set)), data_ren.eq(1)]
+        with m.Else():
+            m.d.comb += [data_raddr.eq(fsm_data_raddr), data_ren.eq(fsm_data_ren)]
+
+        # Stage 2 of CPU accesses.
+
+        cpu = self.cpu
+        s2_valid    = Signal()
+        s2_req      = Signal.like(cpu.req.payload)
+        s2_replayed = Signal()
+        s2_tag   = tag_of(s2_req.addr)
+        s2_index = index_of(s2_req.addr)
+        s2_word  = word_of(s2_req.addr)
+
+        s2_hit_ways = Signal(g.ways)
+        s2_hit_way  = Signal(range(g.ways))
+        s2_hit_data = Signal(g.data_width)
+        for way in ways:
+            m.d.comb += s2_hit_ways[way].eq(tag_rdata[way].valid & (tag_rdata[way].tag == s2_tag))
+            with m.If(s2_hit_ways[way]):
+                m.d.comb += [s2_hit_way.eq(way), s2_hit_data.eq(data_rdata[way])]
+        s2_hit = s2_hit_ways.any()
+
+        s2_lru = lru.word_select(s2_index, g.ways - 1) if g.ways > 1 else Const(0, 0)
+        s2_invalid_ways = Cat(~tag_rdata[way].valid for way in ways)
+        s2_victim_way = Signal(range(g.ways))
+        m.d.comb += s2_victim_way.eq(plru.victim_value(s2_lru, g.ways))
+        for way in reversed(ways):
+            with m.If(s2_invalid_ways[way]):
+                m.d.comb += s2_victim_way.eq(way)
+
+        victim_way   = Signal(range(g.ways))
+        victim_tag   = Signal(g.tag_bits)
+        victim_dirty = Signal()
+
+        refill_beat  = Signal(g.word_bits)
+        refill_error = Signal()
+
+        # Maintenance. The walk visits items: a line number for a range operation, or
+        # ``way * sets + set`` for set/way and whole-cache operations.
+
+        maint = self.maint
+        walk_width   = max(g.addr_width - g.offset_bits, g.index_bits + g.way_bits) + 1
+        maint_pending = Signal()
+        maint_busy    = Signal()
+        maint_clean   = Signal()
+        maint_inval   = Signal()
+        maint_by_addr = Signal()
+        walk          = Signal(walk_width)
+        walk_end      = Signal(walk_width)
+        s2m_valid     = Signal()
+        s2m_item      = Signal(walk_width)
+        m.d.comb += maint.busy.eq(maint_busy)
+
+        with m.If(maint.go & ~maint_busy):
+            op = maint.op.as_value()
+            line_mask = (1 << g.offset_bits) - 1
+            first_line = maint.start[g.offset_bits:]
+            end_line   = (maint.end + line_mask)[g.offset_bits:]
+            m.d.sync += [
+                maint_pending.eq(1),
+                maint_busy.eq(1),
+                maint_clean.eq(op[0]),
+                maint_inval.eq(op[1]),
+                maint_by_addr.eq(maint.scope == MaintenanceScope.RANGE),
+            ]
+            with m.Switch(maint.scope):
+                with m.Case(MaintenanceScope.RANGE):
+                    m.d.sync += [walk.eq(first_line),
+                                 walk_end.eq(Mux(maint.end > maint.start, end_line, first_line))]
+                with m.Case(MaintenanceScope.SET_WAY):
+                    item = Cat(maint.set, maint.way)
+                    m.d.sync += [walk.eq(item), walk_end.eq(item + 1)]
+                with m.Default():
+                    m.d.sync += [walk.eq(0), walk_end.eq(g.sets * g.ways)]
+
+        s2m_tag   = s2m_item[g.index_bits:]
+        s2m_index = s2m_item[:g.index_bits]
+        s2m_way_sel = s2m_item[g.index_bits:g.index_bits + g.way_bits]
+        s2m_match_ways = Signal(g.ways)
+        s2m_way   = Signal(range(g.ways))
+        s2m_entry = Signal(tag_layout)
+        for way in ways:
+            by_addr = tag_rdata[way].tag == s2m_tag
+            by_index = s2m_way_sel == way
+            m.d.comb += s2m_match_ways[way].eq(
+                s2m_valid & tag_rdata[way].valid & Mux(maint_by_addr, by_addr, by_index))
+            with m.If(s2m_match_ways[way]):
+                m.d.comb += [s2m_way.eq(way), s2m_entry.eq(tag_rdata[way])]
+        s2m_match   = s2m_match_ways.any()
+        s2m_clean   = Signal()
+        s2m_advance = Signal()
+        m.d.comb += [
+            s2m_clean.eq(s2m_match & s2m_entry.dirty & maint_clean),
+            s2m_advance.eq(~s2m_clean | wb_can_start),
+        ]
+        walk_index = walk[:g.index_bits]
+
+        with m.FSM():
+            with m.State("ACCESS"):
+                s2_cached_hit = s2_valid & s2_req.cacheable & s2_hit
+                s2_done = Signal()
+                m.d.comb += [
+                    cpu.rsp.valid.eq(s2_cached_hit),
+                    cpu.rsp.payload.data.eq(s2_hit_data),
+                    s2_done.eq(s2_cached_hit & cpu.rsp.ready),
+                ]
+                s2_free = ~s2_valid | s2_done
+                m.d.comb += [
+                    cpu.req.ready.eq(s2_free & ~maint_pending),
+                    tag_raddr.eq(index_of(cpu.req.payload.addr)),
+                    tag_ren.eq(s2_free),
+                    fsm_data_raddr.eq(Cat(word_of(cpu.req.payload.addr),
+                                          index_of(cpu.req.payload.addr))),
+                    fsm_data_ren.eq(s2_free),
+                ]
+                with m.If(s2_free):
+                    m.d.sync += [
+                        s2_valid.eq(cpu.req.valid & cpu.req.ready),
+                        s2_req.eq(cpu.req.payload),
+                        s2_replayed.eq(0),
+                    ]
+                with m.If(s2_done):
+                    with m.If(~s2_replayed):
+                        m.d.sync += counters.hits.eq(counters.hits + 1)
+                    if g.ways > 1:
+                        m.d.sync += s2_lru.eq(plru.touch_value(s2_lru, s2_hit_way, g.ways))
+                    with m.If(s2_req.write):
+                        m.d.comb += [
+                            data_waddr.eq(Cat(s2_word, s2_index)),
+                            data_wdata.eq(s2_req.data),
+                            data_wstrb.eq(s2_req.strb),
+                            data_we.eq(s2_hit_ways),
+                            tag_waddr.eq(s2_index),
+                            tag_wdata.valid.eq(1),
+                            tag_wdata.dirty.eq(1),
+                            tag_wdata.tag.eq(s2_tag),
+                            tag_we.eq(s2_hit_ways),
+                        ]
+                with m.If(s2_valid & ~s2_req.cacheable):
+                    m.next = "UNCACHED"
+                with m.Elif(s2_valid & ~s2_hit):
+                    m.d.sync += [
+                        counters.misses.eq(counters.misses + 1),
+                        victim_way.eq(s2_victim_way),
+                        victim_tag.eq(tag_rdata[0].tag),
+                        victim_dirty.eq(tag_rdata[0].valid & tag_rdata[0].dirty),
+                    ]
+                    for way in ways[1:]:
+                        with m.If(s2_victim_way == way):
+                            m.d.sync += [
+                                victim_tag.eq(tag_rdata[way].tag),
+                                victim_dirty.eq(tag_rdata[way].valid & tag_rdata[way].dirty),
+                            ]
+                    m.next = "MISS"
+                with m.Elif(~s2_valid & maint_pending):
+                    m.d.sync += s2m_valid.eq(0)
+                    m.next = "MAINT_LOOKUP"
+
+            with m.State("MISS"):
+                # Earlier write-backs must be in memory before this refill reads it.
+                with m.If(wb_idle):
+                    m.d.comb += [
+                        wb_start.eq(victim_dirty),
+                        wb_start_set.eq(s2_index),
+                        wb_start_way.eq(victim_way),
+                        wb_start_tag.eq(victim_tag),
+                    ]
+                    m.next = "REFILL_ADDR"
+
+            with m.State("REFILL_ADDR"):
+                # The victim's data must have left its memory before the refill overwrites it.
+                with m.If(~wb_w_active):
+                    m.d.comb += [
+                        bus.ar.valid.eq(1),
+                        bus.ar.payload.addr.eq(Cat(Const(0, g.offset_bits), s2_index, s2_tag)),
+                        bus.ar.payload.len.eq(line_beats - 1),
+                    ]
+                    with m.If(bus.ar.ready):
+                        m.d.sync += [refill_beat.eq(0), refill_error.eq(0)]
+                        m.next = "REFILL_DATA"
+
+            with m.State("REFILL_DATA"):
+                m.d.comb += [
+                    bus.r.ready.eq(1),
+                    data_waddr.eq(Cat(refill_beat, s2_index)),
+                    data_wdata.eq(bus.r.payload.data),
+                    data_wstrb.eq(Const(-1, g.bytes_per_word)),
+                ]
+                with m.If(bus.r.valid):
+                    m.d.comb += data_we.eq(1 << victim_way)
+                    m.d.sync += refill_beat.eq(refill_beat + 1)
+                    error = refill_error | (bus.r.payload.resp != Resp.OKAY)
+                    m.d.sync += refill_error.eq(error)
+                    with m.If(refill_beat == line_beats - 1):
+                        m.d.comb += [
+                            tag_waddr.eq(s2_index),
+                            tag_wdata.valid.eq(~error),
+                            tag_wdata.tag.eq(s2_tag),
+                            tag_we.eq(1 << victim_way),
+                        ]
+                        with m.If(error):
+                            m.next = "REFILL_ERROR"
+                        with m.Else():
+                            m.next = "REPLAY"
+
+            with m.State("REPLAY"):
+                m.d.comb += [
+                    tag_raddr.eq(s2_index),
+                    tag_ren.eq(1),
+                    fsm_data_raddr.eq(Cat(s2_word, s2_index)),
+                    fsm_data_ren.eq(1),
+                ]
+                m.d.sync += s2_replayed.eq(1)
+                m.next = "ACCESS"
+
+            with m.State("REFILL_ERROR"):
+                m.d.comb += [cpu.rsp.valid.eq(1), cpu.rsp.payload.error.eq(1)]
+                with m.If(cpu.rsp.ready):
+                    m.d.sync += s2_valid.eq(0)
+                    m.next = "ACCESS"
+
+            with m.State("UNCACHED"):
+                with m.If(wb_idle):
+                    m.d.comb += [
+                        bridge.cpu.req.valid.eq(1),
+                        bridge.cpu.req.payload.eq(s2_req),
+                    ]
+                    with m.If(bridge.cpu.req.ready):
+                        m.next = "UNCACHED_RESPOND"
+
+            with m.State("UNCACHED_RESPOND"):
+                m.d.comb += [
+                    uncached_owns_bus.eq(1),
+                    cpu.rsp.valid.eq(bridge.cpu.rsp.valid),
+                    cpu.rsp.payload.eq(bridge.cpu.rsp.payload),
+                    bridge.cpu.rsp.ready.eq(cpu.rsp.ready),
+                ]
+                with m.If(cpu.rsp.valid & cpu.rsp.ready):
+                    m.d.sync += s2_valid.eq(0)
+                    m.next = "ACCESS"
+
+            with m.State("MAINT_LOOKUP"):
+                walk_more = walk < walk_end
+                m.d.comb += [
+                    tag_raddr.eq(walk_index),
+                    tag_ren.eq(s2m_advance),
+                ]
+                with m.If(s2m_advance):
+                    m.d.sync += s2m_valid.eq(walk_more)
+                    m.d.sync += s2m_item.eq(walk)
+                    with m.If(walk_more):
+                        m.d.sync += walk.eq(walk + 1)
+                    with m.If(s2m_match):
+                        m.d.comb += [
+                            wb_start.eq(s2m_clean),
+                            wb_start_set.eq(s2m_index),
+                            wb_start_way.eq(s2m_way),
+                            wb_start_tag.eq(s2m_entry.tag),
+                            tag_waddr.eq(s2m_index),
+                            tag_wdata.valid.eq(~maint_inval),
+                            tag_wdata.tag.eq(s2m_entry.tag),
+                            tag_we.eq(Mux(maint_inval | s2m_clean, s2m_match_ways, 0)),
+                        ]
+                        with m.If(s2m_clean):
+                            m.d.sync += counters.lines_cleaned.eq(counters.lines_cleaned + 1)
+                        with m.If(maint_inval):
+                            m.d.sync += counters.lines_invalidated.eq(
+                                counters.lines_invalidated + 1)
+                    with m.If(~walk_more):
+                        m.next = "MAINT_DRAIN"
+
+            with m.State("MAINT_DRAIN"):
+                with m.If(wb_idle):
+                    m.d.comb += maint.done.eq(1)
+                    m.d.sync += [maint_pending.eq(0), maint_busy.eq(0)]
+                    m.next = "ACCESS"
+
+        return m

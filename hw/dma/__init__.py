@@ -1,0 +1,1 @@
+"""Scatter-gather DMA engine: memory-to-memory channels, descriptors, reference model."""

@@ -1,0 +1,662 @@
+"""The data path of one DMA channel: descriptor walk, read and write bursts, completion."""
+
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..bus.axi import AXI4Signature, BOUNDARY, Burst, Resp, Size
+from .descriptor import STATUS_OFFSET, ErrorCode, StatusLayout
+from .fetch import DescriptorFetcher, TransferLayout
+from .realign import RealignJobLayout, Realigner
+
+__all__ = ["DMAEngine", "READ_ID_DATA", "READ_ID_DESC", "WRITE_ID_DATA", "WRITE_ID_STATUS"]
+
+#: AXI IDs a channel uses: data and descriptor reads, data and status writes.
+READ_ID_DATA, READ_ID_DESC = 0, 1
+WRITE_ID_DATA, WRITE_ID_STATUS = 0, 1
+
+
+class DMAEngine(wiring.Component):
+    """A memory-to-memory DMA channel on plain control signals (no register block).
+
+    Transfers come from register mode (``go`` with ``src``, ``dst``, ``length``) or from a
+    descriptor chain (``cur_desc``, then ``tail_write``; see :class:`DescriptorFetcher`). Each is
+    split into INCR bursts of at most ``max_burst_beats`` beats that never cross 4 KiB. Up to
+    ``max_outstanding_reads`` read bursts are in flight; read data is realigned to the
+    destination (:class:`Realigner`) into a buffer of ``buffer_depth`` beats, and a write burst
+    is issued once all its data is buffered, so reads and writes overlap and the write channel
+    is never held waiting. A descriptor's status is written back after the last write response
+    of its data; ``done`` pulses after that write's response (or, in register mode, after the
+    last data write response).
+
+    On an error the channel halts: it issues no further bursts or descriptor reads, answers the
+    bursts still in flight (write beats of bursts already issued go out with strobes cleared)
+    and reports ``err_code``, ``err_resp`` and ``err_desc``. Descriptor faults (fetch error,
+    zero length, stale descriptor) are reported once the transfers before them have completed.
+    ``soft_reset`` halts the channel, waits for the bus to fall quiet and resets it.
+
+    Parameters
+    ----------
+    addr_width, data_width, id_width, sid_width : int
+        Of the AXI4 manager port (``id_width`` at least 1; ``data_width`` at least 64).
+    stream_id : int
+        Driven on ``sid`` of every AR and AW.
+    max_burst_beats : int
+        Longest burst, 1 to 256 beats.
+    max_outstanding_reads, max_outstanding_writes : int
+        Data bursts in flight per direction.
+    buffer_depth : int
+        Beats of the realigned data buffer; at least ``2 * max_burst_beats + 1``.
+    queue_depth : int
+        Transfers accepted ahead of the one being completed.
+
+    Members
+    -------
+    bus : ``Out(AXI4Signature(...))``
+    go : ``In(1)``
+        Register mode: start a transfer of ``length`` bytes from ``src`` to ``dst``; ignored
+        while busy.
+    src, dst : ``In(addr_width)``
+    length : ``In(32)``
+    cur_desc, tail_desc : ``In(addr_width)``
+    cur_desc_write, tail_write : ``In(1)``
+    cyclic : ``In(1)``
+    soft_reset : ``In(1)``
+    clear_counters : ``In(1)``
+    busy : ``Out(1)``
+        Transfers pending or in flight, or a chain being walked (and not halted).
+    halted : ``Out(1)``
+        Stopped by an error, until reset.
+    resetting : ``Out(1)``
+        A soft reset is waiting for the bus to fall quiet.
+    quiet : ``Out(1)``
+        No transaction outstanding on ``bus`` and none due (such as a fault write-back).
+    error : ``Out(1)``
+        Pulses when the channel halts on an error.
+    err_code : ``Out(ErrorCode)``
+    err_resp : ``Out(Resp)``
+    err_desc : ``Out(addr_width)``
+        The faulting descriptor (0 in register mode).
+    done : ``Out(1)``
+        Pulses when a transfer completes.
+    done_irq : ``Out(1)``
+        Pulses when a transfer that asks for an interrupt completes (always in register mode).
+    completed : ``Out(32)``
+        Transfers completed since reset.
+    job_bytes : ``Out(32)``
+        Bytes acknowledged so far of the transfer being written.
+    bytes_moved, busy_cycles, stall_cycles : ``Out(32)``
+        Counters (bytes acknowledged by write responses; cycles busy; busy cycles with data
+        moving on neither R nor W while waiting on memory); kept across soft resets, cleared by
+        ``clear_counters``.
+    """
+    def __init__(self, *, addr_width=40, data_width=64, id_width=4, sid_width=8, stream_id=0,
+                 max_burst_beats=16, max_outstanding_reads=4, max_outstanding_writes=4,
+                 buffer_depth=128, queue_depth=4):
+        if data_width not in (64, 128, 256, 512):
+            raise ValueError(f"Data width must be 64, 128, 256 or 512, not {data_width!r}")
+        if not isinstance(id_width, int) or id_width < 1:
+            raise ValueError(f"ID width must be at least 1, not {id_width!r}")
+        if not isinstance(stream_id, int) or not 0 <= stream_id < 1 << sid_width:
+            raise ValueError(f"Stream ID must fit in {sid_width} bits, not {stream_id!r}")
+        max_beats_4k = BOUNDARY // (data_width // 8)
+        if (not isinstance(max_burst_beats, int) or
+                not 1 <= max_burst_beats <= min(256, max_beats_4k)):
+            raise ValueError(f"Maximum burst must be from 1 to {min(256, max_beats_4k)} beats, "
+                             f"not {max_burst_beats!r}")
+        for name, value in (("max_outstanding_reads", max_outstanding_reads),
+                            ("max_outstanding_writes", max_outstanding_writes),
+                            ("queue_depth", queue_depth)):
+            if not isinstance(value, int) or not 1 <= value <= 64:
+                raise ValueError(f"{name} must be from 1 to 64, not {value!r}")
+        if not isinstance(buffer_depth, int) or buffer_depth < 2 * max_burst_beats + 1:
+            raise ValueError(f"Buffer depth must be at least {2 * max_burst_beats + 1} beats "
+                             f"(twice the longest burst, plus one), not {buffer_depth!r}")
+        self.bus_signature = AXI4Signature(addr_width=addr_width, data_width=data_width,
+                                           id_width=id_width, sid_width=sid_width)
+        self.stream_id = stream_id
+        self.max_burst_beats = max_burst_beats
+        self.max_outstanding_reads = max_outstanding_reads
+        self.max_outstanding_writes = max_outstanding_writes
+        self.buffer_depth = buffer_depth
+        self.queue_depth = queue_depth
+        super().__init__({
+            "bus": Out(self.bus_signature),
+            "go": In(1),
+            "src": In(addr_width),
+            "dst": In(addr_width),
+            "length": In(32),
+            "cur_desc": In(addr_width),
+            "cur_desc_write": In(1),
+            "tail_desc": In(addr_width),
+            "tail_write": In(1),
+            "cyclic": In(1),
+            "soft_reset": In(1),
+            "clear_counters": In(1),
+            "busy": Out(1),
+            "halted": Out(1),
+            "resetting": Out(1),
+            "quiet": Out(1),
+            "error": Out(1),
+            "err_code": Out(ErrorCode),
+            "err_resp": Out(Resp),
+            "err_desc": Out(addr_width),
+            "done": Out(1),
+            "done_irq": Out(1),
+            "completed": Out(32),
+            "job_bytes": Out(32),
+            "bytes_moved": Out(32),
+            "busy_cycles": Out(32),
+            "stall_cycles": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        pipeline = _Pipeline(self)
+        core_reset = Signal()
+        m.submodules.pipeline = ResetInserter(core_reset)(pipeline)
+        m.d.comb += self.quiet.eq(pipeline.quiescent)
+
+        with m.If(self.soft_reset):
+            m.d.sync += self.resetting.eq(1)
+        with m.If(self.resetting & pipeline.quiescent):
+            m.d.comb += core_reset.eq(1)
+            m.d.sync += self.resetting.eq(0)
+
+        with m.If(self.clear_counters):
+            m.d.sync += [
+                self.bytes_moved.eq(0),
+                self.busy_cycles.eq(0),
+                self.stall_cycles.eq(0),
+            ]
+        with m.Else():
+            m.d.sync += [
+                self.bytes_moved.eq(self.bytes_moved + pipeline.acked_bytes),
+                self.busy_cycles.eq(self.busy_cycles + self.busy),
+                self.stall_cycles.eq(self.stall_cycles + pipeline.stalled),
+            ]
+        return m
+
+
+def _min(m, name, *values):
+    """The smallest of ``values``, as a new combinational signal."""
+    result = values[0]
+    for value in values[1:]:
+        result = Mux(value < result, value, result)
+    signal = Signal(range(1 << 30), name=name)
+    m.d.comb += signal.eq(result)
+    return signal
+
+
+class _BurstCursor:
+    """Walks the beats of one transfer side burst by burst: ``n`` beats next (at most
+    ``max_beats``, never crossing 4 KiB) from ``addr``."""
+    def __init__(self, m, name, *, addr_width, log_bpb, max_beats):
+        self.active = Signal(name=f"{name}_active")
+        self.addr = Signal(addr_width, name=f"{name}_addr")
+        self.left = Signal(30, name=f"{name}_left")
+        self.first = Signal(name=f"{name}_first")
+        self._log_bpb = log_bpb
+        to_boundary = (BOUNDARY >> log_bpb) - self.addr[log_bpb:exact_log2(BOUNDARY)]
+        self.n = _min(m, f"{name}_n", Const(max_beats), self.left, to_boundary)
+        self.last = Signal(name=f"{name}_last")
+        m.d.comb += self.last.eq(self.left == self.n)
+
+    def start(self, m, addr, length):
+        """Take a transfer of ``length`` bytes at byte address ``addr``."""
+        bpb = 1 << self._log_bpb
+        m.d.sync += [
+            self.active.eq(1),
+            self.addr.eq(Cat(Const(0, self._log_bpb), addr[self._log_bpb:])),
+            self.left.eq((addr[:self._log_bpb] + length + bpb - 1) >> self._log_bpb),
+            self.first.eq(1),
+        ]
+
+    def advance(self, m):
+        """The next burst has been issued."""
+        m.d.sync += [
+            self.addr.eq(self.addr + (self.n << self._log_bpb)),
+            self.left.eq(self.left - self.n),
+            self.first.eq(0),
+            self.active.eq(~self.last),
+        ]
+
+
+class _FifoOf:
+    """A :class:`SyncFIFOBuffered` of ``layout`` records, with views on both ends."""
+    def __init__(self, m, name, layout, depth):
+        self.fifo = fifo.SyncFIFOBuffered(width=data.Layout.cast(layout).size, depth=depth)
+        m.submodules[name] = self.fifo
+        self.w_data = data.View(layout, self.fifo.w_data)
+        self.r_data = data.View(layout, self.fifo.r_data)
+
+    def __getattr__(self, name):
+        return getattr(self.fifo, name)
+
+
+class _Pipeline(Elaboratable):
+    """The resettable part of :class:`DMAEngine`; drives the engine's ports."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.quiescent = Signal()
+        self.acked_bytes = Signal(32)
+        self.stalled = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        e = self.engine
+        bus = e.bus
+        sig = e.bus_signature
+        aw_bits = sig.addr_width
+        bpb = sig.bytes_per_beat
+        log_bpb = exact_log2(bpb)
+        max_beats = e.max_burst_beats
+
+        m.submodules.fetcher = fetcher = DescriptorFetcher(addr_width=aw_bits,
+                                                           data_width=sig.data_width)
+        m.submodules.realigner = realigner = Realigner(data_width=sig.data_width,
+                                                       addr_width=aw_bits)
+
+        halt = Signal()
+        stop = Signal()     # issue nothing new: halted, or a soft reset waiting
+        m.d.comb += [
+            stop.eq(halt | e.resetting),
+            e.halted.eq(halt),
+        ]
+
+        # ---- Transfer queues: every stage of the data path sees the transfers in order ----
+        read_q = _FifoOf(m, "read_q", data.StructLayout({
+            "src": aw_bits, "length": 32}), e.queue_depth)
+        align_q = _FifoOf(m, "align_q", RealignJobLayout(bytes_per_beat=bpb,
+                                                         addr_width=aw_bits), e.queue_depth)
+        write_q = _FifoOf(m, "write_q", data.StructLayout({
+            "dst": aw_bits, "length": 32, "desc": aw_bits}), e.queue_depth)
+        done_q = _FifoOf(m, "done_q", TransferLayout(addr_width=aw_bits), e.queue_depth)
+
+        # Register mode: `go` latches one transfer, handed over ahead of the descriptor walk.
+        reg_pending = Signal()
+        reg_transfer = Signal(TransferLayout(addr_width=aw_bits))
+        zero_length_go = Signal()
+        with m.If(e.go & ~e.busy & ~stop):
+            with m.If(e.length == 0):
+                m.d.comb += zero_length_go.eq(1)
+            with m.Else():
+                m.d.sync += [
+                    reg_pending.eq(1),
+                    reg_transfer.src.eq(e.src),
+                    reg_transfer.dst.eq(e.dst),
+                    reg_transfer.length.eq(e.length),
+                    reg_transfer.desc.eq(0),
+                    reg_transfer.irq.eq(1),
+                    reg_transfer.sg.eq(0),
+                ]
+
+        m.d.comb += [
+            fetcher.cur_desc.eq(e.cur_desc),
+            fetcher.cur_desc_write.eq(e.cur_desc_write),
+            fetcher.tail_desc.eq(e.tail_desc),
+            fetcher.tail_write.eq(e.tail_write),
+            fetcher.cyclic.eq(e.cyclic),
+            fetcher.halt.eq(stop),
+        ]
+
+        queues_ready = Signal()
+        m.d.comb += queues_ready.eq(read_q.w_rdy & align_q.w_rdy & write_q.w_rdy &
+                                    done_q.w_rdy & ~stop)
+        transfer = Signal(TransferLayout(addr_width=aw_bits))
+        dispatch = Signal()
+        with m.If(reg_pending):
+            m.d.comb += [
+                transfer.eq(reg_transfer),
+                dispatch.eq(queues_ready),
+            ]
+            with m.If(queues_ready):
+                m.d.sync += reg_pending.eq(0)
+        with m.Else():
+            m.d.comb += [
+                transfer.eq(fetcher.transfers.payload),
+                fetcher.transfers.ready.eq(queues_ready),
+                dispatch.eq(fetcher.transfers.valid & queues_ready),
+            ]
+        m.d.comb += [
+            read_q.w_data.src.eq(transfer.src),
+            read_q.w_data.length.eq(transfer.length),
+            align_q.w_data.src_offset.eq(transfer.src[:log_bpb]),
+            align_q.w_data.dst_offset.eq(transfer.dst[:log_bpb]),
+            align_q.w_data.length.eq(transfer.length),
+            align_q.w_data.desc.eq(transfer.desc),
+            write_q.w_data.dst.eq(transfer.dst),
+            write_q.w_data.length.eq(transfer.length),
+            write_q.w_data.desc.eq(transfer.desc),
+            done_q.w_data.eq(transfer),
+            read_q.w_en.eq(dispatch),
+            align_q.w_en.eq(dispatch),
+            write_q.w_en.eq(dispatch),
+            done_q.w_en.eq(dispatch),
+        ]
+
+        # ---- Realigned data buffer, with read credits ----
+        m.submodules.buffer = buffer = fifo.SyncFIFOBuffered(width=sig.data_width + bpb,
+                                                             depth=e.buffer_depth)
+        reserved = Signal(range(e.buffer_depth + 1))   # buffer beats promised to reads in flight
+        credits = Signal(range(e.buffer_depth + 1))
+        m.d.comb += credits.eq(e.buffer_depth - buffer.level - reserved)
+        reserve = Signal(range(max_beats + 2))
+        data_beat = Signal()            # a data read beat accepted
+        m.d.sync += reserved.eq(reserved + reserve - data_beat - realigner.job_done)
+
+        # ---- Read burst issue ----
+        rd = _BurstCursor(m, "rd", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
+        rd_outstanding = Signal(range(e.max_outstanding_reads + 1))
+        with m.If(~rd.active & read_q.r_rdy):
+            m.d.comb += read_q.r_en.eq(1)
+            rd.start(m, read_q.r_data.src, read_q.r_data.length)
+        rd_want = Signal()
+        m.d.comb += rd_want.eq(rd.active & ~stop & (credits >= rd.n + rd.first) &
+                               (rd_outstanding < e.max_outstanding_reads))
+
+        # AR: one request register; descriptor reads go first.
+        ar_load_desc = Signal()
+        ar_load_data = Signal()
+        with m.If(~bus.ar.valid | bus.ar.ready):
+            m.d.sync += [
+                bus.ar.payload.size.eq(Size.from_bytes(bpb)),
+                bus.ar.payload.burst.eq(Burst.INCR),
+                bus.ar.payload.sid.eq(e.stream_id),
+            ]
+            with m.If(fetcher.ar.valid):
+                m.d.comb += [
+                    ar_load_desc.eq(1),
+                    fetcher.ar.ready.eq(1),
+                ]
+                m.d.sync += [
+                    bus.ar.valid.eq(1),
+                    bus.ar.payload.id.eq(READ_ID_DESC),
+                    bus.ar.payload.addr.eq(fetcher.ar.payload.addr),
+                    bus.ar.payload.len.eq(fetcher.ar.payload.len),
+                ]
+            with m.Elif(rd_want):
+                m.d.comb += [
+                    ar_load_data.eq(1),
+                    reserve.eq(rd.n + rd.first),
+                ]
+                m.d.sync += [
+                    bus.ar.valid.eq(1),
+                    bus.ar.payload.id.eq(READ_ID_DATA),
+                    bus.ar.payload.addr.eq(rd.addr),
+                    bus.ar.payload.len.eq(rd.n - 1),
+                ]
+                rd.advance(m)
+            with m.Else():
+                m.d.sync += bus.ar.valid.eq(0)
+
+        # ---- R: descriptor beats to the fetcher, data beats through the realigner ----
+        r_is_desc = Signal()
+        m.d.comb += [
+            r_is_desc.eq(bus.r.payload.id == READ_ID_DESC),
+            fetcher.r.valid.eq(bus.r.valid & r_is_desc),
+            fetcher.r.payload.data.eq(bus.r.payload.data),
+            fetcher.r.payload.resp.eq(bus.r.payload.resp),
+            realigner.read.valid.eq(bus.r.valid & ~r_is_desc),
+            realigner.read.payload.data.eq(bus.r.payload.data),
+            realigner.read.payload.resp.eq(bus.r.payload.resp),
+            bus.r.ready.eq(Mux(r_is_desc, fetcher.r.ready, realigner.read.ready)),
+            data_beat.eq(realigner.read.valid & realigner.read.ready),
+        ]
+        m.d.sync += rd_outstanding.eq(rd_outstanding + ar_load_data -
+                                      (data_beat & bus.r.payload.last))
+
+        m.d.comb += [
+            realigner.jobs.valid.eq(align_q.r_rdy),
+            realigner.jobs.payload.eq(align_q.r_data),
+            align_q.r_en.eq(realigner.jobs.ready),
+            buffer.w_data.eq(Cat(realigner.write.payload.data, realigner.write.payload.strb)),
+            buffer.w_en.eq(realigner.write.valid),
+            realigner.write.ready.eq(buffer.w_rdy),
+        ]
+
+        # ---- Write burst issue: only when the whole burst's data is buffered ----
+        unclaimed = Signal(range(e.buffer_depth + 1))   # buffered beats no AW has claimed yet
+        claim = Signal(range(max_beats + 1))
+        m.d.sync += unclaimed.eq(unclaimed + (buffer.w_en & buffer.w_rdy) - claim)
+
+        burst_layout = data.StructLayout({"beats": range(max_beats + 1), "status": 1})
+        w_bursts = _FifoOf(m, "w_bursts", burst_layout, e.max_outstanding_writes + 1)
+        ack_layout = data.StructLayout({"last": 1, "bytes": range(max_beats * bpb + 1),
+                                        "desc": aw_bits})
+        b_track = _FifoOf(m, "b_track", ack_layout, e.max_outstanding_writes)
+
+        wr = _BurstCursor(m, "wr", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
+        wr_start = Signal(aw_bits)
+        wr_end = Signal(aw_bits + 1)
+        wr_desc = Signal(aw_bits)
+        with m.If(~wr.active & write_q.r_rdy):
+            m.d.comb += write_q.r_en.eq(1)
+            wr.start(m, write_q.r_data.dst, write_q.r_data.length)
+            m.d.sync += [
+                wr_start.eq(write_q.r_data.dst),
+                wr_end.eq(write_q.r_data.dst + write_q.r_data.length),
+                wr_desc.eq(write_q.r_data.desc),
+            ]
+        wr_want = Signal()
+        m.d.comb += wr_want.eq(wr.active & ~stop & (unclaimed >= wr.n) & b_track.w_rdy &
+                               w_bursts.w_rdy)
+        burst_bytes = Signal(range(max_beats * bpb + 1))
+        m.d.comb += burst_bytes.eq(Mux(wr.last, wr_end, wr.addr + (wr.n << log_bpb)) -
+                                   Mux(wr.first, wr_start, wr.addr))
+
+        # Completion side: status write-back requests.
+        status_want = Signal()
+        status_taken = Signal()
+        status_desc = Signal(aw_bits)
+
+        with m.If(~bus.aw.valid | bus.aw.ready):
+            m.d.sync += [
+                bus.aw.payload.size.eq(Size.from_bytes(bpb)),
+                bus.aw.payload.burst.eq(Burst.INCR),
+                bus.aw.payload.sid.eq(e.stream_id),
+            ]
+            with m.If(status_want & w_bursts.w_rdy):
+                m.d.comb += [
+                    status_taken.eq(1),
+                    w_bursts.w_en.eq(1),
+                    w_bursts.w_data.beats.eq(1),
+                    w_bursts.w_data.status.eq(1),
+                ]
+                m.d.sync += [
+                    bus.aw.valid.eq(1),
+                    bus.aw.payload.id.eq(WRITE_ID_STATUS),
+                    bus.aw.payload.addr.eq(status_desc + STATUS_OFFSET),
+                    bus.aw.payload.len.eq(0),
+                ]
+            with m.Elif(wr_want):
+                m.d.comb += [
+                    claim.eq(wr.n),
+                    w_bursts.w_en.eq(1),
+                    w_bursts.w_data.beats.eq(wr.n),
+                    w_bursts.w_data.status.eq(0),
+                    b_track.w_en.eq(1),
+                    b_track.w_data.last.eq(wr.last),
+                    b_track.w_data.bytes.eq(burst_bytes),
+                    b_track.w_data.desc.eq(wr_desc),
+                ]
+                m.d.sync += [
+                    bus.aw.valid.eq(1),
+                    bus.aw.payload.id.eq(WRITE_ID_DATA),
+                    bus.aw.payload.addr.eq(wr.addr),
+                    bus.aw.payload.len.eq(wr.n - 1),
+                ]
+                wr.advance(m)
+            with m.Else():
+                m.d.sync += bus.aw.valid.eq(0)
+
+        # ---- W: data beats from the buffer, or the status beat, in AW order ----
+        status_lane = STATUS_OFFSET % bpb
+        status_word = Signal(64)
+        w_beat = Signal(range(max_beats))
+        w_head = w_bursts.r_data
+        squash = Signal()           # halted: data beats go out with no strobe
+        with m.If(~bus.w.valid | bus.w.ready):
+            m.d.sync += squash.eq(halt)
+        with m.If(w_bursts.r_rdy & w_head.status):
+            m.d.comb += [
+                bus.w.valid.eq(1),
+                bus.w.payload.data.eq(status_word << (8 * status_lane)),
+                bus.w.payload.strb.eq(0xff << status_lane),
+                bus.w.payload.last.eq(1),
+                w_bursts.r_en.eq(bus.w.ready),
+            ]
+        with m.Elif(w_bursts.r_rdy):
+            m.d.comb += [
+                bus.w.valid.eq(buffer.r_rdy),
+                bus.w.payload.data.eq(buffer.r_data[:sig.data_width]),
+                bus.w.payload.strb.eq(Mux(squash, 0, buffer.r_data[sig.data_width:])),
+                bus.w.payload.last.eq(w_beat == w_head.beats - 1),
+            ]
+            with m.If(bus.w.valid & bus.w.ready):
+                m.d.comb += buffer.r_en.eq(1)
+                with m.If(bus.w.payload.last):
+                    m.d.comb += w_bursts.r_en.eq(1)
+                    m.d.sync += w_beat.eq(0)
+                with m.Else():
+                    m.d.sync += w_beat.eq(w_beat + 1)
+
+        # ---- B: data responses close bursts and transfers, status responses complete ----
+        acked_transfers = Signal(range(e.queue_depth + 1))   # written, not yet completed
+        transfer_acked = Signal()
+        transfer_done = Signal()
+        b_data = Signal()
+        b_status = Signal()
+        b_error = Signal()
+        m.d.comb += [
+            bus.b.ready.eq(1),
+            b_data.eq(bus.b.valid & (bus.b.payload.id == WRITE_ID_DATA)),
+            b_status.eq(bus.b.valid & (bus.b.payload.id == WRITE_ID_STATUS)),
+            b_error.eq(bus.b.payload.resp != Resp.OKAY),
+        ]
+        with m.If(b_data):
+            m.d.comb += [
+                b_track.r_en.eq(1),
+                self.acked_bytes.eq(b_track.r_data.bytes),
+                transfer_acked.eq(b_track.r_data.last),
+            ]
+            with m.If(b_track.r_data.last):
+                m.d.sync += e.job_bytes.eq(0)
+            with m.Else():
+                m.d.sync += e.job_bytes.eq(e.job_bytes + b_track.r_data.bytes)
+        m.d.sync += acked_transfers.eq(acked_transfers + transfer_acked - transfer_done)
+
+        head = done_q.r_data
+        fault_wb = Signal()         # the faulting descriptor's status is still to be written
+        bus_quiet = Signal()
+        status = data.View(StatusLayout(), status_word[:32])
+        status_busy = Signal()      # between a status AW and its B
+        with m.FSM(name="complete"):
+            with m.State("WAIT"):
+                m.d.comb += [
+                    status.completed.eq(1),
+                    status_word[32:].eq(head.length),
+                    status_desc.eq(head.desc),
+                ]
+                with m.If(halt):
+                    with m.If(fault_wb & bus_quiet):
+                        m.next = "FAULT_ADDR"
+                with m.Elif(done_q.r_rdy & (acked_transfers != 0)):
+                    with m.If(head.sg):
+                        m.next = "STATUS_ADDR"
+                    with m.Else():
+                        m.d.comb += transfer_done.eq(1)
+            with m.State("STATUS_ADDR"):
+                m.d.comb += [
+                    status.completed.eq(1),
+                    status_word[32:].eq(head.length),
+                    status_desc.eq(head.desc),
+                    status_want.eq(~stop),
+                ]
+                with m.If(status_taken):
+                    m.next = "STATUS_RESP"
+                with m.Elif(halt):
+                    m.next = "WAIT"
+            with m.State("STATUS_RESP"):
+                m.d.comb += [
+                    status.completed.eq(1),
+                    status_word[32:].eq(head.length),
+                    status_busy.eq(1),
+                ]
+                with m.If(b_status):
+                    with m.If(~b_error):
+                        m.d.comb += transfer_done.eq(1)
+                    m.next = "WAIT"
+            # After a halt on a descriptor the bus could reach, its status records the fault.
+            with m.State("FAULT_ADDR"):
+                m.d.comb += [
+                    status.error.eq(e.err_code),
+                    status.resp.eq(e.err_resp),
+                    status_desc.eq(e.err_desc),
+                    status_want.eq(1),
+                ]
+                with m.If(status_taken):
+                    m.next = "FAULT_RESP"
+            with m.State("FAULT_RESP"):
+                m.d.comb += [
+                    status.error.eq(e.err_code),
+                    status.resp.eq(e.err_resp),
+                    status_busy.eq(1),
+                ]
+                with m.If(b_status):
+                    m.d.sync += fault_wb.eq(0)
+                    m.next = "WAIT"
+        with m.If(transfer_done):
+            m.d.comb += [
+                done_q.r_en.eq(1),
+                e.done.eq(1),
+                e.done_irq.eq(head.irq | ~head.sg),
+            ]
+            m.d.sync += e.completed.eq(e.completed + 1)
+
+        # ---- Errors: the first one halts the channel ----
+        pipeline_empty = Signal()
+        m.d.comb += pipeline_empty.eq((done_q.level == 0) & ~reg_pending)
+        error = Signal()
+        code = Signal(ErrorCode)
+        resp = Signal(Resp)
+        desc = Signal(aw_bits)
+        with m.If(realigner.read_error):
+            m.d.comb += [error.eq(1), code.eq(ErrorCode.READ),
+                         resp.eq(bus.r.payload.resp), desc.eq(realigner.desc)]
+        with m.Elif(b_data & b_error):
+            m.d.comb += [error.eq(1), code.eq(ErrorCode.WRITE),
+                         resp.eq(bus.b.payload.resp), desc.eq(b_track.r_data.desc)]
+        with m.Elif(b_status & b_error):
+            m.d.comb += [error.eq(1), code.eq(ErrorCode.STATUS_WB),
+                         resp.eq(bus.b.payload.resp), desc.eq(head.desc)]
+        with m.Elif(fetcher.fault & pipeline_empty):
+            m.d.comb += [error.eq(1), code.eq(fetcher.fault_code),
+                         resp.eq(fetcher.fault_resp), desc.eq(fetcher.fault_desc)]
+        with m.Elif(zero_length_go):
+            m.d.comb += [error.eq(1), code.eq(ErrorCode.ZERO_LEN), resp.eq(Resp.OKAY),
+                         desc.eq(0)]
+        with m.If(error & ~halt):
+            m.d.comb += e.error.eq(1)
+            m.d.sync += [
+                halt.eq(1),
+                e.err_code.eq(code),
+                e.err_resp.eq(resp),
+                e.err_desc.eq(desc),
+                fault_wb.eq((desc != 0) & ((code == ErrorCode.READ) | (code == ErrorCode.WRITE) |
+                                           (code == ErrorCode.ZERO_LEN))),
+            ]
+
+        # ---- Activity ----
+        m.d.comb += [
+            e.busy.eq(~halt & (fetcher.active | (done_q.level != 0) | reg_pending)),
+            bus_quiet.eq((rd_outstanding == 0) & ~fetcher.in_flight & ~b_track.r_rdy &
+                         ~status_busy & ~bus.ar.valid & ~bus.aw.valid & ~w_bursts.r_rdy),
+            self.quiescent.eq(bus_quiet & ~fault_wb),
+            self.stalled.eq(e.busy & ~(bus.r.valid & bus.r.ready) & ~(bus.w.valid & bus.w.ready) &
+                            ((rd_outstanding != 0) | fetcher.in_flight | b_track.r_rdy |
+                             status_busy | bus.ar.valid | bus.aw.valid | bus.w.valid)),
+        ]
+        return m

@@ -1,0 +1,1 @@
+"""The DMA engine driver: a dmaengine-like async API over the channel registers."""

@@ -1,0 +1,1 @@
+"""The DMA mapping API: direct mapping, swiotlb bouncing, coherent allocations, DMA-API debug."""

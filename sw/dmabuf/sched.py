@@ -1,0 +1,129 @@
+"""Where waiting code lets time pass.
+
+Linux sleeps a task until an interrupt handler signals what it waits for. Here the waiting
+coroutine itself lets time pass through the current :class:`Scheduler`: with a
+:class:`MachineScheduler` that means clock cycles of the simulated SoC, after which pending
+interrupt lines are serviced by their handlers (which signal fences); with the default
+:class:`AsyncioScheduler` it means yielding to other asyncio tasks. Timeouts are in ticks
+of the scheduler (cycles for a machine).
+"""
+
+import abc
+import asyncio
+import contextlib
+import contextvars
+import sys
+
+__all__ = ["MAX_SCHEDULE_TIMEOUT", "Scheduler", "AsyncioScheduler", "MachineScheduler",
+           "current_scheduler", "use_scheduler"]
+
+MAX_SCHEDULE_TIMEOUT = sys.maxsize
+
+
+class Scheduler(abc.ABC):
+    """A clock that waiting code can let run."""
+
+    #: Ticks a waiter sleeps between two checks of its condition.
+    quantum = 1
+
+    @property
+    @abc.abstractmethod
+    def now(self):
+        """Ticks elapsed."""
+
+    @abc.abstractmethod
+    async def sleep(self, ticks):
+        """Let ``ticks`` ticks pass (and whatever they bring: interrupts, other tasks)."""
+
+    async def wait_until(self, condition, timeout):
+        """Sleep until ``condition()`` holds or ``timeout`` ticks passed. Returns the ticks
+        left (at least 1) if it holds, else 0, like ``wait_event_timeout()``."""
+        remaining = timeout
+        while not condition():
+            if remaining <= 0:
+                return 0
+            step = min(remaining, self.quantum)
+            await self.sleep(step)
+            if remaining != MAX_SCHEDULE_TIMEOUT:
+                remaining -= step
+        return max(remaining, 1)
+
+
+class AsyncioScheduler(Scheduler):
+    """Virtual ticks over asyncio: each tick yields once to the other tasks."""
+
+    def __init__(self):
+        self._now = 0
+
+    @property
+    def now(self):
+        return self._now
+
+    async def sleep(self, ticks):
+        for _ in range(ticks):
+            self._now += 1
+            await asyncio.sleep(0)
+
+
+class MachineScheduler(Scheduler):
+    """Cycles of a :class:`~dmabuf_soc.sw.machine.base.Machine`, with interrupt handlers.
+
+    Parameters
+    ----------
+    machine : Machine
+    quantum : int
+        Cycles between two checks of a waiter's condition (and of the interrupt lines).
+    """
+
+    def __init__(self, machine, *, quantum=16):
+        if not isinstance(quantum, int) or quantum < 1:
+            raise ValueError(f"quantum must be a positive integer, not {quantum!r}")
+        self.machine = machine
+        self.quantum = quantum
+        self._handlers = {}
+
+    @property
+    def now(self):
+        return self.machine.cycle
+
+    def request_irq(self, line, handler):
+        """Run ``await handler()`` whenever ``line`` is found asserted (``request_irq()``).
+        The handler must deassert the line (acknowledge the interrupt)."""
+        if line in self._handlers:
+            raise ValueError(f"IRQ line {line!r} already has a handler")
+        self._handlers[line] = handler
+
+    def free_irq(self, line):
+        del self._handlers[line]
+
+    async def service_irqs(self):
+        for line, handler in list(self._handlers.items()):
+            if self.machine.irq_pending(line):
+                await handler()
+
+    async def sleep(self, ticks):
+        await self.machine.tick(ticks)
+        await self.service_irqs()
+
+
+_current = contextvars.ContextVar("scheduler", default=None)
+_default = AsyncioScheduler()
+
+
+def current_scheduler():
+    """The scheduler installed with :func:`use_scheduler`, else a shared
+    :class:`AsyncioScheduler`."""
+    scheduler = _current.get()
+    return _default if scheduler is None else scheduler
+
+
+@contextlib.contextmanager
+def use_scheduler(scheduler):
+    """Make ``scheduler`` current inside the ``with`` block."""
+    if not isinstance(scheduler, Scheduler):
+        raise TypeError(f"scheduler must be a Scheduler, not {scheduler!r}")
+    token = _current.set(scheduler)
+    try:
+        yield scheduler
+    finally:
+        _current.reset(token)

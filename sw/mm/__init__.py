@@ -1,0 +1,1 @@
+"""Memory management: physical pages, zones, CMA and carveout ranges, kernel mappings."""

@@ -1,0 +1,106 @@
+"""Test doubles for the driver-layer tests that need memory but not the simulated SoC:
+a flat-memory :class:`Machine` (no cache, no devices) and a cache-maintenance recorder."""
+
+from dmabuf_soc.hw.config import SocConfig
+from dmabuf_soc.sw.dma_mapping.arch import ArchDmaSync, CacheMaintenance
+from dmabuf_soc.sw.dma_mapping.mapping import DmaPlatform
+from dmabuf_soc.sw.dma_mapping.swiotlb import Swiotlb
+from dmabuf_soc.sw.machine.base import BusError, Machine
+from dmabuf_soc.sw.mm.cma import Cma, GenPool
+from dmabuf_soc.sw.mm.kmem import KernelMemory
+from dmabuf_soc.sw.mm.memblock import Memblock
+from dmabuf_soc.sw.mm.page_alloc import PageAllocator
+
+
+class FlatMachine(Machine):
+    """DDR banks as byte arrays; every access is recorded as ``(kind, addr, size,
+    cacheable)``. Memory starts filled with ``0xa5`` so that zeroing is visible."""
+
+    def __init__(self, config=None):
+        self.config = config or SocConfig()
+        self.mem = {bank.base: bytearray(b"\xa5" * bank.size) for bank in self.config.banks}
+        self.accesses = []
+        self._cycle = 0
+        self.irq_lines = set()
+
+    def _bank(self, addr, size):
+        for base, data in self.mem.items():
+            if base <= addr and addr + size <= base + len(data):
+                return data, addr - base
+        raise BusError(f"no memory at {addr:#x}+{size}")
+
+    @property
+    def cycle(self):
+        return self._cycle
+
+    async def tick(self, n=1):
+        self._cycle += n
+
+    async def mmio_read(self, addr):
+        raise BusError("FlatMachine has no registers")
+
+    async def mmio_write(self, addr, value):
+        raise BusError("FlatMachine has no registers")
+
+    async def load(self, addr, size, *, cacheable=True):
+        self.accesses.append(("load", addr, size, cacheable))
+        data, offset = self._bank(addr, size)
+        return bytes(data[offset:offset + size])
+
+    async def store(self, addr, data, *, cacheable=True):
+        self.accesses.append(("store", addr, len(data), cacheable))
+        mem, offset = self._bank(addr, len(data))
+        mem[offset:offset + len(data)] = bytes(data)
+
+    async def wait_irq(self, line, *, timeout_cycles):
+        raise NotImplementedError
+
+    def irq_pending(self, line):
+        return line in self.irq_lines
+
+    async def peek(self, addr, n):
+        data, offset = self._bank(addr, n)
+        return bytes(data[offset:offset + n])
+
+    async def poke(self, addr, data):
+        mem, offset = self._bank(addr, len(data))
+        mem[offset:offset + len(data)] = bytes(data)
+
+
+class RecordingCache(CacheMaintenance):
+    """Records ``(op, pa, size)`` of every maintenance operation."""
+
+    def __init__(self):
+        self.ops = []
+
+    async def clean(self, pa, size):
+        self.ops.append(("clean", pa, size))
+
+    async def invalidate(self, pa, size):
+        self.ops.append(("invalidate", pa, size))
+
+    async def clean_invalidate(self, pa, size):
+        self.ops.append(("clean_invalidate", pa, size))
+
+
+class System:
+    """Memory, a DMA platform and pools as the kernel would set them up at boot."""
+
+    def __init__(self, *, swiotlb_size=64 * 1024, cma_size=256 * 1024,
+                 carveout_size=128 * 1024, strict_debug=True, machine=True):
+        from dmabuf_soc.sw.dma_mapping.debug import DmaDebug
+        self.machine = FlatMachine() if machine else None
+        self.memblock = Memblock(SocConfig().banks)
+        self.kmem = KernelMemory(self.machine)
+        self.swiotlb = (Swiotlb.reserve(self.memblock, self.kmem, swiotlb_size)
+                        if swiotlb_size else None)
+        self.cma = Cma.reserve(self.memblock, cma_size, "reserved") if cma_size else None
+        self.carveout = None
+        if carveout_size:
+            base = self.memblock.alloc(carveout_size, "carveout", limit=1 << 32)
+            self.carveout = GenPool("carveout", base, carveout_size)
+        self.mm = PageAllocator(self.memblock)
+        self.cache = RecordingCache()
+        self.platform = DmaPlatform(self.mm, self.kmem, arch=ArchDmaSync(self.cache),
+                                    swiotlb=self.swiotlb, cma=self.cma,
+                                    debug=DmaDebug(strict=strict_debug))

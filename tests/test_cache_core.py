@@ -1,0 +1,285 @@
+"""The cache core (hw/cache/core.py) against its reference model (hw/cache/model.py).
+
+The core sits between a :class:`CpuPortDriver` and an :class:`AXI4Subordinate`, with the
+AXI4 protocol checker and a burst monitor on its memory port. Every CPU access and every
+maintenance operation is replayed on the model in the order the core took them (by cycle),
+and the load data, the bursts on the bus (addresses and write data), the counters and, at
+the end, memory must all agree.
+"""
+
+import random
+
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from dmabuf_soc.hw.bus.axi import Resp
+from dmabuf_soc.hw.bus.checker import AXI4Checker
+from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory
+from dmabuf_soc.hw.cache import plru
+from dmabuf_soc.hw.cache.core import CacheCore, MaintenanceOp, MaintenanceScope
+from dmabuf_soc.hw.cache.geometry import CacheGeometry
+from dmabuf_soc.hw.cache.model import CacheModel
+from dmabuf_soc.hw.cache.sim import BurstMonitor, CpuPortDriver
+
+BASE = 0x8000_0000
+COUNTERS = ("hits", "misses", "writebacks", "lines_cleaned", "lines_invalidated")
+
+
+class CoreBench:
+    """A :class:`CacheCore` wired to simulation models, and its reference model."""
+
+    def __init__(self, geometry=None, *, seed=0, read_latency=3, write_latency=2,
+                 bus_gap=0.0, cpu_gap=0.0, error=None):
+        self.geometry = geometry = geometry or CacheGeometry()
+        self.dut = dut = CacheCore(geometry)
+        m = Module()
+        m.submodules.dut = dut
+        self.cycle = Signal(32)
+        m.d.sync += self.cycle.eq(self.cycle + 1)
+        self.sim = Simulator(m)
+        self.sim.add_clock(1e-8)
+        rng = random.Random(seed)
+        self.memory = ReferenceMemory()
+        self.subordinate = AXI4Subordinate(dut.bus, self.memory, rng=rng,
+                                           read_latency=read_latency,
+                                           write_latency=write_latency, ready_gap=bus_gap,
+                                           valid_gap=bus_gap, error=error)
+        self.checker = AXI4Checker(dut.bus, name="cache")
+        self.monitor = BurstMonitor(dut.bus)
+        self.cpu = CpuPortDriver(dut.cpu, self.cycle, rng=rng, valid_gap=cpu_gap,
+                                 ready_gap=cpu_gap)
+        for model in (self.subordinate, self.checker, self.monitor, self.cpu):
+            model.add_to(self.sim)
+        self.model = CacheModel(geometry, ReferenceMemory())
+        self.expected_reads = []
+        self.expected_writes = []
+
+    def dma_write(self, addr, data):
+        """A device writes memory behind the cache's back."""
+        self.memory.write(addr, data)
+        self.model.memory.write(addr, data)
+
+    async def start_maintenance(self, ctx, op, scope, *, start=0, end=0, set=0, way=0):
+        """Pulse ``go``; returns the cycle number of the edge that took it."""
+        maint = self.dut.maint
+        ctx.set(maint.op, op)
+        ctx.set(maint.scope, scope)
+        ctx.set(maint.start, start)
+        ctx.set(maint.end, end)
+        ctx.set(maint.set, set)
+        ctx.set(maint.way, way)
+        ctx.set(maint.go, 1)
+        _, _, cycle = await ctx.tick().sample(self.cycle)
+        ctx.set(maint.go, 0)
+        return cycle
+
+    async def wait_maintenance(self, ctx):
+        """Wait for ``done``; returns the cycle number of the edge after it."""
+        cycle, = await ctx.tick().sample(self.cycle).until(self.dut.maint.done)
+        return cycle
+
+    def replay(self, events):
+        """Run ``events`` on the model in the order the core took them and check the CPU's
+        answers. ``events`` are accesses (:class:`CpuAccess`) and ``(cycle, kwargs)`` pairs
+        of maintenance operations."""
+        def key(event):
+            return (event[0], 1) if isinstance(event, tuple) else (event.accepted_at, 0)
+        for event in sorted(events, key=key):
+            if isinstance(event, tuple):
+                outcome = self.model.maintain(**event[1])
+            else:
+                outcome = self.model.access(event.addr, write=event.write, data=event.data,
+                                            strb=event.strb, cacheable=event.cacheable)
+                assert not event.error, f"unexpected bus error for {event}"
+                if not event.write:
+                    assert event.rsp_data == outcome.data, \
+                        f"load {event.addr:#x}: cache {event.rsp_data:#x}, model {outcome.data:#x}"
+            self.expected_reads += outcome.reads
+            self.expected_writes += outcome.writes
+
+    def check_bus_and_counters(self, ctx):
+        assert self.monitor.reads == self.expected_reads
+        assert self.monitor.writes == self.expected_writes
+        assert {name: ctx.get(getattr(self.dut.counters, name)) for name in COUNTERS} == \
+            self.model.counters
+
+    def run(self, testbench):
+        self.sim.add_testbench(testbench)
+        self.sim.run()
+        self.checker.assert_clean(idle=True)
+
+
+def line_addr(geometry, tag, index, word=0):
+    return BASE + geometry.line_addr(tag, index) + word * geometry.bytes_per_word
+
+
+# Geometry and PLRU ---------------------------------------------------------------------------
+
+def test_geometry_defaults():
+    g = CacheGeometry()
+    assert (g.sets, g.words_per_line, g.offset_bits, g.index_bits, g.tag_bits) == \
+        (32, 8, 6, 5, 29)
+    assert g.split(0x8000_1234 + 8) == (0x8000_1234 >> 11, (0x123C >> 6) % 32, 7)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(size=6000), ValueError),
+    (dict(ways=3), ValueError),
+    (dict(line_size=8), ValueError),
+    (dict(size=128, ways=4, line_size=64), ValueError),
+    (dict(data_width=128), ValueError),
+    (dict(ways="4"), TypeError),
+])
+def test_geometry_checks(kwargs, error):
+    with pytest.raises(error):
+        CacheGeometry(**kwargs)
+
+
+def test_core_rejects_non_geometry():
+    with pytest.raises(TypeError, match="CacheGeometry"):
+        CacheCore(8192)
+
+
+@pytest.mark.parametrize("ways", [2, 4, 8])
+def test_plru_victim_is_least_recent_after_touching_all(ways):
+    bits = 0
+    order = list(range(ways))
+    random.Random(ways).shuffle(order)
+    for way in order:
+        bits = plru.touch(bits, way, ways)
+    # A tree PLRU always spares the most recent way; touching all ways in order leaves the
+    # first one touched as the victim.
+    assert plru.victim(bits, ways) == order[0]
+    assert plru.victim(bits, ways) != order[-1]
+
+
+# Hits ----------------------------------------------------------------------------------------
+
+def test_hits_one_cycle_latency_one_per_cycle():
+    bench = CoreBench()
+    g = bench.geometry
+
+    async def testbench(ctx):
+        first = bench.cpu.issue(line_addr(g, 5, 3))
+        await bench.cpu.wait(ctx, first)
+        hits = [bench.cpu.issue(line_addr(g, 5, 3, word), write=word % 2, data=word)
+                for _ in range(4) for word in range(g.words_per_line)]
+        await bench.cpu.wait(ctx)
+        accepted = [a.accepted_at for a in hits]
+        assert accepted == list(range(accepted[0], accepted[0] + len(hits)))
+        assert all(a.responded_at == a.accepted_at + 1 for a in hits)
+        bench.replay([first] + hits)
+        bench.check_bus_and_counters(ctx)
+
+    bench.run(testbench)
+
+
+def test_refill_error_answers_error_and_installs_nothing():
+    bad = line_addr(CacheGeometry(), 7, 2)
+    bench = CoreBench(error=lambda write, addr: Resp.SLVERR if addr == bad else None)
+
+    async def testbench(ctx):
+        failed = bench.cpu.issue(bad + 8)
+        await bench.cpu.wait(ctx)
+        assert failed.error
+        again = bench.cpu.issue(bad + 16)
+        good = bench.cpu.issue(line_addr(bench.geometry, 8, 2), write=True, data=5)
+        await bench.cpu.wait(ctx)
+        assert again.error and not good.error
+        assert ctx.get(bench.dut.counters.misses) == 3
+        assert ctx.get(bench.dut.counters.hits) == 0
+
+    bench.run(testbench)
+
+
+# Random traffic against the model ------------------------------------------------------------
+
+def random_traffic(bench, rng, steps):
+    g = bench.geometry
+    # A few tags per set over a few sets: plenty of conflicts, evictions and hits.
+    tags = [0x40 + n for n in range(g.ways + 2)]
+    indices = rng.sample(range(g.sets), min(g.sets, 3))
+    region_end = line_addr(g, max(tags) + 1, 0)
+
+    def random_addr():
+        return line_addr(g, rng.choice(tags), rng.choice(indices),
+                         rng.randrange(g.words_per_line))
+
+    def random_maintenance():
+        op = rng.choice(list(MaintenanceOp))
+        scope = rng.choice([MaintenanceScope.RANGE] * 4 + [MaintenanceScope.SET_WAY] * 2 +
+                           [MaintenanceScope.ALL])
+        start = random_addr() + rng.randrange(-16, 16)
+        end = start + rng.choice([0, 1, g.line_size, rng.randrange(1, 4 * g.line_size),
+                                  rng.randrange(g.sets * g.line_size * 2)])
+        return dict(op=op, scope=scope, start=start, end=end,
+                    set=rng.choice(indices), way=rng.randrange(g.ways))
+
+    async def testbench(ctx):
+        for step in range(steps):
+            kind = rng.choices(["accesses", "dma"], [6, 1])[0]
+            if kind == "dma":
+                await ctx.tick().repeat(bench.subordinate.write_latency + 4)
+                addr = random_addr() + rng.randrange(8)
+                bench.dma_write(addr, rng.randbytes(rng.randrange(1, 24)))
+                continue
+            events = []
+            go_at = float("inf")
+            for _ in range(rng.randrange(1, 12)):
+                write = rng.random() < 0.4
+                events.append(bench.cpu.issue(
+                    random_addr(), write=write, data=rng.getrandbits(g.data_width),
+                    strb=rng.getrandbits(g.bytes_per_word) if write else None,
+                    cacheable=rng.random() < 0.85))
+            if rng.random() < 0.5:
+                # Maintenance while accesses are queued: they wait, before or after it.
+                await ctx.tick().repeat(rng.randrange(1, 6))
+                kwargs = random_maintenance()
+                go_at = await bench.start_maintenance(ctx, **kwargs)
+                done_at = await bench.wait_maintenance(ctx)
+                events.append((go_at, kwargs))
+            await bench.cpu.wait(ctx)
+            for access in events:
+                if not isinstance(access, tuple) and access.accepted_at > go_at:
+                    assert access.accepted_at >= done_at, "access taken during maintenance"
+            await ctx.tick().repeat(2 * g.words_per_line)
+            bench.replay(events)
+            bench.check_bus_and_counters(ctx)
+        # Write everything back and compare all of memory.
+        kwargs = dict(op=MaintenanceOp.CLEAN_INVALIDATE, scope=MaintenanceScope.ALL)
+        events = [(await bench.start_maintenance(ctx, **kwargs), kwargs)]
+        await bench.wait_maintenance(ctx)
+        bench.replay(events)
+        bench.check_bus_and_counters(ctx)
+        assert bench.memory.read(BASE, region_end - BASE) == \
+            bench.model.memory.read(BASE, region_end - BASE)
+
+    bench.run(testbench)
+
+
+@pytest.mark.parametrize("geometry, seed, gap", [
+    (CacheGeometry(), 1, 0.0),
+    (CacheGeometry(), 2, 0.3),
+    (CacheGeometry(size=512, ways=2, line_size=32), 3, 0.2),
+    (CacheGeometry(size=256, ways=1, line_size=16), 4, 0.2),
+    (CacheGeometry(size=1024, ways=8, line_size=32), 5, 0.1),
+    (CacheGeometry(size=256, ways=4, line_size=64), 6, 0.1),
+])
+def test_random_against_model(geometry, seed, gap):
+    rng = random.Random(seed)
+    bench = CoreBench(geometry, seed=seed, read_latency=rng.randrange(1, 8),
+                      write_latency=rng.randrange(1, 12), bus_gap=gap, cpu_gap=gap)
+    random_traffic(bench, rng, steps=25)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10, 18))
+def test_random_against_model_soak(seed):
+    rng = random.Random(seed)
+    geometry = rng.choice([CacheGeometry(), CacheGeometry(size=512, ways=2, line_size=32),
+                           CacheGeometry(size=1024, ways=8, line_size=32)])
+    bench = CoreBench(geometry, seed=seed, read_latency=rng.randrange(1, 25),
+                      write_latency=rng.randrange(1, 25), bus_gap=rng.random() * 0.4,
+                      cpu_gap=rng.random() * 0.4)
+    random_traffic(bench, rng, steps=300)

@@ -1,0 +1,200 @@
+"""DMA engine error handling: each error kind halts the channel with its code and faulting
+descriptor, issues no further bursts, and a soft reset recovers."""
+
+import random
+
+import pytest
+
+from dmabuf_soc.hw.bus.axi import Resp
+from dmabuf_soc.hw.dma.descriptor import (DESCRIPTOR_BYTES, STATUS_OFFSET, ErrorCode,
+                                          pack_descriptor, unpack_descriptor)
+from dmabuf_soc.hw.dma.engine import READ_ID_DATA, READ_ID_DESC, WRITE_ID_DATA, WRITE_ID_STATUS
+from dmabuf_soc.hw.dma.model import DMAModel, bursts
+from dmabuf_soc.hw.dma.sim import EngineHarness
+
+from test_dma_engine import (DST, SRC, assert_memory_equal, fill, random_harness,
+                             random_segments, snapshot, write_chain)
+
+
+class Injector:
+    """``error(write, addr)`` for the memory and the model: one burst address answers
+    ``resp`` while armed."""
+    def __init__(self, write, addr, resp):
+        self.write, self.addr, self.resp, self.armed = write, addr, resp, True
+
+    def __call__(self, write, addr):
+        if self.armed and write == self.write and addr == self.addr:
+            return self.resp
+        return None
+
+
+async def wait_halted(harness, ctx):
+    e = harness.engine
+    await ctx.tick().until(e.halted)
+    await ctx.tick().until(e.quiet)
+
+
+async def recover_and_copy(harness, ctx, rng):
+    """Soft reset, then check that a register-mode transfer works again."""
+    e = harness.engine
+    await harness.pulse(ctx, e.soft_reset)
+    await harness.wait_idle(ctx)
+    assert not ctx.get(e.halted) and ctx.get(e.err_code) == ErrorCode.NONE
+    src, dst, length = SRC + 0x3f000 + rng.randrange(8), DST + 0x3f000 + rng.randrange(8), 700
+    await harness.register_transfer(ctx, src, dst, length)
+    assert not ctx.get(e.halted)
+    assert harness.memory.read(dst, length) == harness.memory.read(src, length)
+
+
+KINDS = [ErrorCode.READ, ErrorCode.WRITE, ErrorCode.DESC_FETCH, ErrorCode.STATUS_WB,
+         ErrorCode.ZERO_LEN, ErrorCode.STALE]
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_sg_error(kind, seed):
+    rng = random.Random(hash((kind.name, seed)) & 0xffff)
+    resp = rng.choice([Resp.SLVERR, Resp.DECERR])
+    segments = random_segments(rng, 4, max_length=1500)
+    fault = rng.randrange(4)
+    # The addresses are known once the chain is written; the injector is aimed afterwards.
+    injector = Injector(False, -1, resp)
+    harness = random_harness(rng, error=injector)
+    fill(harness, rng)
+    addrs = write_chain(harness.memory, segments)
+    src, dst, length = segments[fault]
+    if kind == ErrorCode.READ:
+        injector.write, injector.addr = False, rng.choice(bursts(src, length))[0]
+    elif kind == ErrorCode.WRITE:
+        injector.write, injector.addr = True, rng.choice(bursts(dst, length))[0]
+    elif kind == ErrorCode.DESC_FETCH:
+        injector.write, injector.addr = False, addrs[fault]
+    elif kind == ErrorCode.STATUS_WB:
+        injector.write, injector.addr = True, addrs[fault] + STATUS_OFFSET
+    else:
+        raw = unpack_descriptor(harness.memory.read(addrs[fault], DESCRIPTOR_BYTES))
+        if kind == ErrorCode.ZERO_LEN:
+            raw["length"] = 0
+        else:
+            raw["completed"] = True
+        harness.memory.write(addrs[fault], pack_descriptor(**raw))
+    expected = snapshot(harness.memory)
+    outcome = DMAModel(expected, error=injector).chain(addrs[0], addrs[-1])
+    assert (outcome.error, outcome.err_desc) == (kind, addrs[fault])
+    state = {}
+
+    async def testbench(ctx):
+        e = harness.engine
+        await harness.start_chain(ctx, addrs[0], addrs[-1])
+        await wait_halted(harness, ctx)
+        assert not ctx.get(e.busy)
+        state["completed"] = ctx.get(e.completed)
+        state["code"], state["resp"] = ctx.get(e.err_code), ctx.get(e.err_resp)
+        state["desc"] = ctx.get(e.err_desc)
+        await ctx.tick().repeat(50)
+        state["memory"] = snapshot(harness.memory)
+        injector.armed = False
+        await recover_and_copy(harness, ctx, rng)
+
+    harness.run(testbench)
+    harness.checker.assert_clean(idle=True)
+    assert state["code"] == kind
+    assert state["desc"] == addrs[fault]
+    if kind in (ErrorCode.READ, ErrorCode.WRITE, ErrorCode.DESC_FETCH, ErrorCode.STATUS_WB):
+        assert state["resp"] == resp
+    error_cycle, = [cycle for cycle, name in harness.events if name == "error"]
+
+    # Completed descriptors form a prefix, all of it when the fault was in a descriptor.
+    done = state["completed"]
+    if kind in (ErrorCode.READ, ErrorCode.WRITE):
+        assert done <= fault
+    else:
+        assert done == fault
+    memory = state["memory"]
+    for index, addr in enumerate(addrs):
+        desc = unpack_descriptor(memory.read(addr, DESCRIPTOR_BYTES))
+        stale = index == fault and kind == ErrorCode.STALE
+        assert desc["completed"] == (index < done or stale)
+        if index == fault and kind in (ErrorCode.READ, ErrorCode.WRITE, ErrorCode.ZERO_LEN):
+            assert (desc["error"], desc["bytes_moved"]) == (kind, 0)
+    # Not one byte changes outside the destinations (and status words) the model leaves open.
+    skip = [(dst, length) for _, dst, length in segments[done:]]
+    skip += [(addr + STATUS_OFFSET, 8) for addr in addrs[done:fault]]
+    assert_memory_equal(memory, expected, skip=skip)
+
+    # No further bursts until the recovery: at most the one already waiting on each address
+    # channel, no descriptor read, and on AW only the faulting descriptor's fault write-back.
+    recovery = min(c for c, ch, f in harness.checker.log if ch == "ar" and c > error_cycle
+                   and f["addr"] >= SRC + 0x3f000)
+    halted = [(ch, f) for c, ch, f in harness.checker.log if error_cycle < c < recovery]
+    assert len([f for ch, f in halted if ch == "ar" and f["id"] == READ_ID_DATA]) <= 1
+    assert len([f for ch, f in halted if ch == "aw" and f["id"] == WRITE_ID_DATA]) <= 1
+    assert not [f for ch, f in halted if ch == "ar" and f["id"] == READ_ID_DESC]
+    status_writes = [f["addr"] for ch, f in halted if ch == "aw" and f["id"] == WRITE_ID_STATUS]
+    assert set(status_writes) <= {addrs[fault] + STATUS_OFFSET}
+
+
+@pytest.mark.parametrize("kind", [ErrorCode.READ, ErrorCode.WRITE], ids=["READ", "WRITE"])
+def test_register_mode_bus_error(kind):
+    rng = random.Random(kind.value)
+    src, dst, length = SRC + 5, DST + 0x1003, 900
+    target = bursts(src, length)[1][0] if kind == ErrorCode.READ else bursts(dst, length)[2][0]
+    injector = Injector(kind == ErrorCode.WRITE, target, Resp.SLVERR)
+    harness = random_harness(rng, error=injector)
+    fill(harness, rng)
+    expected = snapshot(harness.memory)
+
+    async def testbench(ctx):
+        e = harness.engine
+        ctx.set(e.src, src)
+        ctx.set(e.dst, dst)
+        ctx.set(e.length, length)
+        await harness.pulse(ctx, e.go)
+        await wait_halted(harness, ctx)
+        assert (ctx.get(e.err_code), ctx.get(e.err_desc)) == (kind, 0)
+        assert ctx.get(e.completed) == 0
+        assert_memory_equal(harness.memory, expected, skip=[(dst, length)])
+        injector.armed = False
+        await recover_and_copy(harness, ctx, rng)
+
+    harness.run(testbench)
+    harness.checker.assert_clean(idle=True)
+    assert harness.count("error") == 1
+    assert not [f for c, ch, f in harness.checker.log if ch == "aw" and f["id"] == WRITE_ID_STATUS]
+
+
+def test_register_mode_zero_length():
+    harness = EngineHarness(memory="reference", read_latency=2, write_latency=2)
+
+    async def testbench(ctx):
+        e = harness.engine
+        ctx.set(e.length, 0)
+        await harness.pulse(ctx, e.go)
+        await wait_halted(harness, ctx)
+        assert (ctx.get(e.err_code), ctx.get(e.err_desc)) == (ErrorCode.ZERO_LEN, 0)
+        await recover_and_copy(harness, ctx, random.Random(0))
+
+    harness.run(testbench)
+    harness.checker.assert_clean(idle=True)
+    assert harness.count("error") == 1
+
+
+def test_soft_reset_mid_transfer_waits_for_bus():
+    rng = random.Random(5)
+    harness = random_harness(rng)
+    fill(harness, rng)
+
+    async def testbench(ctx):
+        e = harness.engine
+        ctx.set(e.src, SRC)
+        ctx.set(e.dst, DST)
+        ctx.set(e.length, 20000)
+        await harness.pulse(ctx, e.go)
+        await ctx.tick().repeat(400)
+        await harness.pulse(ctx, e.soft_reset)
+        await harness.wait_idle(ctx)
+        assert ctx.get(e.completed) == 0
+        await recover_and_copy(harness, ctx, rng)
+
+    harness.run(testbench)
+    harness.checker.assert_clean(idle=True)
