@@ -65,6 +65,10 @@ class SocConfig:
         response after the last write beat.
     max_outstanding : int
         Requests the DDR model holds per direction before it stops accepting addresses.
+    cache_size, cache_ways, cache_line_size : int
+        Geometry of the CPU data cache (bytes, ways, bytes per line).
+    dma_max_burst_beats : int
+        Longest burst a DMA channel issues.
     external_managers : int
         AXI4 manager ports the SoC top exposes into its interconnect, for traffic from
         outside the SoC (testbenches, benchmarks, an FPGA user's own masters).
@@ -78,6 +82,10 @@ class SocConfig:
     read_latency: int = 20
     write_latency: int = 10
     max_outstanding: int = 8
+    cache_size: int = 8192
+    cache_ways: int = 4
+    cache_line_size: int = 64
+    dma_max_burst_beats: int = 16
     external_managers: int = 1
 
     def __post_init__(self):

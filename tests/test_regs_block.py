@@ -118,6 +118,21 @@ def test_hw_status_constant_and_we(spec):
     simulate(dut, bench)
 
 
+def test_hw_write_every_cycle(spec):
+    dut = RegisterBlock(spec)
+
+    async def bench(ctx):
+        await ctx.tick()
+        assert (await lite_read(ctx, dut.bus, 0x90))[0] == 0       # d = 0 loaded at once
+        ctx.set(dut.f.ALWAYS.follow.d, 0x5A)
+        await ctx.tick()
+        assert ctx.get(dut.f.ALWAYS.follow.q) == 0x5A
+        await lite_write(ctx, dut.bus, 0x90, 0x77)
+        assert (await lite_read(ctx, dut.bus, 0x90))[0] == 0x5A
+
+    simulate(dut, bench)
+
+
 def test_hwset_hwclr(spec):
     dut = RegisterBlock(spec)
 
@@ -379,6 +394,8 @@ def run_random(spec, seed, steps):
             hw_actions.append(("live", reg, f, port))
         elif f.hw_writable and f.we:
             hw_actions.append(("we", reg, f, port))
+        elif f.hw_loads_every_cycle:
+            hw_actions.append(("always", reg, f, port))
         if f.hwset:
             hw_actions.append(("hwset", reg, f, port))
         if f.hwclr:
@@ -406,6 +423,9 @@ def run_random(spec, seed, steps):
                 elif action == "live":
                     ctx.set(port.d, value)
                     model.set_input(reg.name, f.name, value)
+                elif action == "always":
+                    ctx.set(port.d, value)
+                    model.hw_write(reg.name, f.name, value)
                 elif action == "we":
                     ctx.set(port.d, value)
                     await pulse(ctx, port.we)

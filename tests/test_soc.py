@@ -20,7 +20,8 @@ from dmabuf_soc.sw.machine.pysim import simulate
 def checkers_for(soc):
     """A protocol checker on every bus port of the SoC."""
     checkers = [AXI4LiteChecker(soc.mmio, name="mmio"),
-                AXI4Checker(soc.cpu_bridge.bus, name="cpu"),
+                AXI4Checker(soc.cache.bus, name="cpu"),
+                *(AXI4Checker(ch.bus, name=f"dma{i}") for i, ch in enumerate(soc.dma)),
                 AXI4Checker(soc.interconnect.subordinates[0], name="ddr")]
     if soc.config.external_managers:
         checkers += [AXI4Checker(port, name=f"ext{i}") for i, port in enumerate(soc.ext)]

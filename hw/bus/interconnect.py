@@ -20,9 +20,11 @@ Per direction (reads and writes are fully independent)::
 * An address in no window goes to an internal subordinate answering DECERR (one R beat per
   requested beat, RLAST on the last; one B after the last W beat).
 
-Latency: AR and AW take one cycle more than a wire (the s1 register); W, R and B are
-combinational. One beat per cycle on every channel; back-to-back bursts of one manager
-stream without bubbles.
+Latency (measured in tests/test_interconnect.py): AR and AW take one cycle more than a wire
+(the s1 register); R and B are combinational; W beats are combinational once their AW has
+reached the subordinate, so a write presenting AW and W together sees its first W beat two
+cycles later than on a wire. One beat per cycle on every channel; back-to-back bursts of one
+manager stream without bubbles (given ``max_outstanding`` covers the subordinate's latency).
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Signal
@@ -30,7 +32,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .axi import AXI4Signature, Burst, Resp
+from .axi import AXI4Signature, Resp
 
 __all__ = ["Window", "DecodeErrorSubordinate", "Interconnect"]
 
@@ -207,6 +209,15 @@ class Interconnect(wiring.Component):
         are multiples of 4 KiB (no burst may cross one); windows do not overlap.
     max_outstanding : int
         Requests each manager may have outstanding per direction.
+
+    Raises
+    ------
+    TypeError
+        If ``signature`` is not an :class:`AXI4Signature` or a window is malformed.
+    ValueError
+        If ``n_managers`` or ``max_outstanding`` is not positive, the manager ID width is
+        above 8 (the interconnect keeps a table per ID), or windows are misaligned, overlap,
+        share a name or leave the address space.
 
     Members
     -------

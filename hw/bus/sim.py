@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from amaranth.hdl import Value
 
-from .axi import BOUNDARY, Burst, Resp
+from .axi import Burst, Resp
 
 __all__ = [
     "PayloadCodec", "channel_signals", "burst_beats", "ReferenceMemory",
@@ -650,7 +650,8 @@ class AXI4Subordinate(_PortModel):
             outstanding_reads = len(self._read_queue) + (r_access is not None)
             ar_ready_now = (outstanding_reads < self.max_outstanding and
                             not self._ready_gap.hold())
-            outstanding_writes = len(self._aw_pending) + len(self._b_queue) + (b_access is not None)
+            outstanding_writes = (len(self._aw_pending) + len(self._b_queue) +
+                                  (b_access is not None))
             aw_ready_now = (outstanding_writes < self.max_outstanding and
                             not self._ready_gap.hold())
             w_wanted = (self.w_before_aw and len(self._w_bursts) < self.max_outstanding or

@@ -31,6 +31,9 @@ class Cache(wiring.Component):
         START/END register pairs.
     id_width : int
         AXI ID width of the memory port.
+    sid_width : int
+        Width of the memory port's stream-ID sideband (the cache drives stream ID 0: CPU
+        traffic does not pass through the SMMU).
 
     Members
     -------
@@ -43,7 +46,7 @@ class Cache(wiring.Component):
     irq : ``Out(1)``
         Maintenance completion interrupt (``IRQ_STATUS.done`` and ``IRQ_ENABLE.done``).
     """
-    def __init__(self, geometry=None, *, id_width=4):
+    def __init__(self, geometry=None, *, id_width=4, sid_width=0):
         if geometry is None:
             geometry = CacheGeometry()
         if not isinstance(geometry, CacheGeometry):
@@ -51,7 +54,7 @@ class Cache(wiring.Component):
         if geometry.addr_width > _REGISTER_ADDR_WIDTH:
             raise ValueError(f"Address width must not exceed the {_REGISTER_ADDR_WIDTH} bits "
                              f"of the START/END registers, not {geometry.addr_width!r}")
-        self._core = CacheCore(geometry, id_width=id_width)
+        self._core = CacheCore(geometry, id_width=id_width, sid_width=sid_width)
         self._block = RegisterBlock(compile_rdl(RDL_PATH))
         core_members = self._core.signature.members
         super().__init__({

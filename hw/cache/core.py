@@ -137,6 +137,8 @@ class CacheCore(wiring.Component):
         Size, ways, line size and widths (the defaults if ``None``).
     id_width : int
         AXI ID width of the memory port; every transaction uses ID 0.
+    sid_width : int
+        Width of the memory port's stream-ID sideband; driven 0.
 
     Members
     -------
@@ -145,7 +147,7 @@ class CacheCore(wiring.Component):
     maint : ``In(MaintenanceSignature(geometry))``
     counters : ``Out(CounterLayout())``
     """
-    def __init__(self, geometry=None, *, id_width=4):
+    def __init__(self, geometry=None, *, id_width=4, sid_width=0):
         if geometry is None:
             geometry = CacheGeometry()
         if not isinstance(geometry, CacheGeometry):
@@ -153,7 +155,7 @@ class CacheCore(wiring.Component):
         self._geometry = geometry
         self._bus_signature = AXI4Signature(addr_width=geometry.addr_width,
                                             data_width=geometry.data_width,
-                                            id_width=id_width)
+                                            id_width=id_width, sid_width=sid_width)
         super().__init__({
             "cpu":      In(CpuPortSignature(addr_width=geometry.addr_width,
                                             data_width=geometry.data_width)),

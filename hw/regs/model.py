@@ -33,7 +33,9 @@ class RegisterBlockModel:
         for reg in spec.registers:
             for f in reg.fields:
                 if f.storage:
-                    self._values[reg.name, f.name] = 0 if f.singlepulse else f.reset
+                    # A field loading d every cycle holds d (0 at the start) from the first.
+                    initial = f.singlepulse or f.hw_loads_every_cycle
+                    self._values[reg.name, f.name] = 0 if initial else f.reset
                 elif f.hw_writable:
                     self._values[reg.name, f.name] = 0      # the live input
                 else:
@@ -58,7 +60,7 @@ class RegisterBlockModel:
         for f in reg.fields:
             field_data = (data >> f.lsb) & f.ones
             field_mask = (mask >> f.lsb) & f.ones
-            if f.sw_writable and f.storage:
+            if f.sw_writable and f.storage and not f.hw_loads_every_cycle:
                 old = 0 if f.singlepulse else self._values[reg.name, f.name]
                 new = apply_sw_write(f.onwrite, old, field_data, field_mask, f.ones)
                 if f.singlepulse:
@@ -99,7 +101,8 @@ class RegisterBlockModel:
         self._values[register, field] = value & f.ones
 
     def hw_write(self, register, field, value):
-        """Hardware loads ``value`` through ``d`` (with ``we`` if the field has one)."""
+        """Hardware loads ``value`` through ``d`` (with ``we`` if the field has one; a
+        field without ``we`` keeps loading it, so software writes do not last)."""
         reg, f = self._field(register, field)
         if not (f.storage and f.hw_writable and not f.intr):
             raise ValueError(f"{register}.{field} is not a hardware-written storage field")

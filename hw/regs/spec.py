@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from amaranth.utils import ceil_log2
 from systemrdl.node import AddrmapNode, FieldNode, MemNode, RegfileNode, RegNode, SignalNode
-from systemrdl.rdltypes import AccessType, OnReadType, OnWriteType, PrecedenceType
+from systemrdl.rdltypes import AccessType, PrecedenceType
 
 __all__ = [
     "UnsupportedRdlError", "FieldSpec", "RegisterSpec", "BlockSpec", "Window",
@@ -163,6 +163,11 @@ class FieldSpec:
     @property
     def hw_writable(self):
         return self.hw in ("rw", "w")
+
+    @property
+    def hw_loads_every_cycle(self):
+        """A hardware-writable storage field without ``we``: it loads ``d`` every cycle."""
+        return self.storage and self.hw_writable and not self.we and not self.intr
 
     @property
     def access(self):

@@ -12,7 +12,8 @@ class RegisterBank:
 
     Write semantics:
 
-    * :meth:`write` with a ``value`` writes it verbatim;
+    * :meth:`write` with a ``value`` (positional, so that a field may be called
+      ``value``) writes it verbatim;
     * :meth:`write` with field keywords writes **from reset**: named fields take the
       given values, fields with a write side effect take their neutral value (0 for
       ``woclr``/``woset``/``wot``/``singlepulse``, all-ones for ``wzc``/``wzs``/``wzt``),
@@ -26,7 +27,7 @@ class RegisterBank:
     machine : Machine
     block : str or BlockSpec
         A block of the MMIO map (:func:`~.map.register_map`), by name, or a block spec
-        whose register ``address`` es are MMIO offsets.
+        whose registers' ``address`` is their MMIO offset.
     """
     def __init__(self, machine, block):
         if isinstance(block, str):
