@@ -18,6 +18,22 @@ def _ddr(config):
     return DDRModel(config)
 
 
+def _cache(config):
+    from .cache.cache import Cache
+    from .cache.geometry import CacheGeometry
+    return Cache(CacheGeometry(size=config.cache_size, ways=config.cache_ways,
+                               line_size=config.cache_line_size, addr_width=config.addr_width,
+                               data_width=config.data_width),
+                 id_width=config.id_width, sid_width=config.sid_width)
+
+
+def _dma(config):
+    from .dma.channel import DMAChannel
+    return DMAChannel(stream_id=0, addr_width=config.addr_width, data_width=config.data_width,
+                      id_width=config.id_width, sid_width=config.sid_width,
+                      max_burst_beats=config.dma_max_burst_beats)
+
+
 def _interconnect(config):
     from .bus.interconnect import Interconnect
     return Interconnect(config.manager_signature, 2, config.banks)
@@ -28,6 +44,8 @@ _BUILDERS = {
     "ident": _ident,
     "ddr": _ddr,
     "interconnect": _interconnect,
+    "cache": _cache,
+    "dma": _dma,
 }
 
 

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 from .errors import KernelError
 from .regs.bank import RegisterBank
+from .regs.map import register_map
 
 __all__ = ["SOC_ID", "SocIdentity", "probe"]
 
-#: What the ``ID`` register reads on a dmabuf-soc: 'DMAB' in ASCII.
-SOC_ID = 0x444D4142
+#: What the ``ID`` register reads on a dmabuf-soc ('DMAB' in ASCII): its reset value in the RDL.
+SOC_ID = register_map()["ident"].register("ID").reset
 
 
 @dataclass(frozen=True)

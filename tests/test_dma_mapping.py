@@ -67,12 +67,13 @@ def test_direct_map_follows_arm64_cache_rules():
         system, dev = setup()
         dev.dma_set_mask(DMA_BIT_MASK(40))
         page = system.mm.alloc_pages(GFP_KERNEL, 0)
-        for direction, after_unmap in ((TO, []), (FROM, [("invalidate", page.phys + 16, 64)]),
-                                       (BIDI, [("invalidate", page.phys + 16, 64)])):
+        for direction, before, after_unmap in (
+                (TO, "clean", []), (FROM, "clean", [("invalidate", page.phys + 16, 64)]),
+                (BIDI, "clean_invalidate", [("invalidate", page.phys + 16, 64)])):
             system.cache.ops.clear()
             addr = await dma.dma_map_page(dev, page, 16, 64, direction)
             assert addr == page.phys + 16 and not dma.dma_mapping_error(dev, addr)
-            assert system.cache.ops == [("clean", addr, 64)]
+            assert system.cache.ops == [(before, addr, 64)]
             await dma.dma_unmap_page(dev, addr, 64, direction)
             assert system.cache.ops[1:] == after_unmap
         system.cache.ops.clear()
@@ -119,7 +120,7 @@ def test_swiotlb_bounces_both_ways():
         dma.dma_mapping_error(dev, addr)
         assert system.swiotlb.is_swiotlb_buffer(addr) and addr < 1 << 32
         assert await machine.peek(addr, 32) == b"original" * 4
-        assert system.cache.ops == [("clean", addr, 32)]
+        assert system.cache.ops == [("clean_invalidate", addr, 32)]
         await machine.poke(addr, b"device!!" * 4)              # the device writes
         await dma.dma_sync_single_for_cpu(dev, addr, 32, BIDI)
         assert await machine.peek(page.phys, 32) == b"device!!" * 4

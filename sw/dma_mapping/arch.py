@@ -5,7 +5,9 @@ The cache driver provides the maintenance operations by physical range; this mod
 which one each DMA-mapping event needs, with arm64's rules:
 
 * before the device accesses memory (map, sync for device): clean to the point of coherency,
-  whatever the direction, so no dirty line can later be evicted over what the device writes;
+  so no dirty line can later be evicted over what the device writes; for
+  ``DMA_BIDIRECTIONAL`` clean *and invalidate*, as issue 5 specifies (a safe superset of
+  arm64's clean: the CPU cannot keep reading a line the device is about to change);
 * after the device accessed memory (unmap, sync for CPU): invalidate, except for
   ``DMA_TO_DEVICE`` where the device only read;
 * before a page becomes an uncached coherent buffer: clean and invalidate its cacheable alias.
@@ -52,6 +54,10 @@ class ArchDmaSync:
         self.counts = {"clean": 0, "invalidate": 0, "clean_invalidate": 0}
 
     async def for_device(self, paddr, size, direction):
+        if DmaDirection(direction) is DmaDirection.BIDIRECTIONAL:
+            self.counts["clean_invalidate"] += 1
+            await self.cache.clean_invalidate(paddr, size)
+            return
         self.counts["clean"] += 1
         await self.cache.clean(paddr, size)
 

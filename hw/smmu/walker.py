@@ -1,0 +1,444 @@
+"""The SMMU's translation server: stream table fetch, page-table walk and fault records.
+
+Clients (the translation stages of each port, and the ATOS register) ask for the
+translation of one transaction they could not translate from the caches; the walker serves
+one request at a time, chosen round-robin, and answers with the output address, a fault
+(after writing its event record, if the stream records faults) or an abort::
+
+    IDLE ─▶ START ─┬─▶ STE_AR ─▶ STE_R ─▶ STE_DECODE ─┐
+                   └──────────────────────────────────┴─▶ CONFIG ─┬─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE
+                                                                  │        ▲__________________│ (table)
+                           RESPOND ◀── EVENT_B ◀── EVENT_W ◀── EVENT_AW ◀── FAULT ◀─────────┘ (fault)
+
+An invalidation that arrives while a request is being served marks it stale: nothing it
+read is put in a cache any more, and instead of answering, the walker starts the request
+over (unless its fault record is already written), so no stale translation is ever used
+or cached.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..bus.axi import AXI4Signature, Burst, Resp, Size
+from .caches import (StreamEntryLayout, StreamLookupSignature, TLBEntryLayout,
+                     TLBLookupSignature, WalkCacheEntryLayout, WalkCacheLookupSignature)
+from .format import (EVENT_BYTES, GRANULE_SHIFT, IA_BITS, OA_BITS, STE_BYTES,
+                     DescriptorLayout, EventLayout, EventType, StreamConfig,
+                     StreamTableEntryLayout)
+
+__all__ = ["TranslationStatus", "TranslationClientSignature", "QueueConfigLayout",
+           "Walker", "QUEUE_INDEX_WIDTH"]
+
+#: Width of queue producer/consumer registers: index and wrap bit of queues of up to
+#: ``2**15`` entries.
+QUEUE_INDEX_WIDTH = 16
+
+
+class TranslationStatus(enum.Enum, shape=2):
+    OK    = 0
+    FAULT = 1
+    ABORT = 2
+
+
+class TranslationClientSignature(wiring.Signature):
+    """A client of the walker, from the client's side: ``valid`` is held with the request
+    until ``done`` pulses with the answer."""
+    def __init__(self, *, sid_width, addr_width=OA_BITS):
+        super().__init__({
+            "valid":  Out(1),
+            "sid":    Out(sid_width),
+            "addr":   Out(addr_width),
+            "write":  Out(1),
+            "instr":  Out(1),
+            "done":   In(1),
+            "status": In(TranslationStatus),
+            "pa":     In(addr_width),
+        })
+
+
+class QueueConfigLayout(data.StructLayout):
+    """Base, size and enable of an in-memory queue."""
+    def __init__(self):
+        super().__init__({
+            "enable":   1,
+            "base":     OA_BITS,
+            "log2size": 5,
+        })
+
+
+def queue_mask(log2size):
+    """All-ones over the index bits and the wrap bit of a queue of ``2**log2size``."""
+    return (Const(2, QUEUE_INDEX_WIDTH + 1) << log2size) - 1
+
+
+class Walker(wiring.Component):
+    """Serves translation requests that missed the caches.
+
+    Parameters
+    ----------
+    clients : int
+    sid_width : int
+    bus_signature : AXI4Signature
+        Of the memory port (descriptor, STE and event traffic).
+
+    Members
+    -------
+    clients : ``In(TranslationClientSignature(...)).array(clients)``
+    bus : ``Out(bus_signature)``
+    enable : ``In(1)``
+        ``CR0.smmuen``; when clear, requests are answered OK with the input address.
+    strtab_base : ``In(40)``, strtab_log2size : ``In(5)``
+    evtq : ``In(QueueConfigLayout())``
+    evtq_cons : ``In(QUEUE_INDEX_WIDTH)``
+    evtq_prod : ``Out(QUEUE_INDEX_WIDTH)``
+        Producer index with its wrap bit; reset to 0 while ``evtq.enable`` is clear.
+    evtq_overflow : ``Out(1)``
+        Toggles each time a record is lost to a full queue.
+    event : ``Out(1)``
+        Pulses when a record has been written.
+    ste, tlb, walk_cache : lookup ports (``Out``)
+    ste_fill, tlb_fill, walk_fill : ``Out(1)`` with ``*_entry`` values
+    invalidating : ``In(1)``
+        An invalidation of any kind applies this cycle.
+    walk_start, walk_busy, walk_read : ``Out(1)``
+        For the counters: a table walk starts; a cycle is spent walking; a descriptor read
+        is issued.
+    """
+    def __init__(self, *, clients, sid_width, bus_signature):
+        if not isinstance(bus_signature, AXI4Signature) or bus_signature.data_width != 64:
+            raise ValueError(f"The walker's bus must be a 64-bit AXI4Signature, "
+                             f"not {bus_signature!r}")
+        if not isinstance(clients, int) or clients < 1:
+            raise ValueError(f"Number of clients must be a positive integer, not {clients!r}")
+        self.n_clients = clients
+        self.sid_width = sid_width
+        super().__init__({
+            "clients": In(TranslationClientSignature(sid_width=sid_width)).array(clients),
+            "bus": Out(bus_signature),
+            "enable": In(1),
+            "strtab_base": In(OA_BITS),
+            "strtab_log2size": In(5),
+            "evtq": In(QueueConfigLayout()),
+            "evtq_cons": In(QUEUE_INDEX_WIDTH),
+            "evtq_prod": Out(QUEUE_INDEX_WIDTH),
+            "evtq_overflow": Out(1),
+            "event": Out(1),
+            "ste": Out(StreamLookupSignature(sid_width=sid_width)),
+            "ste_fill": Out(1),
+            "ste_fill_entry": Out(StreamEntryLayout(sid_width=sid_width)),
+            "tlb": Out(TLBLookupSignature()),
+            "tlb_fill": Out(1),
+            "tlb_fill_entry": Out(TLBEntryLayout()),
+            "walk_cache": Out(WalkCacheLookupSignature()),
+            "walk_fill": Out(1),
+            "walk_fill_entry": Out(WalkCacheEntryLayout()),
+            "invalidating": In(1),
+            "walk_start": Out(1),
+            "walk_busy": Out(1),
+            "walk_read": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        n = self.n_clients
+
+        # The request being served.
+        grant = Signal(range(n))
+        sid = Signal(self.sid_width)
+        addr = Signal(OA_BITS)
+        write = Signal()
+        instr = Signal()
+        # Its context.
+        config = Signal(StreamConfig)
+        record = Signal()
+        asid = Signal(16)
+        ttb = Signal(OA_BITS - GRANULE_SHIFT)
+        # The walk.
+        level = Signal(range(4))
+        table = Signal(OA_BITS - GRANULE_SHIFT)
+        desc = Signal(DescriptorLayout())
+        desc_addr = Signal(OA_BITS)
+        bus_error = Signal()
+        ste_raw = Signal(StreamTableEntryLayout())
+        beat = Signal(2)
+        # The answer.
+        status = Signal(TranslationStatus)
+        pa = Signal(OA_BITS)
+        event = Signal(EventLayout())
+        event_written = Signal()
+        stale = Signal()
+
+        for client in self.clients:
+            m.d.comb += [client.status.eq(status), client.pa.eq(pa)]
+
+        # Round-robin choice among the clients asking.
+        pick = Signal(range(n))
+        asking = Signal()
+        for last in range(n):
+            with m.If(grant == last):
+                for k in reversed(range(n)):
+                    index = (last + 1 + k) % n
+                    with m.If(self.clients[index].valid):
+                        m.d.comb += [pick.eq(index), asking.eq(1)]
+
+        # Lookups are made with the latched request.
+        m.d.comb += [
+            self.ste.sid.eq(sid),
+            self.tlb.asid.eq(asid), self.tlb.va.eq(addr),
+            self.walk_cache.asid.eq(asid), self.walk_cache.va.eq(addr),
+        ]
+        may_fill = ~stale & ~self.invalidating
+
+        # Event queue.
+        evtq = self.evtq
+        mask = queue_mask(evtq.log2size)
+        index_mask = mask >> 1
+        prod = self.evtq_prod
+        evtq_full = ((prod - self.evtq_cons) & mask) == (index_mask + 1)
+        with m.If(~evtq.enable):
+            m.d.sync += prod.eq(0)
+
+        index = Signal(9)
+        with m.Switch(level):
+            with m.Case(1):
+                m.d.comb += index.eq(addr[30:39])
+            with m.Case(2):
+                m.d.comb += index.eq(addr[21:30])
+            with m.Default():
+                m.d.comb += index.eq(addr[12:21])
+        leaf_pa = Signal(OA_BITS)
+        with m.Switch(level):
+            with m.Case(1):
+                m.d.comb += leaf_pa.eq(Cat(addr[:30], desc.oa[18:28]))
+            with m.Case(2):
+                m.d.comb += leaf_pa.eq(Cat(addr[:21], desc.oa[9:28]))
+            with m.Default():
+                m.d.comb += leaf_pa.eq(Cat(addr[:12], desc.oa[:28]))
+
+        def fault(kind, fetch_addr=0):
+            m.d.sync += [
+                event.type.eq(kind),
+                event.fetch_addr.eq(fetch_addr),
+                status.eq(TranslationStatus.FAULT),
+            ]
+            m.next = "FAULT"
+
+        def answer(answer_status, answer_pa=0):
+            m.d.sync += [status.eq(answer_status), pa.eq(answer_pa)]
+            m.next = "RESPOND"
+
+        m.d.comb += [
+            bus.ar.payload.size.eq(Size.from_bytes(8)),
+            bus.ar.payload.burst.eq(Burst.INCR),
+            bus.aw.payload.size.eq(Size.from_bytes(8)),
+            bus.aw.payload.burst.eq(Burst.INCR),
+            bus.aw.payload.len.eq(EVENT_BYTES // 8 - 1),
+            bus.aw.payload.addr.eq(evtq.base + ((prod & index_mask) * EVENT_BYTES)),
+            bus.w.payload.strb.eq(0xff),
+            bus.b.ready.eq(1),
+        ]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(asking):
+                    for k, client in enumerate(self.clients):
+                        with m.If(pick == k):
+                            m.d.sync += [sid.eq(client.sid), addr.eq(client.addr),
+                                         write.eq(client.write), instr.eq(client.instr)]
+                    m.d.sync += grant.eq(pick)
+                    m.next = "START"
+
+            with m.State("START"):
+                m.d.sync += [
+                    stale.eq(0), event_written.eq(0),
+                    event.sid.eq(sid), event.rnw.eq(~write), event.input_addr.eq(addr),
+                ]
+                with m.If(~self.enable):
+                    answer(TranslationStatus.OK, addr)
+                with m.Elif((sid >> self.strtab_log2size) != 0):
+                    m.d.sync += record.eq(1)
+                    fault(EventType.BAD_STREAMID)
+                with m.Elif(self.ste.hit):
+                    m.d.sync += [config.eq(self.ste.config), record.eq(self.ste.record),
+                                 asid.eq(self.ste.asid), ttb.eq(self.ste.ttb)]
+                    m.next = "CONFIG"
+                with m.Else():
+                    m.d.sync += [desc_addr.eq(self.strtab_base + sid * STE_BYTES),
+                                 bus_error.eq(0), beat.eq(0)]
+                    m.next = "STE_AR"
+
+            with m.State("STE_AR"):
+                m.d.comb += [bus.ar.valid.eq(1), bus.ar.payload.addr.eq(desc_addr),
+                             bus.ar.payload.len.eq(STE_BYTES // 8 - 1)]
+                with m.If(bus.ar.ready):
+                    m.next = "STE_R"
+
+            with m.State("STE_R"):
+                m.d.comb += bus.r.ready.eq(1)
+                with m.If(bus.r.valid):
+                    m.d.sync += beat.eq(beat + 1)
+                    with m.If(bus.r.payload.resp != Resp.OKAY):
+                        m.d.sync += bus_error.eq(1)
+                    with m.If(beat == 0):
+                        m.d.sync += ste_raw.as_value()[:64].eq(bus.r.payload.data)
+                    with m.Else():
+                        m.d.sync += ste_raw.as_value()[64:].eq(bus.r.payload.data)
+                    with m.If(bus.r.payload.last):
+                        m.next = "STE_DECODE"
+
+            with m.State("STE_DECODE"):
+                m.d.sync += record.eq(1)
+                config_valid = ((ste_raw.config == StreamConfig.ABORT) |
+                                (ste_raw.config == StreamConfig.BYPASS) |
+                                (ste_raw.config == StreamConfig.TRANSLATE))
+                with m.If(stale | self.invalidating):
+                    m.next = "START"
+                with m.Elif(bus_error):
+                    fault(EventType.STE_FETCH, desc_addr)
+                with m.Elif(~ste_raw.valid | ~config_valid):
+                    fault(EventType.BAD_STE)
+                with m.Else():
+                    m.d.comb += [
+                        self.ste_fill.eq(1),
+                        self.ste_fill_entry.sid.eq(sid),
+                        self.ste_fill_entry.config.eq(ste_raw.config),
+                        self.ste_fill_entry.record.eq(ste_raw.record),
+                        self.ste_fill_entry.asid.eq(ste_raw.asid),
+                        self.ste_fill_entry.ttb.eq(ste_raw.ttb),
+                    ]
+                    m.d.sync += [config.eq(ste_raw.config), record.eq(ste_raw.record),
+                                 asid.eq(ste_raw.asid), ttb.eq(ste_raw.ttb)]
+                    m.next = "CONFIG"
+
+            with m.State("CONFIG"):
+                tlb = self.tlb
+                with m.If(config == StreamConfig.ABORT):
+                    answer(TranslationStatus.ABORT)
+                with m.Elif(config == StreamConfig.BYPASS):
+                    answer(TranslationStatus.OK, addr)
+                with m.Elif(addr[IA_BITS:] != 0):
+                    fault(EventType.TRANSLATION)
+                with m.Elif(tlb.hit):
+                    with m.If(write & tlb.read_only | instr & tlb.xn):
+                        fault(EventType.PERMISSION)
+                    with m.Else():
+                        answer(TranslationStatus.OK, tlb.pa)
+                with m.Else():
+                    m.d.comb += self.walk_start.eq(1)
+                    wc = self.walk_cache
+                    with m.If(wc.l2_hit):
+                        m.d.sync += [level.eq(3), table.eq(wc.l2_table)]
+                    with m.Elif(wc.l1_hit):
+                        m.d.sync += [level.eq(2), table.eq(wc.l1_table)]
+                    with m.Else():
+                        m.d.sync += [level.eq(1), table.eq(ttb)]
+                    m.next = "WALK_AR"
+
+            with m.State("WALK_AR"):
+                m.d.comb += [
+                    self.walk_busy.eq(1),
+                    bus.ar.valid.eq(1),
+                    bus.ar.payload.addr.eq(Cat(Const(0, 3), index, table)),
+                    bus.ar.payload.len.eq(0),
+                ]
+                with m.If(bus.ar.ready):
+                    m.d.comb += self.walk_read.eq(1)
+                    m.d.sync += desc_addr.eq(Cat(Const(0, 3), index, table))
+                    m.next = "WALK_R"
+
+            with m.State("WALK_R"):
+                m.d.comb += [self.walk_busy.eq(1), bus.r.ready.eq(1)]
+                with m.If(bus.r.valid):
+                    m.d.sync += [desc.eq(bus.r.payload.data),
+                                 bus_error.eq(bus.r.payload.resp != Resp.OKAY)]
+                    m.next = "WALK_DECODE"
+
+            with m.State("WALK_DECODE"):
+                m.d.comb += self.walk_busy.eq(1)
+                is_table = (level != 3) & desc.table
+                with m.If(bus_error):
+                    fault(EventType.WALK_EABT, desc_addr)
+                with m.Elif(~desc.valid | (level == 3) & ~desc.table):
+                    fault(EventType.TRANSLATION)
+                with m.Elif(desc.oa[OA_BITS - GRANULE_SHIFT:] != 0):
+                    fault(EventType.ADDR_SIZE)
+                with m.Elif(is_table):
+                    m.d.comb += [
+                        self.walk_fill.eq(may_fill),
+                        self.walk_fill_entry.asid.eq(asid),
+                        self.walk_fill_entry.level.eq(level),
+                        self.walk_fill_entry.vpn.eq(addr[21:IA_BITS]),
+                        self.walk_fill_entry.table.eq(desc.oa),
+                    ]
+                    m.d.sync += [level.eq(level + 1), table.eq(desc.oa)]
+                    m.next = "WALK_AR"
+                with m.Elif(~desc.af):
+                    fault(EventType.ACCESS)
+                with m.Else():
+                    read_only = desc.ap[1]
+                    m.d.comb += [
+                        self.tlb_fill.eq(may_fill),
+                        self.tlb_fill_entry.asid.eq(asid),
+                        self.tlb_fill_entry.level.eq(level),
+                        self.tlb_fill_entry.vpn.eq(addr[GRANULE_SHIFT:IA_BITS]),
+                        self.tlb_fill_entry.ppn.eq(desc.oa),
+                        self.tlb_fill_entry.read_only.eq(read_only),
+                        self.tlb_fill_entry.xn.eq(desc.xn),
+                    ]
+                    with m.If(write & read_only | instr & desc.xn):
+                        fault(EventType.PERMISSION)
+                    with m.Else():
+                        answer(TranslationStatus.OK, leaf_pa)
+
+            with m.State("FAULT"):
+                with m.If(stale | self.invalidating):
+                    m.next = "START"
+                with m.Elif(~record | ~evtq.enable):
+                    m.next = "RESPOND"
+                with m.Elif(evtq_full):
+                    m.d.sync += self.evtq_overflow.eq(~self.evtq_overflow)
+                    m.next = "RESPOND"
+                with m.Else():
+                    m.next = "EVENT_AW"
+
+            with m.State("EVENT_AW"):
+                m.d.comb += bus.aw.valid.eq(1)
+                m.d.sync += beat.eq(0)
+                with m.If(bus.aw.ready):
+                    m.next = "EVENT_W"
+
+            with m.State("EVENT_W"):
+                words = event.as_value()
+                m.d.comb += [
+                    bus.w.valid.eq(1),
+                    bus.w.payload.data.eq(words.word_select(beat, 64)),
+                    bus.w.payload.last.eq(beat == EVENT_BYTES // 8 - 1),
+                ]
+                with m.If(bus.w.ready):
+                    m.d.sync += beat.eq(beat + 1)
+                    with m.If(bus.w.payload.last):
+                        m.next = "EVENT_B"
+
+            with m.State("EVENT_B"):
+                with m.If(bus.b.valid):
+                    # A record whose write failed is lost; the transaction still faults.
+                    with m.If(bus.b.payload.resp == Resp.OKAY):
+                        m.d.sync += prod.eq((prod + 1) & mask)
+                        m.d.comb += self.event.eq(1)
+                    m.d.sync += event_written.eq(1)
+                    m.next = "RESPOND"
+
+            with m.State("RESPOND"):
+                with m.If((stale | self.invalidating) & ~event_written):
+                    m.next = "START"
+                with m.Else():
+                    for k, client in enumerate(self.clients):
+                        m.d.comb += client.done.eq(grant == k)
+                    m.next = "IDLE"
+
+        with m.If(self.invalidating):
+            m.d.sync += stale.eq(1)
+
+        return m

@@ -1,0 +1,1 @@
+"""The IOMMU layer: io-pgtable, IOVA allocator, IOMMU API, dma-iommu and the SMMU driver."""

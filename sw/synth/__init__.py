@@ -1,0 +1,1 @@
+"""The FPGA build flow: yosys and nextpnr (YoWASP by default), utilisation and Fmax reports."""
