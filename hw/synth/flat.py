@@ -62,6 +62,7 @@ class FlatPorts(wiring.Component):
     """
     def __init__(self, component):
         if not isinstance(component, wiring.Component):
+            self._MustUse__silence = True
             raise TypeError(f"Expected a wiring.Component, not {component!r}")
         members = {}
         fields = []

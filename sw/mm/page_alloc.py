@@ -92,6 +92,10 @@ class PageAllocator:
     ----------
     memblock : Memblock
         Boot-time memory map; its free (unreserved) ranges become the zones' pages.
+    reset_zeroed : bool
+        Memory reads as zero out of reset and nothing has written it before boot (the SoC's
+        DDR model without initial contents). The allocator then knows which blocks have
+        never been handed out since boot, see :meth:`is_fresh`.
 
     Attributes
     ----------
@@ -99,10 +103,13 @@ class PageAllocator:
         ``ZONE_DMA32`` and ``ZONE_NORMAL``; a zone without memory has no pages.
     """
 
-    def __init__(self, memblock):
+    def __init__(self, memblock, *, reset_zeroed=False):
         self.zones = {zone_type: _Zone(zone_type) for zone_type in ZoneType}
         self._live = {}   # head pfn -> (order, zone, owner)
         self.alloc_failures = 0
+        self.reset_zeroed = bool(reset_zeroed)
+        self._handed_out = set()   # pfns allocated at least once since boot
+        self._fresh = set()        # head pfns of live blocks never handed out before
         for start, end in memblock.free_ranges():
             for lo, hi, zone_type in _split_by_zone(start, end):
                 zone = self.zones[zone_type]
@@ -138,6 +145,10 @@ class PageAllocator:
             pfn = self._take(zone, order)
             if pfn is not None:
                 self._live[pfn] = (order, zone, owner)
+                pfns = range(pfn, pfn + (1 << order))
+                if self.reset_zeroed and self._handed_out.isdisjoint(pfns):
+                    self._fresh.add(pfn)
+                self._handed_out.update(pfns)
                 return Page(pfn)
         self.alloc_failures += 1
         return None
@@ -168,6 +179,7 @@ class PageAllocator:
             raise KernelBug(f"Bad page state: freeing {page!r} with order {order}, but it "
                             f"was allocated with order {live[0]}")
         del self._live[page.pfn]
+        self._fresh.discard(page.pfn)
         zone = live[1]
         zone.free_pages += 1 << order
         pfn = page.pfn
@@ -179,6 +191,13 @@ class PageAllocator:
             pfn = min(pfn, buddy)
             order += 1
         zone.free_area[order].add(pfn)
+
+    def is_fresh(self, page):
+        """Whether the live block headed by ``page`` is still as reset left it: zero in
+        memory and in no cache line, because no page of it was handed out before since
+        boot. Only with ``reset_zeroed``; lets a heap skip zeroing what is zero (a shortcut
+        of the simulation: a kernel cannot know this and zeroes every page)."""
+        return page.pfn in self._fresh
 
     def compound_order(self, page):
         """Order of the live block headed by ``page``."""

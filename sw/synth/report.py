@@ -24,7 +24,12 @@ CELL_CLASSES = {
 }
 
 # Suffixes yosys and nextpnr append to a cell named after the net it drives.
-_CELL_SUFFIX = re.compile(r"(_TRELLIS_FF_Q|_SB_DFF[A-Z]*_Q)(_\d+)?$")
+# Nets inside a carry chain (between adjacent carry cells), named after the whole chain.
+_CARRY_NET = re.compile(r"(COUT|CIN)$|\$CCU2_FCI_INT$|^\$nextpnr_CCU2C|SB_CARRY")
+# Names yosys derives from the cells a net passes through grow long; the head names the net.
+_NET_NAME_LENGTH = 96
+
+_CELL_SUFFIX = re.compile(r"_(TRELLIS_FF|SB_DFF[A-Z]*)_Q(_\d+)?(_DFFLC)?$")
 
 
 def utilisation(stat, family):
@@ -60,8 +65,10 @@ def utilisation(stat, family):
 
 
 def _clock_name(name):
-    # nextpnr names an iCE40 global clock net "$glbnet$clk"; report the design's name.
-    return name.rsplit("$", 1)[-1]
+    # nextpnr reports the clock net, decorated: "$glbnet$clk" (an iCE40 global buffer),
+    # "clk$TRELLIS_IO_IN" (an ECP5 input buffer). Report the design's port name.
+    name = name.removeprefix("$glbnet$")
+    return name.split("$", 1)[0]
 
 
 def fmax(report):
@@ -97,7 +104,8 @@ def critical_path(report, clock=None):
     dict
         ``from`` and ``to``: the start and end registers (``to`` with its input port);
         ``delay_ns``, ``logic_ns``, ``routing_ns``; ``logic_levels``: cells passed through;
-        ``nets``: the nets along the path; ``sources``: the HDL source lines of those nets,
+        ``nets``: the nets along the path, less the links inside carry chains, which
+        ``carry_links`` counts; ``sources``: the HDL source lines of those nets,
         in path order (tool library files left out); ``summary``: one readable line.
     """
     for entry in report.get("critical_paths") or ():
@@ -111,10 +119,16 @@ def critical_path(report, clock=None):
             continue
         total = sum(segment["delay"] for segment in segments)
         routing = sum(segment["delay"] for segment in segments if segment["type"] == "routing")
-        nets, sources = [], []
+        nets, sources, carry_links = [], [], 0
         for segment in segments:
             if "net" in segment:
-                nets.append(segment["net"])
+                if _CARRY_NET.search(segment["net"]):
+                    carry_links += 1
+                else:
+                    net = segment["net"]
+                    if len(net) > _NET_NAME_LENGTH:
+                        net = net[:_NET_NAME_LENGTH - 3] + "..."
+                    nets.append(net)
             for source in segment.get("sources") or ():
                 if "/share/" not in source and source not in sources:
                     sources.append(source)
@@ -127,6 +141,7 @@ def critical_path(report, clock=None):
             "routing_ns": round(routing, 3),
             "logic_levels": sum(1 for segment in segments if segment["type"] == "logic"),
             "nets": nets,
+            "carry_links": carry_links,
             "sources": sources,
         }
         path["summary"] = (f"{path['from']} -> {path['to']}: {path['delay_ns']:.2f} ns "

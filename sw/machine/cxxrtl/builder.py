@@ -1,0 +1,243 @@
+"""Building the SoC into a shared library: Amaranth → RTLIL → CXXRTL C++ → g++, cached.
+
+A build is the SoC of one :class:`~dmabuf_soc.hw.config.SocConfig`, converted by Amaranth to
+RTLIL, by the yosys that Amaranth uses to CXXRTL C++ (``write_cxxrtl``), and compiled with the
+system's C++ compiler together with the CXXRTL C API that this yosys ships and the driver loops
+of ``driver.cc`` into one shared library.
+
+Builds are cached in two levels under :func:`cache_dir`:
+
+* ``design-<hash>/`` holds the library of one generated design: the hash covers the RTLIL
+  text, the ``write_cxxrtl`` options, the compiler, its flags, and the driver and runtime
+  sources, so that a changed design or toolchain rebuilds;
+* ``sources-<hash>`` names the design made from one state of the ``hw`` sources and one
+  config (with the Amaranth and yosys versions). Generating the RTLIL of the SoC takes tens
+  of seconds (the DDR banks are megabytes of memory), so this lets an unchanged design load
+  at once; a changed source regenerates the RTLIL, and rebuilds only if the design differs.
+
+Concurrent builds of the same design (pytest-xdist workers) wait for each other on a lock.
+"""
+
+import fcntl
+import hashlib
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+from amaranth.back import rtlil
+
+from .... import hw
+from ....hw.config import SocConfig
+from ....hw.soc import Soc
+
+__all__ = ["CACHE_ENV", "CXXFLAGS", "BuildError", "Build", "cache_dir", "compiler", "runtime_dir",
+           "available", "build"]
+
+#: Environment variable that overrides the cache directory.
+CACHE_ENV = "DMABUF_SOC_CACHE"
+#: Compiler flags of every build. ``-O1`` compiles the SoC several times faster than ``-O2``
+#: and runs it about as fast: the design is one large straight-line function.
+CXXFLAGS = ("-std=c++14", "-O1", "-fPIC")
+#: ``write_cxxrtl`` options: the default optimisations, debug information for the public wires
+#: that survive them (the VCD's signals) but not for those computed only for debugging, which
+#: would double the C++ to compile.
+WRITE_CXXRTL = "-g2"
+
+_DRIVER = Path(__file__).with_name("driver.cc")
+_RUNTIME_SOURCES = ("cxxrtl/capi/cxxrtl_capi.cc", "cxxrtl/capi/cxxrtl_capi_vcd.cc")
+_HW_ROOT = Path(hw.__file__).parent
+
+
+class BuildError(RuntimeError):
+    """The compiled backend cannot be built (no compiler, no CXXRTL runtime, a failed
+    compile)."""
+
+
+def cache_dir():
+    """Where builds are cached: ``$DMABUF_SOC_CACHE``, else ``$XDG_CACHE_HOME/dmabuf-soc``,
+    else ``~/.cache/dmabuf-soc``; the ``cxxrtl`` folder in it."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "cxxrtl"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dmabuf-soc" / "cxxrtl"
+
+
+def compiler():
+    """Path of the C++ compiler (``$CXX``, else ``g++``), or ``None`` if there is none."""
+    return shutil.which(os.environ.get("CXX") or "g++")
+
+
+def _yosys():
+    from amaranth._toolchain.yosys import find_yosys
+    return find_yosys(lambda version: version >= (0, 40))
+
+
+def runtime_dir():
+    """The include directory of the CXXRTL runtime shipped with the yosys Amaranth uses
+    (the one holding ``cxxrtl/cxxrtl.h`` and ``cxxrtl/capi/``)."""
+    path = Path(_yosys().data_dir()) / "include" / "backends" / "cxxrtl" / "runtime"
+    if not (path / "cxxrtl" / "cxxrtl.h").is_file():
+        raise BuildError(f"The yosys Amaranth uses ships no CXXRTL runtime at {path}")
+    return path
+
+
+def available():
+    """Whether this machine can build the compiled backend (a compiler and the runtime)."""
+    if compiler() is None:
+        return False
+    try:
+        runtime_dir()
+    except Exception:
+        return False
+    return True
+
+
+def _digest(*parts):
+    h = hashlib.sha256()
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode()
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()[:24]
+
+
+def _sources_key(config):
+    files = sorted(p for p in _HW_ROOT.rglob("*") if p.suffix in (".py", ".rdl") and
+                   "__pycache__" not in p.parts)
+    parts = [repr(config), importlib.metadata.version("amaranth"), _yosys().version()]
+    for path in files:
+        parts += [path.relative_to(_HW_ROOT).as_posix(), path.read_bytes()]
+    return _digest(*parts)
+
+
+def _compiler_identity(cxx):
+    result = subprocess.run([cxx, "--version"], capture_output=True, text=True)
+    return result.stdout.splitlines()[0] if result.stdout else cxx
+
+
+_MEMINIT = re.compile(r'(?:  attribute \\src "[^"\n]*"\n)?  cell \$meminit_v2 \S+\n'
+                      r'(?:    [^\n]*\n)*?  end\n')
+_MEMINIT_DATA = re.compile(r"    connect \\DATA \d+'([01]*)\n")
+
+
+def _drop_zero_meminit(text):
+    """``text`` without the memory initialisers that only hold zeros (CXXRTL memories start at
+    zero): the DDR banks' would be megabytes of C++ to compile."""
+    def replace(match):
+        data = _MEMINIT_DATA.search(match.group(0))
+        return "" if data is not None and "1" not in data.group(1) else match.group(0)
+    return _MEMINIT.sub(replace, text)
+
+
+def _generate(config):
+    """The RTLIL of the SoC (zero memory initialisers dropped) and its CXXRTL C++."""
+    text = _drop_zero_meminit(rtlil.convert(Soc(config), name="soc"))
+    cxx_text = _yosys().run(["-q", "-"], f"read_rtlil <<rtlil\n{text}\nrtlil\n"
+                                         f"write_cxxrtl {WRITE_CXXRTL}")
+    return text, cxx_text
+
+
+def _compile(cxx, workdir, cxx_text, runtime):
+    """Compile the design, the runtime's C API and the driver in ``workdir``; returns the
+    library path."""
+    (workdir / "design.cc").write_text(cxx_text)
+    sources = [workdir / "design.cc", _DRIVER, *(runtime / name for name in _RUNTIME_SOURCES)]
+    objects = [workdir / f"{index}_{source.stem}.o" for index, source in enumerate(sources)]
+
+    def run(command):
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode:
+            raise BuildError(f"{' '.join(map(str, command))} failed:\n{result.stderr[-4000:]}")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(run, [[cxx, *CXXFLAGS, f"-I{runtime}", "-c", str(source), "-o", str(obj)]
+                            for source, obj in zip(sources, objects)]))
+    library = workdir / "soc.so"
+    run([cxx, "-shared", "-o", str(library), *map(str, objects)])
+    for obj in objects:
+        obj.unlink()
+    return library
+
+
+class Build(NamedTuple):
+    """A built model: its ``library``, the ``seconds`` its build took (conversion and
+    compile), and whether this call found it ``cached``."""
+    library: Path
+    seconds: float
+    cached: bool
+
+
+def build(config=None, *, progress=None):
+    """The shared library of the SoC built from ``config``, building it unless cached.
+
+    Parameters
+    ----------
+    config : SocConfig, optional
+        The SoC's parameters (the defaults if omitted).
+    progress : callable, optional
+        Called with a line of text at each step of a build.
+
+    Returns
+    -------
+    Build
+
+    Raises
+    ------
+    BuildError
+        If there is no compiler or CXXRTL runtime, or the compile fails.
+    """
+    config = SocConfig() if config is None else config
+    if not isinstance(config, SocConfig):
+        raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
+    cxx = compiler()
+    if cxx is None:
+        raise BuildError("No C++ compiler: install g++ or set $CXX")
+    runtime = runtime_dir()
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    sources_file = root / f"sources-{_sources_key(config)}"
+
+    def cached(design_key):
+        folder = root / f"design-{design_key}"
+        if not (folder / "soc.so").is_file():
+            return None
+        return Build(folder / "soc.so", float((folder / "build-seconds").read_text()), True)
+
+    def say(line):
+        if progress is not None:
+            progress(line)
+
+    if sources_file.is_file() and (found := cached(sources_file.read_text().strip())):
+        return found
+    start = time.monotonic()
+    say("converting the SoC to RTLIL and CXXRTL C++")
+    text, cxx_text = _generate(config)
+    runtime_text = [(runtime / name).read_bytes() for name in _RUNTIME_SOURCES]
+    design_key = _digest(text, WRITE_CXXRTL, _compiler_identity(cxx), CXXFLAGS,
+                         _DRIVER.read_bytes(), (runtime / "cxxrtl" / "cxxrtl.h").read_bytes(),
+                         *runtime_text)
+    with open(root / f"design-{design_key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = cached(design_key)
+        if found is None:
+            say(f"compiling {len(cxx_text) // 1024} KiB of C++ with {Path(cxx).name} "
+                f"{' '.join(CXXFLAGS)}")
+            workdir = Path(tempfile.mkdtemp(prefix="build-", dir=root))
+            try:
+                _compile(cxx, workdir, cxx_text, runtime)
+                (workdir / "build-seconds").write_text(f"{time.monotonic() - start:.3f}\n")
+                final = root / f"design-{design_key}"
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(workdir, final)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            found = cached(design_key)._replace(cached=False)
+    sources_file.write_text(design_key + "\n")
+    return found

@@ -1,0 +1,287 @@
+"""The machine on a compiled CXXRTL model of the SoC (``--backend cxxrtl``).
+
+The driver stays in Python; each machine call is one call into the compiled library
+(``driver.cc``), which runs every cycle of the request there: the AXI4-Lite handshakes of a
+register access, all the words of a CPU load or store, an IRQ wait, the ticks of a delay, a
+backdoor copy. Hardware that works on its own (a DMA transfer, a page walk, a cache clean) thus
+runs at compiled speed, and the handshakes are those of :mod:`..pysim` edge for edge: both
+backends count the same cycles for the same scenario.
+"""
+
+import ctypes
+
+from amaranth.hdl import Shape
+
+from ....hw.config import SocConfig
+from ....hw.soc import Soc
+from ..access import split_words
+from ..base import BusError, Machine, MachineTimeout
+from ..pysim import CLOCK_PERIOD, PysimMachine, _check_resp
+from .builder import build
+
+__all__ = ["CxxrtlMachine", "simulate"]
+
+#: The ports ``driver.cc`` drives and reads, in its ``PortIndex`` order, as paths of the SoC's
+#: signature.
+PORTS = (
+    ("clk",), ("cycle",), ("irq",),
+    *((("mmio", channel, member) for channel in ("aw", "w", "b", "ar", "r")
+       for member in ("valid", "ready", "payload"))),
+    *((("cpu", channel, member) for channel in ("req", "rsp")
+       for member in ("valid", "ready", "payload"))),
+)
+#: The payload fields ``driver.cc`` packs and unpacks, in its ``FieldIndex`` order.
+FIELDS = (
+    ("mmio", "aw", "addr"), ("mmio", "aw", "prot"), ("mmio", "w", "data"),
+    ("mmio", "w", "strb"), ("mmio", "b", "resp"), ("mmio", "ar", "addr"),
+    ("mmio", "ar", "prot"), ("mmio", "r", "data"), ("mmio", "r", "resp"),
+    ("cpu", "req", "addr"), ("cpu", "req", "write"), ("cpu", "req", "data"),
+    ("cpu", "req", "strb"), ("cpu", "req", "cacheable"),
+    ("cpu", "rsp", "data"), ("cpu", "rsp", "error"),
+)
+#: Hierarchical name of the DDR model in the SoC top, and of a bank's memory in the model.
+DDR_BANK_NAME = "ddr bank_{}"
+
+_u64 = ctypes.c_uint64
+_u32 = ctypes.c_uint32
+_PROTOTYPES = {
+    "machine_create": (ctypes.c_void_p, [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(_u32),
+                                         ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(_u64),
+                                         _u32, _u32, ctypes.c_char_p, ctypes.c_size_t]),
+    "machine_destroy": (None, [ctypes.c_void_p]),
+    "machine_vcd_open": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, _u32,
+                                        ctypes.c_char_p]),
+    "machine_cycle": (_u64, [ctypes.c_void_p]),
+    "machine_irq": (ctypes.c_int, [ctypes.c_void_p, _u32]),
+    "machine_tick": (None, [ctypes.c_void_p, _u64]),
+    "machine_wait_irq": (ctypes.c_int, [ctypes.c_void_p, _u32, _u64]),
+    "machine_mmio_read": (_u32, [ctypes.c_void_p, _u64, ctypes.POINTER(_u32)]),
+    "machine_mmio_write": (_u32, [ctypes.c_void_p, _u64, _u32]),
+    "machine_cpu_access": (ctypes.c_int64, [ctypes.c_void_p, _u32, _u32, _u64,
+                                            ctypes.POINTER(_u64), ctypes.POINTER(_u64),
+                                            ctypes.c_void_p, _u32]),
+    "machine_backdoor": (None, [ctypes.c_void_p, _u32, _u64, ctypes.c_void_p, _u64, _u32]),
+}
+
+
+def _load(library):
+    lib = ctypes.CDLL(str(library))
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
+    return lib
+
+
+def _port_layout(soc):
+    """The debug names of :data:`PORTS` and the ``(offset, width)`` of :data:`FIELDS`."""
+    names = ["__".join(path) for path in PORTS]
+    fields = []
+    for *stream_path, name in FIELDS:
+        stream = soc
+        for step in stream_path:
+            stream = getattr(stream, step)
+        layout = stream.payload.shape()
+        fields += [layout[name].offset, Shape.cast(layout[name].shape).width]
+    return names, fields
+
+
+class CxxrtlMachine(Machine):
+    """:class:`Machine` on a compiled CXXRTL model of the SoC.
+
+    Made by :func:`simulate`; or directly, for a session of several scenarios on one model
+    (:meth:`close` it, or use it as a context manager).
+
+    Parameters
+    ----------
+    config : SocConfig, optional
+        Parameters of the SoC (the defaults if omitted); built with :func:`.builder.build`
+        unless a build is cached.
+    vcd : str or path, optional
+        Write a VCD waveform of the whole run there (the design's public signals, not the
+        memories).
+
+    Attributes
+    ----------
+    soc : Soc
+        The SoC the model was built from (not simulated itself: its ports and config only).
+    build : Build
+        The model's library, its build time and whether it was cached.
+    """
+    def __init__(self, config=None, *, vcd=None):
+        config = SocConfig() if config is None else config
+        if not isinstance(config, SocConfig):
+            raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
+        self.soc = Soc(config)
+        self.config = config
+        self.build = build(config)
+        self._lib = _load(self.build.library)
+        names, fields = _port_layout(self.soc)
+        banks = config.banks
+        error = ctypes.create_string_buffer(512)
+        handle = self._lib.machine_create(
+            (ctypes.c_char_p * len(names))(*(name.encode() for name in names)),
+            (_u32 * len(fields))(*fields),
+            (ctypes.c_char_p * len(banks))(*(DDR_BANK_NAME.format(b.name).encode()
+                                             for b in banks)),
+            (_u64 * len(banks))(*(b.size // config.bytes_per_beat for b in banks)),
+            len(banks), config.data_width, error, len(error))
+        if not handle:
+            raise RuntimeError(f"The compiled model does not fit the SoC: "
+                               f"{error.value.decode()}")
+        self._handle = handle
+        if vcd is not None:
+            half_period = round(CLOCK_PERIOD / 2 * 1e9)
+            if self._lib.machine_vcd_open(handle, str(vcd).encode(), half_period, b"ns"):
+                self.close()
+                raise OSError(f"Cannot write the VCD file {vcd}")
+
+    def close(self):
+        """Free the model (and finish the VCD file)."""
+        if self._handle:
+            self._lib.machine_destroy(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_handle", None):
+            self.close()
+
+    _check_mmio = PysimMachine._check_mmio
+    _check_range = PysimMachine._check_range
+    _check_irq_line = PysimMachine._check_irq_line
+
+    @property
+    def cycle(self):
+        return self._lib.machine_cycle(self._handle)
+
+    async def tick(self, n=1):
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"Cycle count must be a non-negative integer, not {n!r}")
+        self._lib.machine_tick(self._handle, n)
+
+    async def mmio_read(self, addr):
+        self._check_mmio(addr)
+        value = _u32()
+        _check_resp(self._lib.machine_mmio_read(self._handle, addr, ctypes.byref(value)),
+                    "MMIO read", addr)
+        return value.value
+
+    async def mmio_write(self, addr, value):
+        self._check_mmio(addr)
+        if not isinstance(value, int) or not 0 <= value < 1 << 32:
+            raise ValueError(f"MMIO value must be a 32-bit unsigned integer, not {value!r}")
+        _check_resp(self._lib.machine_mmio_write(self._handle, addr, value), "MMIO write", addr)
+
+    def _cpu_access(self, addr, size, data, *, write, cacheable):
+        """All the port words of an access in one call; returns the words' bytes."""
+        word_bytes = self.config.bytes_per_beat
+        words = list(split_words(addr, size, word_bytes))
+        addrs = (_u64 * len(words))(*(word_addr for word_addr, _, _ in words))
+        strbs = (_u64 * len(words))(*(((1 << length) - 1) << offset
+                                      for _, offset, length in words))
+        buffer = bytearray(len(words) * word_bytes)
+        if write:
+            pos = 0
+            for index, (_, offset, length) in enumerate(words):
+                start = index * word_bytes + offset
+                buffer[start:start + length] = data[pos:pos + length]
+                pos += length
+        buffer = ctypes.create_string_buffer(bytes(buffer), len(buffer))
+        failed = self._lib.machine_cpu_access(self._handle, int(write), int(bool(cacheable)),
+                                              len(words), addrs, strbs,
+                                              ctypes.addressof(buffer), word_bytes)
+        if failed >= 0:
+            raise BusError(f"CPU {'store' if write else 'load'} at {words[failed][0]:#x} was "
+                           f"answered with a bus error")
+        return words, buffer.raw
+
+    async def load(self, addr, size, *, cacheable=True):
+        self._check_range(addr, size)
+        words, raw = self._cpu_access(addr, size, None, write=False, cacheable=cacheable)
+        word_bytes = self.config.bytes_per_beat
+        return b"".join(raw[index * word_bytes + offset:index * word_bytes + offset + length]
+                        for index, (_, offset, length) in enumerate(words))
+
+    async def store(self, addr, data, *, cacheable=True):
+        data = bytes(data)
+        self._check_range(addr, len(data))
+        self._cpu_access(addr, len(data), data, write=True, cacheable=cacheable)
+
+    def irq_pending(self, line):
+        self._check_irq_line(line)
+        return bool(self._lib.machine_irq(self._handle, line))
+
+    async def wait_irq(self, line, *, timeout_cycles):
+        self._check_irq_line(line)
+        if not isinstance(timeout_cycles, int) or timeout_cycles < 0:
+            raise ValueError(f"Timeout must be a non-negative number of cycles, "
+                             f"not {timeout_cycles!r}")
+        if not self._lib.machine_wait_irq(self._handle, line, timeout_cycles):
+            raise MachineTimeout(f"IRQ {line} not raised within {timeout_cycles} cycles "
+                                 f"(cycle {self.cycle})")
+
+    def _bank_pieces(self, addr, n):
+        """``(bank index, offset in bank, offset in access, length)`` of each bank a byte range
+        touches; :exc:`ValueError` if any byte lies in no bank."""
+        if not isinstance(addr, int) or addr < 0:
+            raise ValueError(f"Address must be a non-negative integer, not {addr!r}")
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"Length must be a non-negative integer, not {n!r}")
+        pieces, pos, end = [], addr, addr + n
+        while pos < end:
+            bank = self.config.bank_at(pos)
+            if bank is None:
+                raise ValueError(f"Address {pos:#x} of the range {addr:#x}+{n:#x} lies in no "
+                                 f"DDR bank")
+            length = min(end, bank.end) - pos
+            pieces.append((self.config.banks.index(bank), pos - bank.base, pos - addr, length))
+            pos += length
+        return pieces
+
+    async def peek(self, addr, n):
+        buffer = ctypes.create_string_buffer(n)
+        for bank, offset, pos, length in self._bank_pieces(addr, n):
+            self._lib.machine_backdoor(self._handle, bank, offset,
+                                       ctypes.addressof(buffer) + pos, length, 0)
+        return buffer.raw
+
+    async def poke(self, addr, data):
+        data = bytes(data)
+        buffer = ctypes.create_string_buffer(data, len(data))
+        for bank, offset, pos, length in self._bank_pieces(addr, len(data)):
+            self._lib.machine_backdoor(self._handle, bank, offset,
+                                       ctypes.addressof(buffer) + pos, length, 1)
+
+
+def run_until_complete(coroutine):
+    """Run a scenario coroutine whose awaits all end in machine calls (which never suspend on
+    this backend); returns its result."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coroutine.close()
+    raise RuntimeError("The scenario awaited something other than the machine; only machine "
+                       "calls can be awaited on the compiled backend")
+
+
+def simulate(scenario, *, config=None, vcd=None):
+    """Run ``async def scenario(machine)`` on a compiled model of the SoC and return what it
+    returns; the :func:`..pysim.simulate` of the compiled backend.
+
+    Parameters
+    ----------
+    scenario : async callable
+        Receives a :class:`CxxrtlMachine`.
+    config : SocConfig, optional
+        Parameters of the SoC (the defaults if omitted).
+    vcd : str or path, optional
+        Write a VCD waveform of the whole run there.
+    """
+    with CxxrtlMachine(config, vcd=vcd) as machine:
+        return run_until_complete(scenario(machine))

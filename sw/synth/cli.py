@@ -1,0 +1,78 @@
+"""``dmabuf-soc synth``: the sub-command, for the main CLI to register with :func:`add_parser`."""
+
+import json
+import sys
+
+__all__ = ["add_parser", "run"]
+
+_COLUMNS = (("block", 12), ("placement", 22), ("lut4", 7), ("carry", 6), ("ff", 7),
+            ("bram", 5), ("fmax_mhz", 9), ("constraint_mhz", 15), ("met", 5))
+
+
+def add_parser(subparsers):
+    """Add the ``synth`` sub-command to ``subparsers`` (from ``add_subparsers()``)."""
+    from .flow import TARGETS
+    parser = subparsers.add_parser(
+        "synth", help="build blocks for an FPGA with yosys and nextpnr; report LUTs and Fmax",
+        description="Synthesise and place-and-route the SoC top and its blocks with yosys and "
+                    "nextpnr (the YoWASP packages of the 'synth' extra unless told otherwise), "
+                    "keep the logs and reports, and print one result per build.")
+    parser.add_argument("--target", choices=sorted(TARGETS), default="ecp5",
+                        help="ecp5: LFE5U-85F CABGA381 speed 6 (ULX3S); ice40: iCE40HX8K "
+                             "CT256 (HX8K breakout board). Default: ecp5")
+    parser.add_argument("--block", dest="synth_block", metavar="NAME",
+                        help="build only this block ('list' lists them); default: all")
+    parser.add_argument("--board", action="store_true",
+                        help="place on the board's pins with its constraint file, rather "
+                             "than out of context at the block's goal frequency")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per build")
+    parser.add_argument("-o", "--outdir", default="build/synth", metavar="DIR",
+                        help="where the builds keep netlists, logs and reports "
+                             "(default: build/synth)")
+    parser.add_argument("--yosys", metavar="PATH",
+                        help="yosys to run (default: $YOSYS, else YoWASP)")
+    parser.add_argument("--nextpnr", metavar="PATH",
+                        help="nextpnr-ecp5 or nextpnr-ice40 to run (default: $NEXTPNR_ECP5 "
+                             "or $NEXTPNR_ICE40, else YoWASP)")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default: 1)")
+    parser.add_argument("--threads", type=int, metavar="N", help="nextpnr threads")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _progress():
+    from ..cli import _Progress
+    return _Progress()
+
+
+def run(args):
+    """Carry out ``dmabuf-soc synth`` for parsed ``args``; the process exit status."""
+    from ...hw.synth import blocks
+    from .flow import SynthError, Tools, synth
+    if args.synth_block == "list":
+        for name in blocks.available():
+            print(name)
+        return 0
+    if args.synth_block is not None and args.synth_block not in blocks.available():
+        raise SystemExit(f"dmabuf-soc synth: unknown block {args.synth_block!r}; known: "
+                         f"{', '.join(blocks.available())}")
+    nextpnr = {f"nextpnr_{args.target}": args.nextpnr}
+    tools = Tools.find(yosys=args.yosys, **nextpnr)
+    try:
+        results = synth(args.target, args.synth_block, outdir=args.outdir,
+                        board=True if args.board else None, tools=tools, seed=args.seed,
+                        threads=args.threads, progress=_progress())
+    except SynthError as error:
+        raise SystemExit(f"dmabuf-soc synth: {error}") from None
+    if args.json:
+        for result in results:
+            print(json.dumps(result, sort_keys=True))
+    else:
+        print(" ".join(f"{name:>{width}}" for name, width in _COLUMNS))
+        for result in results:
+            print(" ".join(f"{str(result[name]):>{width}}" for name, width in _COLUMNS))
+        for result in results:
+            if not result["met"] and result["critical_path"]:
+                print(f"{result['block']}: critical path {result['critical_path']['summary']}",
+                      file=sys.stderr)
+    return 0

@@ -1,0 +1,110 @@
+"""The compiled backend's own parts: the build cache, memory initialisers, VCD output, the
+scenario runner and the machine's argument checks. Co-verification against the built-in
+simulator is in test_backends.py."""
+
+import asyncio
+
+import pytest
+from amaranth.back import rtlil
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from dmabuf_soc.hw.config import SocConfig
+from dmabuf_soc.sw.machine import cxxrtl
+from dmabuf_soc.sw.machine.cxxrtl import builder as builder
+from dmabuf_soc.sw.machine.cxxrtl.machine import run_until_complete
+
+needs_compiler = pytest.mark.skipif(not cxxrtl.available(),
+                                    reason="the compiled backend needs a C++ compiler")
+
+
+class TwoMemories(wiring.Component):
+    addr: In(4)
+    zeros: Out(8)
+    pattern: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.zeros = zeros = Memory(shape=8, depth=16, init=[])
+        m.submodules.pattern = pattern = Memory(shape=8, depth=16, init=[0, 0, 0x5A])
+        for memory, output in ((zeros, self.zeros), (pattern, self.pattern)):
+            port = memory.read_port(domain="comb")
+            m.d.comb += [port.addr.eq(self.addr), output.eq(port.data)]
+        return m
+
+
+def test_zero_memory_initialisers_are_dropped():
+    text = rtlil.convert(TwoMemories(), name="top")
+    assert text.count("$meminit_v2") == 2
+    stripped = builder._drop_zero_meminit(text)
+    assert stripped.count("$meminit_v2") == 1
+    assert "01011010" in stripped              # 0x5A of the pattern memory is kept
+    assert stripped.replace(" ", "").count("cell") == text.replace(" ", "").count("cell") - 1
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(builder.CACHE_ENV, str(tmp_path / "mine"))
+    assert builder.cache_dir() == tmp_path / "mine" / "cxxrtl"
+    monkeypatch.delenv(builder.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert builder.cache_dir() == tmp_path / "xdg" / "dmabuf-soc" / "cxxrtl"
+
+
+def test_sources_key_covers_the_config():
+    assert builder._sources_key(SocConfig()) == builder._sources_key(SocConfig())
+    assert builder._sources_key(SocConfig()) != \
+        builder._sources_key(SocConfig(read_latency=21))
+
+
+def test_build_rejects_a_bad_config():
+    with pytest.raises(TypeError, match="must be a SocConfig, not 'soc'"):
+        cxxrtl.build("soc")
+
+
+def test_scenario_runner_rejects_foreign_awaits():
+    async def scenario():
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="only machine calls"):
+        run_until_complete(scenario())
+
+    async def returns():
+        return 42
+
+    assert run_until_complete(returns()) == 42
+
+
+@needs_compiler
+def test_build_is_cached():
+    first = cxxrtl.build()
+    again = cxxrtl.build()
+    assert again.cached and again.library == first.library and again.library.is_file()
+    assert again.seconds == first.seconds > 0
+
+
+@needs_compiler
+def test_vcd_and_machine_checks(tmp_path):
+    vcd = tmp_path / "soc.vcd"
+
+    async def scenario(machine):
+        with pytest.raises(ValueError, match="4-byte aligned"):
+            await machine.mmio_read(2)
+        with pytest.raises(ValueError, match="32-bit unsigned"):
+            await machine.mmio_write(0, 1 << 32)
+        with pytest.raises(ValueError, match="non-negative integer, not -1"):
+            await machine.tick(-1)
+        with pytest.raises(ValueError, match="IRQ line must be from 0 to 7, not 8"):
+            machine.irq_pending(8)
+        with pytest.raises(ValueError, match="outside the 40-bit"):
+            await machine.load(1 << 40, 1)
+        await machine.tick(10)
+        assert await machine.peek(machine.config.banks[0].base, 16) == bytes(16)
+        return machine.cycle
+
+    assert cxxrtl.simulate(scenario, vcd=vcd) == 10
+    text = vcd.read_text()
+    assert "$enddefinitions" in text
+    assert "cycle" in text and "mmio__aw__valid" in text
+    assert "#105" in text                       # the tenth rising edge, 10 ns per cycle
