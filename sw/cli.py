@@ -173,6 +173,9 @@ def _parser():
     bench.add_argument("--backend", choices=("pysim",), default="pysim",
                        help="simulation backend (default: pysim)")
     bench.set_defaults(func=_cmd_bench)
+
+    from .synth.cli import add_parser as add_synth_parser
+    add_synth_parser(commands)
     return parser
 
 

@@ -12,7 +12,7 @@ from dmabuf_soc.sw.device import Device
 from dmabuf_soc.sw.dma_mapping.direction import DMA_BIT_MASK, DmaDirection
 from dmabuf_soc.sw.dmabuf.dma_buf import (dma_buf_attach, dma_buf_begin_cpu_access,
                                           dma_buf_detach, dma_buf_end_cpu_access,
-                                          dma_buf_export, dma_buf_list, dma_buf_map_attachment,
+                                          dma_buf_list, dma_buf_map_attachment,
                                           dma_buf_unmap_attachment, dma_buf_vmap,
                                           dma_buf_vunmap)
 from dmabuf_soc.sw.dmabuf.fs import MAP_SHARED, PROT_READ, Process, O_RDWR
