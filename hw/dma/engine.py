@@ -179,35 +179,61 @@ class DMAEngine(wiring.Component):
         return m
 
 
-def _min(m, name, *values):
-    """The smallest of ``values``, as a new combinational signal."""
-    result = values[0]
-    for value in values[1:]:
-        result = Mux(value < result, value, result)
-    signal = Signal(range(1 << 30), name=name)
-    m.d.comb += signal.eq(result)
-    return signal
-
-
 class _BurstCursor:
     """Walks the beats of one transfer side burst by burst: ``n`` beats next (at most
-    ``max_beats``, never crossing 4 KiB) from ``addr``."""
+    ``max_beats``, never crossing 4 KiB) from ``addr``.
+
+    ``n``, ``last`` and ``n_first`` (``n + first``) are registers, computed in the cycle after
+    :meth:`start` or :meth:`advance` moved the cursor; ``ready`` says they are up to date. So the
+    wide compares of the beats left stay off the paths that issue the burst.
+    """
     def __init__(self, m, name, *, addr_width, log_bpb, max_beats):
         self.active = Signal(name=f"{name}_active")
+        self.ready = Signal(name=f"{name}_ready")
         self.addr = Signal(addr_width, name=f"{name}_addr")
         self.left = Signal(30, name=f"{name}_left")
         self.first = Signal(name=f"{name}_first")
-        self._log_bpb = log_bpb
-        to_boundary = (BOUNDARY >> log_bpb) - self.addr[log_bpb:exact_log2(BOUNDARY)]
-        self.n = _min(m, f"{name}_n", Const(max_beats), self.left, to_boundary)
+        self.n = Signal(range(max_beats + 1), name=f"{name}_n")
+        self.n_first = Signal(range(max_beats + 2), name=f"{name}_n_first")
         self.last = Signal(name=f"{name}_last")
-        m.d.comb += self.last.eq(self.left == self.n)
+        self._log_bpb = log_bpb
+
+        # The beats to the 4 KiB boundary, at most BOUNDARY >> log_bpb: three compares side by
+        # side, then one choice.
+        log_page_beats = exact_log2(BOUNDARY) - log_bpb
+        page_beat = self.addr[log_bpb:exact_log2(BOUNDARY)]
+        to_boundary = Signal(log_page_beats + 1, name=f"{name}_to_boundary")
+        left_low = self.left[:log_page_beats + 1]
+        left_small = Signal(name=f"{name}_left_small")      # left fits in left_low
+        boundary_first = Signal(name=f"{name}_boundary_first")
+        fits = Signal(name=f"{name}_fits")                  # the rest goes in one burst
+        m.d.comb += [
+            to_boundary.eq((1 << log_page_beats) - page_beat),
+            left_small.eq(self.left[log_page_beats + 1:] == 0),
+            boundary_first.eq(page_beat >= (1 << log_page_beats) - max_beats),
+            fits.eq(left_small & (left_low <= max_beats) & (left_low <= to_boundary)),
+        ]
+        next_n = Signal.like(self.n, name=f"{name}_next_n")
+        with m.If(fits):
+            m.d.comb += next_n.eq(left_low)
+        with m.Elif(boundary_first):
+            m.d.comb += next_n.eq(to_boundary)
+        with m.Else():
+            m.d.comb += next_n.eq(max_beats)
+        with m.If(self.active & ~self.ready):
+            m.d.sync += [
+                self.ready.eq(1),
+                self.n.eq(next_n),
+                self.n_first.eq(next_n + self.first),
+                self.last.eq(fits),
+            ]
 
     def start(self, m, addr, length):
         """Take a transfer of ``length`` bytes at byte address ``addr``."""
         bpb = 1 << self._log_bpb
         m.d.sync += [
             self.active.eq(1),
+            self.ready.eq(0),
             self.addr.eq(Cat(Const(0, self._log_bpb), addr[self._log_bpb:])),
             self.left.eq((addr[:self._log_bpb] + length + bpb - 1) >> self._log_bpb),
             self.first.eq(1),
@@ -220,6 +246,7 @@ class _BurstCursor:
             self.left.eq(self.left - self.n),
             self.first.eq(0),
             self.active.eq(~self.last),
+            self.ready.eq(0),
         ]
 
 
@@ -354,7 +381,7 @@ class _Pipeline(Elaboratable):
             m.d.comb += read_q.r_en.eq(1)
             rd.start(m, read_q.r_data.src, read_q.r_data.length)
         rd_want = Signal()
-        m.d.comb += rd_want.eq(rd.active & ~stop & (credits >= rd.n + rd.first) &
+        m.d.comb += rd_want.eq(rd.ready & ~stop & (credits >= rd.n_first) &
                                (rd_outstanding < e.max_outstanding_reads))
 
         # AR: one request register; descriptor reads go first.
@@ -380,7 +407,7 @@ class _Pipeline(Elaboratable):
             with m.Elif(rd_want):
                 m.d.comb += [
                     ar_load_data.eq(1),
-                    reserve.eq(rd.n + rd.first),
+                    reserve.eq(rd.n_first),
                 ]
                 m.d.sync += [
                     bus.ar.valid.eq(1),
@@ -441,7 +468,7 @@ class _Pipeline(Elaboratable):
                 wr_desc.eq(write_q.r_data.desc),
             ]
         wr_want = Signal()
-        m.d.comb += wr_want.eq(wr.active & ~stop & (unclaimed >= wr.n) & b_track.w_rdy &
+        m.d.comb += wr_want.eq(wr.ready & ~stop & (unclaimed >= wr.n) & b_track.w_rdy &
                                w_bursts.w_rdy)
         burst_bytes = Signal(range(max_beats * bpb + 1))
         m.d.comb += burst_bytes.eq(Mux(wr.last, wr_end, wr.addr + (wr.n << log_bpb)) -
