@@ -34,6 +34,11 @@ def _dma(config):
                       max_burst_beats=config.dma_max_burst_beats)
 
 
+def _smmu(config):
+    from .smmu.smmu import SMMU
+    return SMMU(config, ports=2)
+
+
 def _interconnect(config):
     from .bus.interconnect import Interconnect
     return Interconnect(config.manager_signature, 2, config.banks)
@@ -46,6 +51,7 @@ _BUILDERS = {
     "interconnect": _interconnect,
     "cache": _cache,
     "dma": _dma,
+    "smmu": _smmu,
 }
 
 

@@ -13,6 +13,7 @@ from .cache.geometry import CacheGeometry
 from .cpu.port import CpuPortSignature
 from .ddr.model import DDRModel
 from .dma.channel import DMAChannel
+from .smmu.smmu import SMMU
 from .ident.ident import Ident
 from .regs.soc_map import soc_windows
 
@@ -28,16 +29,23 @@ class Soc(wiring.Component):
 
     ::
 
-        cpu ──▶ Cache ──────────┐
-        dma0, dma1 ─────────────┤
-        ext[i] ─────────────────┼──▶ Interconnect ──▶ DDRModel (all banks)
-                                │
-        mmio ──▶ LiteDecoder ──▶ ident · dma0 · dma1 · cache   (hw/soc.rdl)
+        cpu ──▶ Cache ─────────────────────────┐
+        dma0, dma1 ──▶ SMMU (upstream → downstream) ┤
+                       SMMU page-table walker ──────┤
+        ext[i] ────────────────────────────────────┼──▶ Interconnect ──▶ memory
+                                                   │
+        mmio ──▶ LiteDecoder ──▶ ident · dma0 · dma1 · cache · smmu   (hw/soc.rdl)
+
+    The memory is the DDR model in simulation (``memory="model"``), or an AXI4 manager port
+    ``mem`` towards a memory controller for FPGA builds (``memory="port"``).
 
     Parameters
     ----------
     config : SocConfig
         Widths, banks, latencies.
+    memory : str
+        ``"model"``: the DDR model serves the interconnect (simulation). ``"port"``: the
+        interconnect's memory side is the ``mem`` port (synthesis).
 
     Members
     -------
@@ -47,6 +55,9 @@ class Soc(wiring.Component):
         The CPU's loads and stores.
     ext : ``In(config.manager_signature).array(config.external_managers)``
         External AXI4 managers into the interconnect (absent if there are none).
+    mem : ``Out(AXI4Signature(...))``
+        Only with ``memory="port"``: towards the memory controller, covering
+        :attr:`SocConfig.ddr_span`; IDs carry the manager index above the manager's ID.
     irq : ``Out(8)``
         Interrupt lines, numbered as :data:`IRQ_LINES`.
     cycle : ``Out(64)``
@@ -54,30 +65,24 @@ class Soc(wiring.Component):
 
     Attributes
     ----------
-    ddr : DDRModel
-        The memory, for backdoor access from testbenches.
+    ddr : DDRModel or None
+        The memory, for backdoor access from testbenches (``None`` with ``memory="port"``).
     cache : Cache
         The CPU data cache (not coherent with DMA).
     dma : list of DMAChannel
         The DMA channels; channel ``i`` has stream ID ``i`` and IRQ line ``dma{i}``.
+    smmu : SMMU
+        Translates the DMA channels' addresses; one port pair per channel.
     interconnect : Interconnect
     """
-    def __init__(self, config=None):
+    def __init__(self, config=None, *, memory="model"):
         config = SocConfig() if config is None else config
         if not isinstance(config, SocConfig):
             raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
+        if memory not in ("model", "port"):
+            raise ValueError(f"Memory must be 'model' or 'port', not {memory!r}")
         self._config = config
-        members = {
-            "mmio": In(AXI4LiteSignature(addr_width=config.mmio_addr_width)),
-            "cpu":  In(CpuPortSignature(addr_width=config.addr_width,
-                                        data_width=config.data_width)),
-            "irq":   Out(IRQ_WIDTH),
-            "cycle": Out(64),
-        }
-        if config.external_managers:
-            members["ext"] = In(config.manager_signature).array(config.external_managers)
-        super().__init__(members)
-
+        self._memory = memory
         manager = config.manager_signature
         self.cache = Cache(CacheGeometry(size=config.cache_size, ways=config.cache_ways,
                                          line_size=config.cache_line_size,
@@ -89,16 +94,32 @@ class Soc(wiring.Component):
                                sid_width=manager.sid_width,
                                max_burst_beats=config.dma_max_burst_beats)
                     for index in range(2)]
+        self.smmu = SMMU(config, ports=len(self.dma))
         # Internal managers first, so their interconnect indices do not depend on the
         # number of external ports.
-        self._internal_managers = [self.cache.bus, *(channel.bus for channel in self.dma)]
+        self._internal_managers = [self.cache.bus, *self.smmu.downstream, self.smmu.table]
         n_managers = len(self._internal_managers) + config.external_managers
         ddr_base, ddr_size = config.ddr_span
         self.interconnect = Interconnect(manager, n_managers, [Window("ddr", ddr_base, ddr_size)],
                                          max_outstanding=config.max_outstanding)
-        self.ddr = DDRModel(config, id_width=self.interconnect.subordinate_signature.id_width)
+        memory_signature = self.interconnect.subordinate_signature
+        self.ddr = (DDRModel(config, id_width=memory_signature.id_width)
+                    if memory == "model" else None)
         self.mmio_decoder = LiteDecoder(soc_windows(), addr_width=config.mmio_addr_width)
         self.ident = Ident(config)
+
+        members = {
+            "mmio": In(AXI4LiteSignature(addr_width=config.mmio_addr_width)),
+            "cpu":  In(CpuPortSignature(addr_width=config.addr_width,
+                                        data_width=config.data_width)),
+            "irq":   Out(IRQ_WIDTH),
+            "cycle": Out(64),
+        }
+        if config.external_managers:
+            members["ext"] = In(manager).array(config.external_managers)
+        if memory == "port":
+            members["mem"] = Out(memory_signature)
+        super().__init__(members)
 
     @property
     def config(self):
@@ -109,18 +130,24 @@ class Soc(wiring.Component):
         m.submodules.cache        = self.cache
         for index, channel in enumerate(self.dma):
             m.submodules[f"dma{index}"] = channel
+        m.submodules.smmu         = self.smmu
         m.submodules.interconnect = self.interconnect
-        m.submodules.ddr          = self.ddr
         m.submodules.mmio_decoder = self.mmio_decoder
         m.submodules.ident        = self.ident
 
         connect(m, wiring.flipped(self.cpu), self.cache.cpu)
+        for channel, upstream in zip(self.dma, self.smmu.upstream):
+            connect(m, channel.bus, upstream)
         ports = iter(self.interconnect.managers)
         for manager in self._internal_managers:
             connect(m, manager, next(ports))
         for external in (self.ext if self.config.external_managers else ()):
             connect(m, wiring.flipped(external), next(ports))
-        connect(m, self.interconnect.subordinates[0], self.ddr.bus)
+        if self.ddr is not None:
+            m.submodules.ddr = self.ddr
+            connect(m, self.interconnect.subordinates[0], self.ddr.bus)
+        else:
+            connect(m, self.interconnect.subordinates[0], wiring.flipped(self.mem))
 
         connect(m, wiring.flipped(self.mmio), self.mmio_decoder.bus)
         connect(m, self.mmio_decoder.ident, self.ident.bus)
@@ -128,7 +155,11 @@ class Soc(wiring.Component):
         for index, channel in enumerate(self.dma):
             connect(m, getattr(self.mmio_decoder, f"dma{index}"), channel.regs)
             m.d.comb += self.irq[IRQ_LINES[f"dma{index}"]].eq(channel.irq)
-        m.d.comb += self.irq[IRQ_LINES["cache"]].eq(self.cache.irq)
+        connect(m, self.mmio_decoder.smmu, self.smmu.regs)
+        m.d.comb += [
+            self.irq[IRQ_LINES["cache"]].eq(self.cache.irq),
+            self.irq[IRQ_LINES["smmu"]].eq(self.smmu.irq),
+        ]
 
         m.d.sync += self.cycle.eq(self.cycle + 1)
         return m

@@ -8,6 +8,9 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+#: Simulation backends of ``sim``, ``demo`` and ``bench``.
+BACKENDS = ("pysim", "cxxrtl")
+
 
 def _config_from(args):
     from ..hw.config import SocConfig
@@ -159,8 +162,9 @@ def _parser():
         if name == "sim":
             sub.add_argument("scenario", nargs="?", help="scenario name")
             sub.add_argument("--list", action="store_true", help="list the scenarios")
-        sub.add_argument("--backend", choices=("pysim",), default="pysim",
-                         help="simulation backend (default: pysim, Amaranth's built-in)")
+        sub.add_argument("--backend", choices=BACKENDS, default="pysim",
+                         help="simulation backend: pysim (Amaranth's built-in, the default) "
+                              "or cxxrtl (compiled with the system's C++ compiler)")
         sub.add_argument("--vcd", metavar="FILE", help="write waveforms to FILE")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
         with_config(sub)
@@ -170,7 +174,7 @@ def _parser():
     bench.add_argument("name", nargs="?", help="benchmark name (omit to list them)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--backend", choices=("pysim",), default="pysim",
+    bench.add_argument("--backend", choices=BACKENDS, default="pysim",
                        help="simulation backend (default: pysim)")
     bench.set_defaults(func=_cmd_bench)
 

@@ -22,6 +22,9 @@ def checkers_for(soc):
     checkers = [AXI4LiteChecker(soc.mmio, name="mmio"),
                 AXI4Checker(soc.cache.bus, name="cpu"),
                 *(AXI4Checker(ch.bus, name=f"dma{i}") for i, ch in enumerate(soc.dma)),
+                *(AXI4Checker(port, name=f"smmu.downstream{i}")
+                  for i, port in enumerate(soc.smmu.downstream)),
+                AXI4Checker(soc.smmu.table, name="smmu.table"),
                 AXI4Checker(soc.interconnect.subordinates[0], name="ddr")]
     if soc.config.external_managers:
         checkers += [AXI4Checker(port, name=f"ext{i}") for i, port in enumerate(soc.ext)]

@@ -1,6 +1,6 @@
 """Interrupt coalescing: one interrupt per several completions, or after a quiet delay."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -55,9 +55,11 @@ class IrqCoalescer(wiring.Component):
         with m.Elif((self.pending != 0) & (timer != self.delay)):
             m.d.sync += timer.eq(timer + 1)
 
-        at_threshold = count >= self.threshold
+        # Compares of registers only: `event` merely chooses between them.
+        at_threshold = Mux(self.event, self.pending + 1 >= self.threshold,
+                           self.pending >= self.threshold)
         timed_out = (self.delay != 0) & (timer == self.delay) & (self.pending != 0)
-        with m.If((count != 0) & (at_threshold | timed_out | self.idle)):
+        with m.If((self.event | (self.pending != 0)) & (at_threshold | timed_out | self.idle)):
             m.d.comb += self.fire.eq(1)
             m.d.sync += [
                 self.pending.eq(0),

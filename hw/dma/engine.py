@@ -365,17 +365,23 @@ class _Pipeline(Elaboratable):
         ]
 
         # ---- Realigned data buffer, with read credits ----
+        rd = _BurstCursor(m, "rd", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
         m.submodules.buffer = buffer = fifo.SyncFIFOBuffered(width=sig.data_width + bpb,
                                                              depth=e.buffer_depth)
         reserved = Signal(range(e.buffer_depth + 1))   # buffer beats promised to reads in flight
         credits = Signal(range(e.buffer_depth + 1))
         m.d.comb += credits.eq(e.buffer_depth - buffer.level - reserved)
-        reserve = Signal(range(max_beats + 2))
+        reserve = Signal()              # a data read burst issued: reserve its beats
         data_beat = Signal()            # a data read beat accepted
-        m.d.sync += reserved.eq(reserved + reserve - data_beat - realigner.job_done)
+        # Both sums are formed from registers while `reserve` settles; it only chooses.
+        released = Signal.like(reserved)
+        m.d.comb += released.eq(reserved - data_beat - realigner.job_done)
+        with m.If(reserve):
+            m.d.sync += reserved.eq(released + rd.n_first)
+        with m.Else():
+            m.d.sync += reserved.eq(released)
 
         # ---- Read burst issue ----
-        rd = _BurstCursor(m, "rd", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
         rd_outstanding = Signal(range(e.max_outstanding_reads + 1))
         with m.If(~rd.active & read_q.r_rdy):
             m.d.comb += read_q.r_en.eq(1)
@@ -407,7 +413,7 @@ class _Pipeline(Elaboratable):
             with m.Elif(rd_want):
                 m.d.comb += [
                     ar_load_data.eq(1),
-                    reserve.eq(rd.n_first),
+                    reserve.eq(1),
                 ]
                 m.d.sync += [
                     bus.ar.valid.eq(1),
@@ -445,9 +451,15 @@ class _Pipeline(Elaboratable):
         ]
 
         # ---- Write burst issue: only when the whole burst's data is buffered ----
+        wr = _BurstCursor(m, "wr", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
         unclaimed = Signal(range(e.buffer_depth + 1))   # buffered beats no AW has claimed yet
-        claim = Signal(range(max_beats + 1))
-        m.d.sync += unclaimed.eq(unclaimed + (buffer.w_en & buffer.w_rdy) - claim)
+        claim = Signal()                # a data write burst issued: its beats are claimed
+        buffered = Signal.like(unclaimed)
+        m.d.comb += buffered.eq(unclaimed + (buffer.w_en & buffer.w_rdy))
+        with m.If(claim):
+            m.d.sync += unclaimed.eq(buffered - wr.n)
+        with m.Else():
+            m.d.sync += unclaimed.eq(buffered)
 
         burst_layout = data.StructLayout({"beats": range(max_beats + 1), "status": 1})
         w_bursts = _FifoOf(m, "w_bursts", burst_layout, e.max_outstanding_writes + 1)
@@ -455,7 +467,6 @@ class _Pipeline(Elaboratable):
                                         "desc": aw_bits})
         b_track = _FifoOf(m, "b_track", ack_layout, e.max_outstanding_writes)
 
-        wr = _BurstCursor(m, "wr", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
         wr_start = Signal(aw_bits)
         wr_end = Signal(aw_bits + 1)
         wr_desc = Signal(aw_bits)
@@ -470,9 +481,12 @@ class _Pipeline(Elaboratable):
         wr_want = Signal()
         m.d.comb += wr_want.eq(wr.ready & ~stop & (unclaimed >= wr.n) & b_track.w_rdy &
                                w_bursts.w_rdy)
+        # The byte count fits in its own width, so it is computed modulo that width alone.
         burst_bytes = Signal(range(max_beats * bpb + 1))
-        m.d.comb += burst_bytes.eq(Mux(wr.last, wr_end, wr.addr + (wr.n << log_bpb)) -
-                                   Mux(wr.first, wr_start, wr.addr))
+        bb_bits = len(burst_bytes)
+        m.d.comb += burst_bytes.eq(
+            Mux(wr.last, wr_end[:bb_bits], wr.addr[:bb_bits] + (wr.n << log_bpb)) -
+            Mux(wr.first, wr_start[:bb_bits], wr.addr[:bb_bits]))
 
         # Completion side: status write-back requests.
         status_want = Signal()
@@ -500,7 +514,7 @@ class _Pipeline(Elaboratable):
                 ]
             with m.Elif(wr_want):
                 m.d.comb += [
-                    claim.eq(wr.n),
+                    claim.eq(1),
                     w_bursts.w_en.eq(1),
                     w_bursts.w_data.beats.eq(wr.n),
                     w_bursts.w_data.status.eq(0),

@@ -88,6 +88,10 @@ class Realigner(wiring.Component):
         loaded     = Signal()
         reads_left = Signal(33 - log_bpb)
         writes_left = Signal(33 - log_bpb)
+        # Registered compares of the wide counts, kept off the data-beat handshake paths.
+        no_reads   = Signal(init=1)    # reads_left == 0
+        no_writes  = Signal(init=1)    # writes_left == 0
+        one_write  = Signal()          # writes_left == 1
         skip_first = Signal()      # the first read beat only fills the window
         first_beat = Signal()      # the next write beat is the transfer's first
         shift      = Signal(range(bpb + 1))   # window shift in bytes, 1..bpb
@@ -99,11 +103,20 @@ class Realigner(wiring.Component):
         m.d.comb += self.jobs.ready.eq(~loaded)
         with m.If(self.jobs.valid & ~loaded):
             end = Signal(34)
-            m.d.comb += end.eq(job.dst_offset + job.length)
+            reads = Signal.like(reads_left)
+            writes = Signal.like(writes_left)
+            m.d.comb += [
+                end.eq(job.dst_offset + job.length),
+                reads.eq((job.src_offset + job.length + bpb - 1) >> log_bpb),
+                writes.eq((end + bpb - 1) >> log_bpb),
+            ]
             m.d.sync += [
                 loaded.eq(1),
-                reads_left.eq((job.src_offset + job.length + bpb - 1) >> log_bpb),
-                writes_left.eq((end + bpb - 1) >> log_bpb),
+                reads_left.eq(reads),
+                writes_left.eq(writes),
+                no_reads.eq(reads == 0),
+                no_writes.eq(writes == 0),
+                one_write.eq(writes == 1),
                 skip_first.eq(job.src_offset > job.dst_offset),
                 first_beat.eq(1),
                 shift.eq(((job.src_offset - job.dst_offset - 1) & (bpb - 1)) + 1),
@@ -113,7 +126,7 @@ class Realigner(wiring.Component):
             ]
 
         flushing = Signal()
-        m.d.comb += flushing.eq(loaded & (reads_left == 0) & (writes_left != 0))
+        m.d.comb += flushing.eq(loaded & no_reads & ~no_writes)
 
         window = Signal(2 * self._data_width)
         m.d.comb += window.eq(Mux(flushing, Cat(prev, Const(0, self._data_width)),
@@ -126,14 +139,14 @@ class Realigner(wiring.Component):
 
         strb = Signal(bpb)
         m.d.comb += strb.eq(Mux(first_beat, first_strb, full_strb) &
-                            Mux(writes_left == 1, last_strb, full_strb))
+                            Mux(one_write, last_strb, full_strb))
         m.d.comb += [
             self.write.payload.data.eq(shifted),
             self.write.payload.strb.eq(strb),
         ]
 
         reading = Signal()
-        m.d.comb += reading.eq(loaded & (reads_left != 0))
+        m.d.comb += reading.eq(loaded & ~no_reads)
         with m.If(reading):
             m.d.comb += [
                 self.read.ready.eq(skip_first | self.write.ready),
@@ -144,11 +157,14 @@ class Realigner(wiring.Component):
                 m.d.sync += [
                     prev.eq(self.read.payload.data),
                     reads_left.eq(reads_left - 1),
+                    no_reads.eq(reads_left == 1),
                     skip_first.eq(0),
                 ]
                 with m.If(~skip_first):
                     m.d.sync += [
                         writes_left.eq(writes_left - 1),
+                        no_writes.eq(one_write),
+                        one_write.eq(writes_left == 2),
                         first_beat.eq(0),
                     ]
         with m.Elif(flushing):
@@ -156,6 +172,8 @@ class Realigner(wiring.Component):
             with m.If(self.write.ready):
                 m.d.sync += [
                     writes_left.eq(writes_left - 1),
+                    no_writes.eq(one_write),
+                    one_write.eq(writes_left == 2),
                     first_beat.eq(0),
                 ]
         with m.Elif(loaded):
