@@ -89,3 +89,27 @@ def test_bench_lists_the_benchmarks(capsys):
     assert main(["bench", "--list"]) == 0
     names = capsys.readouterr().out.split()
     assert {"platform", "dma", "cache"} <= set(names)
+
+
+def test_committed_register_docs_are_current(tmp_path):
+    """docs/registers.md is what ``dmabuf-soc regs --format md`` writes today; regenerate it
+    with ``dmabuf-soc regs --format md -o docs && mv docs/dmabuf_soc_regs.md docs/registers.md``."""
+    from pathlib import Path
+    committed = Path(__file__).resolve().parent.parent / "docs" / "registers.md"
+    assert main(["regs", "--format", "md", "-o", str(tmp_path)]) == 0
+    generated, = tmp_path.glob("*.md")
+    assert generated.read_text() == committed.read_text(), \
+        "docs/registers.md is stale: regenerate it (see this test's docstring)"
+
+
+def test_readme_mmio_table_matches_the_rdl():
+    import re
+    from pathlib import Path
+    from dmabuf_soc.hw.regs import soc_windows
+    from dmabuf_soc.hw.soc import IRQ_LINES
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| `(0x[0-9A-Fa-f]+)` \| (\d+|—) \|", readme, re.MULTILINE)
+    assert [(name, int(base, 16)) for name, base, _ in rows] == \
+        [(window.name, window.base) for window in soc_windows()]
+    for name, _, line in rows:
+        assert (int(line) if line != "—" else None) == IRQ_LINES.get(name)

@@ -27,7 +27,7 @@ cycles later than on a wire. One beat per cycle on every channel; back-to-back b
 manager stream without bubbles (given ``max_outstanding`` covers the subordinate's latency).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -176,11 +176,16 @@ class _OutstandingTable:
         self.max_outstanding = max_outstanding
         self._m = m
 
-    def allows(self, id, target):
+    def allows(self, id, target, *, issuing=0, issuing_id=0, issuing_target=0):
         """Whether a new request with ``id`` to ``target`` keeps same-ID responses in order
-        and the outstanding count within bounds."""
-        return (((self.counts[id] == 0) | (self.targets[id] == target)) &
-                (self.total < self.max_outstanding))
+        and the outstanding count within bounds, counting the request ``issuing_id`` to
+        ``issuing_target`` if ``issuing`` (one issued this cycle, not yet in the table)."""
+        same_id = issuing & (issuing_id == id)
+        none_outstanding = (self.counts[id] == 0) & ~same_id
+        same_target = Mux(same_id, issuing_target == target, self.targets[id] == target)
+        within_bounds = Mux(issuing, self.total < self.max_outstanding - 1,
+                            self.total < self.max_outstanding)
+        return (none_outstanding | same_target) & within_bounds
 
     def update(self, *, issue, issue_id, issue_target, retire, retire_id):
         m = self._m
@@ -308,15 +313,23 @@ class Interconnect(wiring.Component):
             s1_payload = Signal.like(bus.payload, name=f"{name}_s1_payload")
             s1_target = Signal(range(n_targets), name=f"{name}_s1_target")
             s1_taken = Signal(name=f"{name}_s1_taken")
+            # Whether the ordering and outstanding checks let s1's request go, as of the
+            # previous cycle: kept off the arbitration paths. It can only be conservative: the
+            # table changes by retirements, or by s1's own request, counted when it enters.
+            s1_allowed = Signal(name=f"{name}_s1_allowed")
             in_target = self._decode(m, name, bus.payload.addr)
             m.d.comb += bus.ready.eq(~s1_valid | s1_taken)
             with m.If(bus.valid & bus.ready):
                 m.d.sync += [s1_valid.eq(1), s1_payload.eq(bus.payload),
-                             s1_target.eq(in_target)]
-            with m.Elif(s1_taken):
-                m.d.sync += s1_valid.eq(0)
-            allowed = tables[index].allows(s1_payload.id, s1_target)
-            requests = [s1_valid & allowed & (s1_target == target)
+                             s1_target.eq(in_target),
+                             s1_allowed.eq(tables[index].allows(
+                                 bus.payload.id, in_target, issuing=s1_taken,
+                                 issuing_id=s1_payload.id, issuing_target=s1_target))]
+            with m.Else():
+                m.d.sync += s1_allowed.eq(tables[index].allows(s1_payload.id, s1_target))
+                with m.If(s1_taken):
+                    m.d.sync += s1_valid.eq(0)
+            requests = [s1_valid & s1_allowed & (s1_target == target)
                         for target in range(n_targets)]
             stages.append((s1_payload, s1_target, s1_taken, requests))
 

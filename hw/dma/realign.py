@@ -114,9 +114,13 @@ class Realigner(wiring.Component):
                 loaded.eq(1),
                 reads_left.eq(reads),
                 writes_left.eq(writes),
-                no_reads.eq(reads == 0),
-                no_writes.eq(writes == 0),
-                one_write.eq(writes == 1),
+                # The same compares from the offsets and the length directly, not through
+                # the sums: no beats for nothing at offset 0; one write beat up to bpb bytes.
+                no_reads.eq((job.src_offset == 0) & (job.length == 0)),
+                no_writes.eq((job.dst_offset == 0) & (job.length == 0)),
+                one_write.eq((job.length[log_bpb + 1:] == 0) &
+                             (job.length[:log_bpb + 1] + job.dst_offset <= bpb) &
+                             ((job.dst_offset != 0) | (job.length != 0))),
                 skip_first.eq(job.src_offset > job.dst_offset),
                 first_beat.eq(1),
                 shift.eq(((job.src_offset - job.dst_offset - 1) & (bpb - 1)) + 1),

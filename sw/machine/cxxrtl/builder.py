@@ -44,11 +44,11 @@ __all__ = ["CACHE_ENV", "CXXFLAGS", "BuildError", "Build", "cache_dir", "compile
 CACHE_ENV = "DMABUF_SOC_CACHE"
 #: Compiler flags of every build. ``-O1`` compiles the SoC several times faster than ``-O2``
 #: and runs it about as fast: the design is one large straight-line function.
-CXXFLAGS = ("-std=c++14", "-O1", "-fPIC")
+CXXFLAGS = ("-std=c++14", "-O0", "-fPIC")
 #: ``write_cxxrtl`` options: the default optimisations, debug information for the public wires
 #: that survive them (the VCD's signals) but not for those computed only for debugging, which
 #: would double the C++ to compile.
-WRITE_CXXRTL = "-g2"
+WRITE_CXXRTL = "-O2 -g2"
 
 _DRIVER = Path(__file__).with_name("driver.cc")
 _RUNTIME_SOURCES = ("cxxrtl/capi/cxxrtl_capi.cc", "cxxrtl/capi/cxxrtl_capi_vcd.cc")
