@@ -123,15 +123,16 @@ class CopyJob:
 
     async def finish(self):
         """Wait for the last transfer, unmap and detach. Returns the fence status (1, or the
-        negative errno of a failed transfer)."""
-        status = await self.wait()
+        negative errno of a failed transfer; ``None`` if the job was never started)."""
+        status = None if self.fence is None else await self.wait()
         src_attach, dst_attach = self._attachments
         await dma_buf_unmap_attachment(dst_attach, self.dst_sgt, DmaDirection.FROM_DEVICE)
         await dma_buf_unmap_attachment(src_attach, self.src_sgt, DmaDirection.TO_DEVICE)
         await dma_buf_detach(self.dst, dst_attach)
         await dma_buf_detach(self.src, src_attach)
         self.engine._jobs.remove(self)
-        self.fence.put()
+        if self.fence is not None:
+            self.fence.put()
         return status
 
 

@@ -107,4 +107,4 @@ def test_vcd_and_machine_checks(tmp_path):
     text = vcd.read_text()
     assert "$enddefinitions" in text
     assert "cycle" in text and "mmio__aw__valid" in text
-    assert "#105" in text                       # the tenth rising edge, 10 ns per cycle
+    assert "#95\n" in text and "#100\n" in text   # tenth rising edge, then the end

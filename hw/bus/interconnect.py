@@ -156,6 +156,25 @@ def _round_robin(m, name, requests, *, locked):
     return grant
 
 
+def _registered_round_robin(m, name, requests, *, hold):
+    """A round-robin grant among ``requests``, as a register: in each cycle the grant for the
+    next one is chosen, starting after the current grant, unless ``hold``. So a grant never
+    depends on this cycle's requests; a request arriving to a grant elsewhere waits one
+    cycle, one of the granted requester streams on."""
+    grant = Signal(range(max(len(requests), 2)), name=f"{name}_grant")
+    with m.If(~hold):
+        with m.Switch(grant):
+            for last in range(len(requests)):
+                with m.Case(last):
+                    order = [(last + k) % len(requests) for k in range(1, len(requests) + 1)]
+                    with m.If(requests[order[0]]):
+                        m.d.sync += grant.eq(order[0])
+                    for candidate in order[1:]:
+                        with m.Elif(requests[candidate]):
+                            m.d.sync += grant.eq(candidate)
+    return grant
+
+
 def _hold_grant(m, locked, valid, ready, last=None):
     """Keep an arbiter's grant while a transfer is presented but not accepted, and (with
     ``last``) until the last beat of a burst."""
@@ -337,8 +356,8 @@ class Interconnect(wiring.Component):
         for target, subordinate in enumerate(targets):
             bus = getattr(subordinate, channel)
             name = f"t{target}_{channel}"
-            locked = Signal(name=f"{name}_locked")
-            grant = _round_robin(m, name, [stage[3][target] for stage in stages], locked=locked)
+            grant = _registered_round_robin(m, name, [stage[3][target] for stage in stages],
+                                            hold=bus.valid & ~bus.ready)
             with m.Switch(grant):
                 for index, (s1_payload, _, _, requests) in enumerate(stages):
                     with m.Case(index):
@@ -349,7 +368,6 @@ class Interconnect(wiring.Component):
                             Cat(s1_payload.id, Const(index, self._index_width)))
             for index, (_, _, _, requests) in enumerate(stages):
                 taken[index].append((grant == index) & requests[target] & bus.ready)
-            _hold_grant(m, locked, bus.valid, bus.ready)
         for (_, _, s1_taken, _), takers in zip(stages, taken):
             m.d.comb += s1_taken.eq(Cat(*takers).any())
         return [(s1_taken, s1_payload.id, s1_target)

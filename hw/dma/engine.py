@@ -158,12 +158,16 @@ class DMAEngine(wiring.Component):
         m.submodules.pipeline = ResetInserter(core_reset)(pipeline)
         m.d.comb += self.quiet.eq(pipeline.quiescent)
 
+        # The reset comes from a register: it reaches every flip-flop of the pipeline. Nothing
+        # moves in between, the pipeline being quiescent and stopped while `resetting`.
         with m.If(self.soft_reset):
             m.d.sync += self.resetting.eq(1)
-        with m.If(self.resetting & pipeline.quiescent):
-            m.d.comb += core_reset.eq(1)
+        m.d.sync += core_reset.eq(self.resetting & pipeline.quiescent & ~core_reset)
+        with m.If(core_reset):
             m.d.sync += self.resetting.eq(0)
 
+        stalled = Signal()      # counted a cycle late, off the R and W handshake paths
+        m.d.sync += stalled.eq(pipeline.stalled & ~self.clear_counters)
         with m.If(self.clear_counters):
             m.d.sync += [
                 self.bytes_moved.eq(0),
@@ -174,7 +178,7 @@ class DMAEngine(wiring.Component):
             m.d.sync += [
                 self.bytes_moved.eq(self.bytes_moved + pipeline.acked_bytes),
                 self.busy_cycles.eq(self.busy_cycles + self.busy),
-                self.stall_cycles.eq(self.stall_cycles + pipeline.stalled),
+                self.stall_cycles.eq(self.stall_cycles + stalled),
             ]
         return m
 
@@ -183,9 +187,10 @@ class _BurstCursor:
     """Walks the beats of one transfer side burst by burst: ``n`` beats next (at most
     ``max_beats``, never crossing 4 KiB) from ``addr``.
 
-    ``n``, ``last`` and ``n_first`` (``n + first``) are registers, computed in the cycle after
-    :meth:`start` or :meth:`advance` moved the cursor; ``ready`` says they are up to date. So the
-    wide compares of the beats left stay off the paths that issue the burst.
+    ``n``, ``last`` and ``n_first`` (``n + first``) are registers, worked out in two cycles
+    after :meth:`start` or :meth:`advance` moved the cursor (compares, then the choice);
+    ``ready`` says they are up to date. So the wide compares of the beats left stay off the
+    paths that issue the burst.
     """
     def __init__(self, m, name, *, addr_width, log_bpb, max_beats):
         self.active = Signal(name=f"{name}_active")
@@ -196,23 +201,28 @@ class _BurstCursor:
         self.n = Signal(range(max_beats + 1), name=f"{name}_n")
         self.n_first = Signal(range(max_beats + 2), name=f"{name}_n_first")
         self.last = Signal(name=f"{name}_last")
+        self._compared = Signal(name=f"{name}_compared")
         self._log_bpb = log_bpb
 
-        # The beats to the 4 KiB boundary, at most BOUNDARY >> log_bpb: three compares side by
-        # side, then one choice.
+        # First cycle: the beats to the 4 KiB boundary (at most BOUNDARY >> log_bpb) and three
+        # compares side by side.
         log_page_beats = exact_log2(BOUNDARY) - log_bpb
+        page_beats = 1 << log_page_beats
         page_beat = self.addr[log_bpb:exact_log2(BOUNDARY)]
-        to_boundary = Signal(log_page_beats + 1, name=f"{name}_to_boundary")
         left_low = self.left[:log_page_beats + 1]
-        left_small = Signal(name=f"{name}_left_small")      # left fits in left_low
-        boundary_first = Signal(name=f"{name}_boundary_first")
-        fits = Signal(name=f"{name}_fits")                  # the rest goes in one burst
-        m.d.comb += [
-            to_boundary.eq((1 << log_page_beats) - page_beat),
-            left_small.eq(self.left[log_page_beats + 1:] == 0),
-            boundary_first.eq(page_beat >= (1 << log_page_beats) - max_beats),
-            fits.eq(left_small & (left_low <= max_beats) & (left_low <= to_boundary)),
-        ]
+        to_boundary = Signal(log_page_beats + 1, name=f"{name}_to_boundary")
+        boundary_first = Signal(name=f"{name}_boundary_first")   # to_boundary <= max_beats
+        fits = Signal(name=f"{name}_fits")      # the beats left go in one burst
+        with m.If(self.active & ~self._compared):
+            m.d.sync += [
+                self._compared.eq(1),
+                to_boundary.eq(page_beats - page_beat),
+                boundary_first.eq(page_beat >= page_beats - max_beats),
+                fits.eq((self.left[log_page_beats + 1:] == 0) & (left_low <= max_beats) &
+                        (left_low + page_beat <= page_beats)),
+            ]
+
+        # Second cycle: the choice.
         next_n = Signal.like(self.n, name=f"{name}_next_n")
         with m.If(fits):
             m.d.comb += next_n.eq(left_low)
@@ -220,7 +230,7 @@ class _BurstCursor:
             m.d.comb += next_n.eq(to_boundary)
         with m.Else():
             m.d.comb += next_n.eq(max_beats)
-        with m.If(self.active & ~self.ready):
+        with m.If(self._compared & ~self.ready):
             m.d.sync += [
                 self.ready.eq(1),
                 self.n.eq(next_n),
@@ -235,8 +245,9 @@ class _BurstCursor:
             self.active.eq(1),
             self.ready.eq(0),
             self.addr.eq(Cat(Const(0, self._log_bpb), addr[self._log_bpb:])),
-            self.left.eq((addr[:self._log_bpb] + length + bpb - 1) >> self._log_bpb),
+            self.left.eq((length + (addr[:self._log_bpb] + (bpb - 1))) >> self._log_bpb),
             self.first.eq(1),
+            self._compared.eq(0),
         ]
 
     def advance(self, m):
@@ -247,6 +258,7 @@ class _BurstCursor:
             self.first.eq(0),
             self.active.eq(~self.last),
             self.ready.eq(0),
+            self._compared.eq(0),
         ]
 
 
@@ -306,9 +318,10 @@ class _Pipeline(Elaboratable):
         reg_pending = Signal()
         reg_transfer = Signal(TransferLayout(addr_width=aw_bits))
         zero_length_go = Signal()
+        m.d.sync += zero_length_go.eq(0)
         with m.If(e.go & ~e.busy & ~stop):
             with m.If(e.length == 0):
-                m.d.comb += zero_length_go.eq(1)
+                m.d.sync += zero_length_go.eq(1)    # reported in the next cycle
             with m.Else():
                 m.d.sync += [
                     reg_pending.eq(1),
@@ -373,9 +386,12 @@ class _Pipeline(Elaboratable):
         m.d.comb += credits.eq(e.buffer_depth - buffer.level - reserved)
         reserve = Signal()              # a data read burst issued: reserve its beats
         data_beat = Signal()            # a data read beat accepted
-        # Both sums are formed from registers while `reserve` settles; it only chooses.
+        # Both sums are formed from registers while `reserve` settles; it only chooses. Beats
+        # are released a cycle late, which only understates the credits.
+        release = Signal(2)
+        m.d.sync += release.eq(data_beat + realigner.job_done)
         released = Signal.like(reserved)
-        m.d.comb += released.eq(reserved - data_beat - realigner.job_done)
+        m.d.comb += released.eq(reserved - release)
         with m.If(reserve):
             m.d.sync += reserved.eq(released + rd.n_first)
         with m.Else():
@@ -386,8 +402,13 @@ class _Pipeline(Elaboratable):
         with m.If(~rd.active & read_q.r_rdy):
             m.d.comb += read_q.r_en.eq(1)
             rd.start(m, read_q.r_data.src, read_q.r_data.length)
+        # Whether the buffer had room for the burst in the previous cycle, with a beat to spare
+        # for the one a flush may have added since; `rd.n_first` holds still while `rd.ready`
+        # is, and a reservation drops `rd.ready`, so the registered compare is never late.
+        credit_ok = Signal()
+        m.d.sync += credit_ok.eq(rd.ready & (credits > rd.n_first))
         rd_want = Signal()
-        m.d.comb += rd_want.eq(rd.ready & ~stop & (credits >= rd.n_first) &
+        m.d.comb += rd_want.eq(rd.ready & credit_ok & ~stop &
                                (rd_outstanding < e.max_outstanding_reads))
 
         # AR: one request register; descriptor reads go first.
@@ -454,8 +475,12 @@ class _Pipeline(Elaboratable):
         wr = _BurstCursor(m, "wr", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
         unclaimed = Signal(range(e.buffer_depth + 1))   # buffered beats no AW has claimed yet
         claim = Signal()                # a data write burst issued: its beats are claimed
+        # Beats count as buffered a cycle after they are, keeping the buffer's handshake off
+        # the sum.
+        buffer_written = Signal()
+        m.d.sync += buffer_written.eq(buffer.w_en & buffer.w_rdy)
         buffered = Signal.like(unclaimed)
-        m.d.comb += buffered.eq(unclaimed + (buffer.w_en & buffer.w_rdy))
+        m.d.comb += buffered.eq(unclaimed + buffer_written)
         with m.If(claim):
             m.d.sync += unclaimed.eq(buffered - wr.n)
         with m.Else():
@@ -664,18 +689,30 @@ class _Pipeline(Elaboratable):
         code = Signal(ErrorCode)
         resp = Signal(Resp)
         desc = Signal(aw_bits)
+        # Whether the faulting descriptor's status is to be written back: a read, write or
+        # zero-length fault of a descriptor (not register mode); worked out per source, from
+        # registers, rather than from the chosen `desc`.
+        writes_back = Signal()
+
+        def write_back(code, desc):
+            return (desc != 0) & ((code == ErrorCode.READ) | (code == ErrorCode.WRITE) |
+                                  (code == ErrorCode.ZERO_LEN))
+
         with m.If(realigner.read_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.READ),
-                         resp.eq(bus.r.payload.resp), desc.eq(realigner.desc)]
+                         resp.eq(bus.r.payload.resp), desc.eq(realigner.desc),
+                         writes_back.eq(realigner.desc != 0)]
         with m.Elif(b_data & b_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.WRITE),
-                         resp.eq(bus.b.payload.resp), desc.eq(b_track.r_data.desc)]
+                         resp.eq(bus.b.payload.resp), desc.eq(b_track.r_data.desc),
+                         writes_back.eq(b_track.r_data.desc != 0)]
         with m.Elif(b_status & b_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.STATUS_WB),
                          resp.eq(bus.b.payload.resp), desc.eq(head.desc)]
         with m.Elif(fetcher.fault & pipeline_empty):
             m.d.comb += [error.eq(1), code.eq(fetcher.fault_code),
-                         resp.eq(fetcher.fault_resp), desc.eq(fetcher.fault_desc)]
+                         resp.eq(fetcher.fault_resp), desc.eq(fetcher.fault_desc),
+                         writes_back.eq(write_back(fetcher.fault_code, fetcher.fault_desc))]
         with m.Elif(zero_length_go):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.ZERO_LEN), resp.eq(Resp.OKAY),
                          desc.eq(0)]
@@ -686,8 +723,7 @@ class _Pipeline(Elaboratable):
                 e.err_code.eq(code),
                 e.err_resp.eq(resp),
                 e.err_desc.eq(desc),
-                fault_wb.eq((desc != 0) & ((code == ErrorCode.READ) | (code == ErrorCode.WRITE) |
-                                           (code == ErrorCode.ZERO_LEN))),
+                fault_wb.eq(writes_back),
             ]
 
         # ---- Activity ----

@@ -102,13 +102,14 @@ class Realigner(wiring.Component):
         job = self.jobs.payload
         m.d.comb += self.jobs.ready.eq(~loaded)
         with m.If(self.jobs.valid & ~loaded):
-            end = Signal(34)
+            # Beat counts in one carry chain each: the offset and the rounding go in together.
+            end = Signal(log_bpb)       # the transfer's end, within its last beat
             reads = Signal.like(reads_left)
             writes = Signal.like(writes_left)
             m.d.comb += [
-                end.eq(job.dst_offset + job.length),
-                reads.eq((job.src_offset + job.length + bpb - 1) >> log_bpb),
-                writes.eq((end + bpb - 1) >> log_bpb),
+                end.eq(job.dst_offset + job.length[:log_bpb]),
+                reads.eq((job.length + (job.src_offset + (bpb - 1))) >> log_bpb),
+                writes.eq((job.length + (job.dst_offset + (bpb - 1))) >> log_bpb),
             ]
             m.d.sync += [
                 loaded.eq(1),

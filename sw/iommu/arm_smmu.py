@@ -80,7 +80,8 @@ class ArmSmmu:
         if page is None:
             raise KernelError(errno.ENOMEM, f"arm-smmu-v3: cannot allocate {size} bytes")
         self._pages.append((page, order))
-        await self.machine.store(page.phys, bytes(GRANULE << order), cacheable=False)
+        if not self.mm.is_fresh(page):
+            await self.machine.store(page.phys, bytes(size), cacheable=False)
         return page.phys
 
     async def probe(self):

@@ -135,6 +135,7 @@ class ArmLpaeS1Pgtable:
         self.owner = owner
         self.ttbr = None
         self.table_pages = 0
+        self._tables = set()
 
     # Memory.
 
@@ -146,15 +147,18 @@ class ArmLpaeS1Pgtable:
         page = self.mm.alloc_pages(GFP_KERNEL, 0, owner=self.owner)
         if page is None:
             raise KernelError(errno.ENOMEM, "io-pgtable: out of memory for a table page")
-        await self.kmem.clear_pages(page, 1)
-        await self._sync(page.phys, GRANULE)
+        if not self.mm.is_fresh(page):
+            await self.kmem.clear_pages(page, 1)
+            await self._sync(page.phys, GRANULE)
         self.table_pages += 1
+        self._tables.add(page.phys)
         return page.phys
 
     def _free_table_page(self, pa):
         from ..mm.page_alloc import Page
         self.mm.free_pages(Page.from_phys(pa), 0)
         self.table_pages -= 1
+        self._tables.discard(pa)
 
     async def _read_pte(self, pa):
         return int.from_bytes(await self.kmem.read(self.kmem.phys_to_virt(pa), 8), "little")
@@ -336,7 +340,10 @@ class ArmLpaeS1Pgtable:
         return 0
 
     async def free(self):
-        """Free every table page (``free_io_pgtable_ops()``)."""
+        """Free every table page (``free_io_pgtable_ops()``). The whole tree goes, so the
+        pages are taken from the list of tables allocated rather than found by reading
+        every descriptor as Linux does: the same pages, without 512 loads per table."""
         if self.ttbr is not None:
-            await self._free_tables(self.ttbr, LEVELS[0])
+            for pa in sorted(self._tables):
+                self._free_table_page(pa)
             self.ttbr = None

@@ -129,11 +129,13 @@ async def iommu_attach_device(domain, dev):
         dev.dma_ops = IommuDmaOps(domain)
 
 
-async def iommu_detach_device(domain, dev):
-    """Make ``dev``'s stream abort again (the blocking domain)."""
+async def iommu_detach_device(domain, dev, *, bypass=False):
+    """Make ``dev``'s stream abort again (the blocking domain), or with ``bypass`` pass
+    through untranslated (the identity domain)."""
     if dev.iommu_domain is not domain:
         raise KernelError(errno.EINVAL, f"{dev.name} is not attached to {domain}")
-    await domain.smmu.write_ste(dev.stream_id, StreamConfig.ABORT)
+    await domain.smmu.write_ste(dev.stream_id,
+                                StreamConfig.BYPASS if bypass else StreamConfig.ABORT)
     domain.smmu.masters.pop(dev.stream_id, None)
     domain.devices.remove(dev)
     dev.iommu_domain = None

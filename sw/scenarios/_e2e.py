@@ -9,7 +9,7 @@ from ..dmabuf.dma_buf import (dma_buf_begin_cpu_access, dma_buf_end_cpu_access, 
                               dma_buf_vmap, dma_buf_vunmap)
 from ..dmabuf.fs import O_CLOEXEC, O_RDWR, Process
 from ..heaps.heap import DMA_HEAP_IOCTL_ALLOC, DmaHeapAllocationData
-from ..mm.page_alloc import GFP_KERNEL
+from ..mm.page_alloc import GFP_KERNEL, ZoneType
 from ..soc_platform import boot
 
 __all__ = ["Session", "pattern", "session", "describe_segments", "counter_delta"]
@@ -35,11 +35,14 @@ class Session:
     app : Process
     stages : dict of str to int
         Cycles of each stage run with :meth:`stage`.
+    boot_cycles : int
+        Machine cycles spent booting (mostly probing the SMMU).
     """
 
-    def __init__(self, machine, progress, steps, **boot_args):
+    def __init__(self, machine, platform, progress, steps):
         self.machine = machine
-        self.platform = boot(machine, **boot_args)
+        self.platform = platform
+        self.boot_cycles = machine.cycle
         self.app = Process("app", kmem=self.platform.kmem)
         self.stages = {}
         self._progress = progress
@@ -57,19 +60,40 @@ class Session:
         if self._progress:
             self._progress(min(self._done, self._steps), self._steps, name)
 
-    def fragment(self, holes=1):
-        """Make free memory look like that of a system that ran a while: of the first
-        ``2 * holes + 1`` free pages of ``ZONE_NORMAL``, other tenants keep every other one,
-        so the next order-0 allocations come out scattered. :meth:`close` gives them back.
-        (The holes were used, so the heaps zero them; the pages after them are still zero
-        from reset.)"""
+    def fragment(self, holes=1, *, used=True):
+        """Make free memory look like that of a system that ran a while, so that the next
+        order-0 allocations of ``ZONE_NORMAL`` come out scattered. :meth:`close` gives the
+        tenants' pages back.
+
+        With ``used``, of the first ``2 * holes + 1`` free pages other tenants keep every
+        other one: the holes were used, so the heaps zero them (the pages after them are
+        still zero from reset). Without it (one hole only), the tenants take the free single
+        pages, one more page ``q`` and the pair ``q + 2, q + 3`` left by its split, and give
+        nothing back: the next two order-0 allocations get ``q + 1`` and ``q + 4``, both
+        never used since reset.
+        """
         mm = self.platform.mm
-        taken = [mm.alloc_pages(GFP_KERNEL, 0, owner="tenant") for _ in range(2 * holes + 1)]
-        for index, page in enumerate(taken):
-            if index % 2:
-                mm.free_pages(page, 0)
-            else:
-                self._tenants.append(page)
+        if used:
+            taken = [mm.alloc_pages(GFP_KERNEL, 0, owner="tenant")
+                     for _ in range(2 * holes + 1)]
+            for index, page in enumerate(taken):
+                if index % 2:
+                    mm.free_pages(page, 0)
+                else:
+                    self._tenants.append((page, 0))
+            return
+        if holes != 1:
+            raise ValueError(f"Unused holes are made one at a time, not {holes!r}")
+
+        def take(order):
+            page = mm.alloc_pages(GFP_KERNEL, order, owner="tenant")
+            self._tenants.append((page, order))
+            return page
+        while mm.free_area_counts(ZoneType.NORMAL)[0]:
+            take(0)
+        split = take(0)
+        while take(1).pfn != split.pfn + 2:
+            pass
 
     async def alloc(self, heap, size, process=None):
         """``DMA_HEAP_IOCTL_ALLOC`` on ``/dev/dma_heap/<heap>`` from ``process`` (the app by
@@ -130,17 +154,21 @@ class Session:
         """Exit the process, give the tenants' pages back, and check that every page,
         mapping and reference came back."""
         self.app.exit()
-        for page in self._tenants:
-            self.platform.mm.free_pages(page, 0)
-        self._tenants = []
+        self.release_tenants()
         self.platform.check_clean()
+
+    def release_tenants(self):
+        """Give back the pages :meth:`fragment` took."""
+        for page, order in self._tenants:
+            self.platform.mm.free_pages(page, order)
+        self._tenants = []
 
 
 @contextlib.asynccontextmanager
 async def session(machine, progress=None, steps=1, **boot_args):
     """Boot, run the block with the machine's scheduler current, then :meth:`Session.close`
     (only when the block succeeded: a failure is reported as itself, not as leaks)."""
-    s = Session(machine, progress, steps, **boot_args)
+    s = Session(machine, await boot(machine, **boot_args), progress, steps)
     with s.platform.running():
         yield s
     s.close()

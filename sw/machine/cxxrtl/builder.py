@@ -37,17 +37,20 @@ from .... import hw
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 
-__all__ = ["CACHE_ENV", "CXXFLAGS", "BuildError", "Build", "cache_dir", "compiler", "runtime_dir",
-           "available", "build"]
+__all__ = ["CACHE_ENV", "DISABLE_ENV", "CXXFLAGS", "WRITE_CXXRTL", "BuildError", "Build",
+           "cache_dir", "compiler", "runtime_dir", "available", "build"]
 
 #: Environment variable that overrides the cache directory.
 CACHE_ENV = "DMABUF_SOC_CACHE"
-#: Compiler flags of every build. ``-O1`` compiles the SoC several times faster than ``-O2``
-#: and runs it about as fast: the design is one large straight-line function.
+#: Environment variable that, set, makes :func:`available` false.
+DISABLE_ENV = "DMABUF_SOC_NO_CXXRTL"
+#: Compiler flags of every build. The design is one function of tens of thousands of lines,
+#: on which g++ spends minutes even at ``-O0`` and far longer with optimisation.
 CXXFLAGS = ("-std=c++14", "-O0", "-fPIC")
-#: ``write_cxxrtl`` options: the default optimisations, debug information for the public wires
-#: that survive them (the VCD's signals) but not for those computed only for debugging, which
-#: would double the C++ to compile.
+#: ``write_cxxrtl`` options. ``-O2`` keeps each cell its own statement: the default ``-O6``
+#: inlines wires into expressions of up to 75,000 characters (the interconnect's arbiters)
+#: that g++ takes many minutes to compile. ``-g2``: debug information for the public wires
+#: (the VCD's signals), not for those computed only for debugging, which would double the C++.
 WRITE_CXXRTL = "-O2 -g2"
 
 _DRIVER = Path(__file__).with_name("driver.cc")
@@ -89,8 +92,9 @@ def runtime_dir():
 
 
 def available():
-    """Whether this machine can build the compiled backend (a compiler and the runtime)."""
-    if compiler() is None:
+    """Whether this machine can build the compiled backend (a compiler and the runtime), and
+    it is not turned off by setting ``$DMABUF_SOC_NO_CXXRTL`` (to spare a CI run the build)."""
+    if os.environ.get(DISABLE_ENV) or compiler() is None:
         return False
     try:
         runtime_dir()

@@ -12,6 +12,7 @@ import ctypes
 
 from amaranth.hdl import Shape
 
+from ....hw.bus.axi import Resp
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 from ..access import split_words
@@ -167,15 +168,16 @@ class CxxrtlMachine(Machine):
     async def mmio_read(self, addr):
         self._check_mmio(addr)
         value = _u32()
-        _check_resp(self._lib.machine_mmio_read(self._handle, addr, ctypes.byref(value)),
-                    "MMIO read", addr)
+        resp = self._lib.machine_mmio_read(self._handle, addr, ctypes.byref(value))
+        _check_resp(Resp(resp), "MMIO read", addr)
         return value.value
 
     async def mmio_write(self, addr, value):
         self._check_mmio(addr)
         if not isinstance(value, int) or not 0 <= value < 1 << 32:
             raise ValueError(f"MMIO value must be a 32-bit unsigned integer, not {value!r}")
-        _check_resp(self._lib.machine_mmio_write(self._handle, addr, value), "MMIO write", addr)
+        _check_resp(Resp(self._lib.machine_mmio_write(self._handle, addr, value)), "MMIO write",
+                    addr)
 
     def _cpu_access(self, addr, size, data, *, write, cacheable):
         """All the port words of an access in one call; returns the words' bytes."""
