@@ -13,5 +13,6 @@ setup(
         for folder in FOLDERS
         for sub in ["", *find_packages(folder)]
     ],
-    package_data={f"dmabuf_soc.{folder}": ["**/*.rdl"] for folder in FOLDERS},
+    # SystemRDL sources of the register blocks; C++ of the compiled backend's driver.
+    package_data={f"dmabuf_soc.{folder}": ["**/*.rdl", "**/*.cc"] for folder in FOLDERS},
 )

@@ -6,10 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main"]
+from .machine.backends import BACKENDS
 
-#: Simulation backends of ``sim``, ``demo`` and ``bench``.
-BACKENDS = ("pysim", "cxxrtl")
+__all__ = ["main"]
 
 
 def _config_from(args):

@@ -21,7 +21,7 @@ from dmabuf_soc.sw.scenarios.platform import bring_up
 
 AVAILABLE = available_backends()
 needs_both = pytest.mark.skipif("cxxrtl" not in AVAILABLE,
-                                reason="the compiled backend needs a C++ compiler")
+                                reason="the compiled backend is off (run with --cxxrtl; it needs a C++ compiler)")
 
 
 async def machine_rules(machine):

@@ -17,7 +17,7 @@ from dmabuf_soc.sw.machine.cxxrtl import builder as builder
 from dmabuf_soc.sw.machine.cxxrtl.machine import run_until_complete
 
 needs_compiler = pytest.mark.skipif(not cxxrtl.available(),
-                                    reason="the compiled backend needs a C++ compiler")
+                                    reason="the compiled backend is off (run with --cxxrtl; it needs a C++ compiler)")
 
 
 class TwoMemories(wiring.Component):

@@ -21,9 +21,13 @@ Per direction (reads and writes are fully independent)::
   requested beat, RLAST on the last; one B after the last W beat).
 
 Latency (measured in tests/test_interconnect.py): AR and AW take one cycle more than a wire
-(the s1 register); R and B are combinational; W beats are combinational once their AW has
-reached the subordinate, so a write presenting AW and W together sees its first W beat two
-cycles later than on a wire. One beat per cycle on every channel; back-to-back bursts of one
+(the s1 register), and one more when the target's grant is with another manager: each
+target's round-robin grant is a register, chosen a cycle ahead from the requests waiting in
+s1, and a request's ordering check is registered as it enters s1, so no manager's request
+reaches another manager's ready (that loop limited the clock). A manager streaming to a
+target keeps its grant and pays no extra cycle. R and B are combinational; W beats are
+combinational once their AW has reached the subordinate, so a write presenting AW and W
+together sees its first W beat two cycles later than on a wire. One beat per cycle on every channel; back-to-back bursts of one
 manager stream without bubbles (given ``max_outstanding`` covers the subordinate's latency).
 """
 
@@ -136,6 +140,20 @@ class DecodeErrorSubordinate(wiring.Component):
         return m
 
 
+def _pick_after(m, domain, grant, previous, requests):
+    """Drive ``grant`` (in ``domain``) to the first requester after ``previous``, round the
+    ring; leave it alone when none requests."""
+    with m.Switch(previous):
+        for last in range(len(requests)):
+            with m.Case(last):
+                order = [(last + k) % len(requests) for k in range(1, len(requests) + 1)]
+                with m.If(requests[order[0]]):
+                    m.d[domain] += grant.eq(order[0])
+                for candidate in order[1:]:
+                    with m.Elif(requests[candidate]):
+                        m.d[domain] += grant.eq(candidate)
+
+
 def _round_robin(m, name, requests, *, locked):
     """A round-robin grant among ``requests``, held while ``locked``; the pointer moves to
     each granted requester, so the next grant starts after it."""
@@ -143,15 +161,7 @@ def _round_robin(m, name, requests, *, locked):
     previous = Signal.like(grant, name=f"{name}_previous")
     m.d.comb += grant.eq(previous)
     with m.If(~locked):
-        with m.Switch(previous):
-            for last in range(len(requests)):
-                with m.Case(last):
-                    order = [(last + k) % len(requests) for k in range(1, len(requests) + 1)]
-                    with m.If(requests[order[0]]):
-                        m.d.comb += grant.eq(order[0])
-                    for candidate in order[1:]:
-                        with m.Elif(requests[candidate]):
-                            m.d.comb += grant.eq(candidate)
+        _pick_after(m, "comb", grant, previous, requests)
     m.d.sync += previous.eq(grant)
     return grant
 
@@ -163,15 +173,7 @@ def _registered_round_robin(m, name, requests, *, hold):
     cycle, one of the granted requester streams on."""
     grant = Signal(range(max(len(requests), 2)), name=f"{name}_grant")
     with m.If(~hold):
-        with m.Switch(grant):
-            for last in range(len(requests)):
-                with m.Case(last):
-                    order = [(last + k) % len(requests) for k in range(1, len(requests) + 1)]
-                    with m.If(requests[order[0]]):
-                        m.d.sync += grant.eq(order[0])
-                    for candidate in order[1:]:
-                        with m.Elif(requests[candidate]):
-                            m.d.sync += grant.eq(candidate)
+        _pick_after(m, "sync", grant, grant, requests)
     return grant
 
 

@@ -45,8 +45,9 @@ CACHE_ENV = "DMABUF_SOC_CACHE"
 #: Environment variable that, set, makes :func:`available` false.
 DISABLE_ENV = "DMABUF_SOC_NO_CXXRTL"
 #: Compiler flags of every build. The design is one function of tens of thousands of lines,
-#: on which g++ spends minutes even at ``-O0`` and far longer with optimisation.
-CXXFLAGS = ("-std=c++14", "-O0", "-fPIC")
+#: on which g++ spends minutes even at ``-O0`` and far longer with optimisation;
+#: ``$DMABUF_SOC_CXXFLAGS`` replaces the optimisation flags (``-O0``).
+CXXFLAGS = ("-std=c++14", "-fPIC", *(os.environ.get("DMABUF_SOC_CXXFLAGS") or "-O0").split())
 #: ``write_cxxrtl`` options. ``-O2`` keeps each cell its own statement: the default ``-O6``
 #: inlines wires into expressions of up to 75,000 characters (the interconnect's arbiters)
 #: that g++ takes many minutes to compile. ``-g2``: debug information for the public wires
