@@ -26,7 +26,9 @@ class DMAEngine(wiring.Component):
     ``max_outstanding_reads`` read bursts are in flight; read data is realigned to the
     destination (:class:`Realigner`) into a buffer of ``buffer_depth`` beats, and a write burst
     is issued once all its data is buffered, so reads and writes overlap and the write channel
-    is never held waiting. A descriptor's status is written back after the last write response
+    is never held waiting. Each burst's length is worked out in registered steps after the
+    previous burst issues, so a read burst issues at most every fourth cycle and a write burst
+    every third. A descriptor's status is written back after the last write response
     of its data; ``done`` pulses after that write's response (or, in register mode, after the
     last data write response).
 

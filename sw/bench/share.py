@@ -61,6 +61,7 @@ async def _transfers(machine, *, progress=None, size):
             await machine.poke(page.phys, reference[offset:offset + length])
         device = p.devices["dma0"]
         engine = CopyEngine(device, p.channels["dma0"])
+        await engine.channel.configure()        # once, not on the first way measured
         for name, mode, iommu in (("iommu_one_descriptor", "sg", True),
                                   ("sg_descriptors", "sg", False),
                                   ("register_per_segment", "register", False)):

@@ -9,6 +9,7 @@ critical path.
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -207,7 +208,9 @@ def _build_one(target, block, board, *, outdir, tools, config, seed, threads, ti
         argv += ["--threads", str(threads)]
     if board:
         kind = "lpf" if target.family == "ecp5" else "pcf"
-        argv += [f"--{kind}", str(target.constraints), f"--{kind}-allow-unconstrained"]
+        # Beside the netlist: YoWASP's tools see their working directory, not the whole disk.
+        shutil.copyfile(target.constraints, builddir / target.constraints.name)
+        argv += [f"--{kind}", target.constraints.name, f"--{kind}-allow-unconstrained"]
     else:
         argv += ["--out-of-context", "--freq", str(goal)]
     _run(argv, cwd=builddir, log="nextpnr.log", what=f"{name}: nextpnr", timeout=timeout)
