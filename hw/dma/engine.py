@@ -27,10 +27,10 @@ class DMAEngine(wiring.Component):
     destination (:class:`Realigner`) into a buffer of ``buffer_depth`` beats, and a write burst
     is issued once all its data is buffered, so reads and writes overlap and the write channel
     is never held waiting. Each burst's length is worked out in registered steps after the
-    previous burst issues, so a read burst issues at most every fourth cycle and a write burst
-    every third. A descriptor's status is written back after the last write response
-    of its data; ``done`` pulses after that write's response (or, in register mode, after the
-    last data write response).
+    previous burst issues, so each direction issues at most one data burst every fourth
+    cycle. A descriptor's status is written back after the last write response of its data;
+    ``done`` pulses after that write's response (or, in register mode, after the last data
+    write response).
 
     On an error the channel halts: it issues no further bursts or descriptor reads, answers the
     bursts still in flight (write beats of bursts already issued go out with strobes cleared)
