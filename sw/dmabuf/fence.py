@@ -154,7 +154,7 @@ class DmaFence:
     # Signaling.
 
     def set_error(self, error):
-        """Record a negative errno, to be seen once the fence signals
+        """Set a negative errno, to be seen once the fence signals
         (``dma_fence_set_error()``)."""
         if self._signaled:
             raise KernelBug(f"dma_fence_set_error on already signaled {self!r}")
