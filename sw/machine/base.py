@@ -8,7 +8,7 @@ AXI4-Lite register space (``mmio_read``/``mmio_write``).
 
 import abc
 
-__all__ = ["Machine", "MachineTimeout", "BusError"]
+__all__ = ["Machine", "MachineTimeout", "BusError", "check_resp"]
 
 
 class MachineTimeout(TimeoutError):
@@ -17,6 +17,13 @@ class MachineTimeout(TimeoutError):
 
 class BusError(OSError):
     """An access through the machine was answered with SLVERR or DECERR."""
+
+
+def check_resp(resp, what, addr):
+    """Raise :class:`BusError` unless the bus response ``resp`` is OKAY."""
+    from ...hw.bus.axi import Resp
+    if resp != Resp.OKAY:
+        raise BusError(f"{what} at {addr:#x} was answered with {Resp(resp).name}")
 
 
 class Machine(abc.ABC):
@@ -74,3 +81,22 @@ class Machine(abc.ABC):
     @abc.abstractmethod
     async def poke(self, addr, data):
         """Write ``data`` into DDR at physical ``addr`` through the backdoor."""
+
+    # Argument checks shared by the backends that drive a simulated ``Soc`` (``self.soc``).
+
+    def _check_mmio(self, addr):
+        if not isinstance(addr, int) or addr < 0 or addr % 4 or \
+                addr >= 1 << self.config.mmio_addr_width:
+            raise ValueError(f"MMIO address must be a 4-byte aligned offset below "
+                             f"{1 << self.config.mmio_addr_width:#x}, not {addr!r}")
+
+    def _check_range(self, addr, size):
+        if not isinstance(addr, int) or addr < 0 or not isinstance(size, int) or size < 0 or \
+                addr + size > 1 << self.config.addr_width:
+            raise ValueError(f"Access of {size!r} bytes at {addr!r} is outside the "
+                             f"{self.config.addr_width}-bit physical address space")
+
+    def _check_irq_line(self, line):
+        lines = len(self.soc.irq)
+        if not isinstance(line, int) or not 0 <= line < lines:
+            raise ValueError(f"IRQ line must be from 0 to {lines - 1}, not {line!r}")

@@ -9,11 +9,10 @@ import contextlib
 
 from amaranth.sim import Simulator
 
-from ...hw.bus.axi import Resp
 from ...hw.config import SocConfig
 from ...hw.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
 from ...hw.soc import Soc
-from .base import BusError, Machine, MachineTimeout
+from .base import BusError, Machine, MachineTimeout, check_resp
 from .access import split_words
 
 __all__ = ["PysimMachine", "simulate"]
@@ -59,7 +58,7 @@ class PysimMachine(Machine):
         ctx, port = self._ctx, self.soc.mmio
         await _put(ctx, port.ar, {"addr": addr, "prot": 0})
         payload = await _get(ctx, port.r)
-        _check_resp(payload.resp, "MMIO read", addr)
+        check_resp(payload.resp, "MMIO read", addr)
         return payload.data
 
     async def mmio_write(self, addr, value):
@@ -80,7 +79,7 @@ class PysimMachine(Machine):
                     ctx.set(channel.valid, 0)
                     pending.discard(channel)
         payload = await _get(ctx, port.b)
-        _check_resp(payload.resp, "MMIO write", addr)
+        check_resp(payload.resp, "MMIO write", addr)
 
     async def load(self, addr, size, *, cacheable=True):
         self._check_range(addr, size)
@@ -138,22 +137,6 @@ class PysimMachine(Machine):
     async def poke(self, addr, data):
         await ddr_poke(self._ctx, self.soc.ddr, addr, bytes(data))
 
-    def _check_mmio(self, addr):
-        if not isinstance(addr, int) or addr < 0 or addr % 4 or \
-                addr >= 1 << self.config.mmio_addr_width:
-            raise ValueError(f"MMIO address must be a 4-byte aligned offset below "
-                             f"{1 << self.config.mmio_addr_width:#x}, not {addr!r}")
-
-    def _check_range(self, addr, size):
-        if not isinstance(addr, int) or addr < 0 or not isinstance(size, int) or size < 0 or \
-                addr + size > 1 << self.config.addr_width:
-            raise ValueError(f"Access of {size!r} bytes at {addr!r} is outside the "
-                             f"{self.config.addr_width}-bit physical address space")
-
-    def _check_irq_line(self, line):
-        if not isinstance(line, int) or not 0 <= line < len(self.soc.irq):
-            raise ValueError(f"IRQ line must be from 0 to {len(self.soc.irq) - 1}, not {line!r}")
-
 
 async def _put(ctx, stream, payload):
     """Offer one payload on a stream this side drives, and wait until it is taken."""
@@ -169,11 +152,6 @@ async def _get(ctx, stream):
     payload, = await ctx.tick().sample(stream.payload).until(stream.valid)
     ctx.set(stream.ready, 0)
     return payload
-
-
-def _check_resp(resp, what, addr):
-    if resp != Resp.OKAY:
-        raise BusError(f"{what} at {addr:#x} was answered with {Resp(resp).name}")
 
 
 def simulate(scenario, *, config=None, soc=None, models=(), vcd=None, gtkw=None, traces=()):

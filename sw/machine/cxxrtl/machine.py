@@ -16,8 +16,8 @@ from ....hw.bus.axi import Resp
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 from ..access import split_words
-from ..base import BusError, Machine, MachineTimeout
-from ..pysim import CLOCK_PERIOD, PysimMachine, _check_resp
+from ..base import BusError, Machine, MachineTimeout, check_resp
+from ..pysim import CLOCK_PERIOD
 from .builder import build
 
 __all__ = ["CxxrtlMachine", "simulate"]
@@ -152,10 +152,6 @@ class CxxrtlMachine(Machine):
         if getattr(self, "_handle", None):
             self.close()
 
-    _check_mmio = PysimMachine._check_mmio
-    _check_range = PysimMachine._check_range
-    _check_irq_line = PysimMachine._check_irq_line
-
     @property
     def cycle(self):
         return self._lib.machine_cycle(self._handle)
@@ -169,14 +165,14 @@ class CxxrtlMachine(Machine):
         self._check_mmio(addr)
         value = _u32()
         resp = self._lib.machine_mmio_read(self._handle, addr, ctypes.byref(value))
-        _check_resp(Resp(resp), "MMIO read", addr)
+        check_resp(Resp(resp), "MMIO read", addr)
         return value.value
 
     async def mmio_write(self, addr, value):
         self._check_mmio(addr)
         if not isinstance(value, int) or not 0 <= value < 1 << 32:
             raise ValueError(f"MMIO value must be a 32-bit unsigned integer, not {value!r}")
-        _check_resp(Resp(self._lib.machine_mmio_write(self._handle, addr, value)), "MMIO write",
+        check_resp(Resp(self._lib.machine_mmio_write(self._handle, addr, value)), "MMIO write",
                     addr)
 
     def _cpu_access(self, addr, size, data, *, write, cacheable):
