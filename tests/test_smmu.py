@@ -1,11 +1,13 @@
 """The SMMU RTL against its reference model (hw/smmu/model.py), transaction by transaction,
-with a protocol checker on every port."""
+with a protocol checker on every port; and its next-page prefetch, which must change no
+translation: silent faults, invalidation during a prefetch walk, sequential streams."""
 
 import random
 
 import pytest
 
 from dmabuf_soc.hw.bus.axi import Resp
+from dmabuf_soc.hw.smmu.caches import InvalidateKind
 from dmabuf_soc.hw.smmu.format import IA_BITS, EventType, StreamConfig
 from dmabuf_soc.hw.smmu.model import Event, FetchError, SmmuModel, Status
 from dmabuf_soc.hw.smmu.sim import SmmuHarness
@@ -58,6 +60,10 @@ def random_world(rng, harness, tables):
                 extra = dict(oa=(pa >> 12) | 1 << 28 + rng.randrange(8))
             desc = tables.map(ttb, iova, pa, level, read_only=kind == "ro", xn=kind == "xn",
                               af=kind != "noaf", **extra)
+            if level == 3 and iova + size < 1 << IA_BITS and rng.random() < 0.5:
+                # The next page mapped too, so that its prefetch fills the IOTLB.
+                tables.map(ttb, iova + size, pa ^ size, 3)
+                addresses.append(iova + size + rng.randrange(0, size, 8))
             if kind == "eabt":
                 bad.add(desc)
             for _ in range(3):
@@ -76,10 +82,10 @@ def make_harness(rng, bad, **params):
                        if addr - addr % 8 in bad or addr in bad else None, **params)
 
 
-def run_random(seed, transactions, *, walk_cache=True, gaps=0.0):
+def run_random(seed, transactions, *, walk_cache=True, gaps=0.0, **params):
     rng = random.Random(seed)
     bad = set()
-    harness = make_harness(rng, bad, valid_gap=gaps, ready_gap=gaps)
+    harness = make_harness(rng, bad, valid_gap=gaps, ready_gap=gaps, **params)
     tables = Tables(harness.memory)
     addresses, bad_addrs = random_world(rng, harness, tables)
     bad |= bad_addrs
@@ -116,11 +122,13 @@ def run_random(seed, transactions, *, walk_cache=True, gaps=0.0):
                 txns.append(manager.read(addr, len=beats - 1, id=n % 4, sid=sid, prot=prot))
         await manager.wait(ctx, timeout=200_000)
         await ctx.tick().repeat(20)
+        txns.append(await counters(harness, ctx))
         txns.append(await read_events(harness, ctx))
 
     harness.run(testbench)
     harness.assert_clean()
     events = txns.pop()
+    harness.counters = txns.pop()
 
     # Transaction by transaction: responses, and where each one went downstream.
     down = harness.checkers["downstream0"].log
@@ -153,9 +161,229 @@ def test_random_traffic_matches_model():
     # The random world exercises every fault type.
     assert kinds == set(EventType), kinds
     assert any(o.status is Status.ABORT for o in outcomes)
+    assert harness.smmu.prefetch and harness.counters["PREFETCHES"] > 0
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(2, 8))
 def test_random_traffic_soak(seed):
-    run_random(seed, 400, walk_cache=seed % 2 == 0, gaps=0.3)
+    run_random(seed, 400, walk_cache=seed % 2 == 0, gaps=0.3, prefetch=seed % 3 != 0)
+
+
+COUNTERS = ("HITS", "MISSES", "WALKS", "WALK_READS", "PREFETCHES")
+
+
+async def counters(harness, ctx):
+    return {name: (await harness.read_reg(ctx, name))["count"] for name in COUNTERS}
+
+
+def test_prefetch_faults_are_silent():
+    """A prefetch of a page whose walk faults, in each way a walk can, writes no record,
+    answers nothing, fills nothing: using that page later faults exactly as without
+    prefetch."""
+    rng = random.Random(3)
+    bad = set()
+    harness = make_harness(rng, bad)
+    tables = Tables(harness.memory)
+    ttb = tables.page()
+    write_ste(harness.memory, 1, ttb=ttb, asid=7, record=1)
+    kinds = {"invalid": dict(valid=0), "reserved": dict(table=0), "noaf": dict(af=False),
+             "oa": dict(oa=1 << 28), "eabt": {}}
+    pages = []
+    for n, (kind, extra) in enumerate(kinds.items()):
+        iova = 0x4000_0000 + n * 0x20_0000
+        tables.map(ttb, iova, DATA + n * 0x1000, 3)
+        desc = tables.map(ttb, iova + 0x1000, DATA + 0x10_0000, 3, **extra)
+        if kind == "eabt":
+            bad.add(desc)
+        pages.append(iova)
+    model = model_for(harness, bad)
+    manager = harness.managers[0]
+    seen = {}
+
+    async def testbench(ctx):
+        await configure(harness, ctx)
+        for n, iova in enumerate(pages):
+            # Each page's prefetch walk has ended before the next page is used.
+            await manager.wait(ctx, manager.read(iova + 8 * n, len=3, sid=1))
+            await ctx.tick().repeat(40)
+        seen["counters"] = await counters(harness, ctx)
+        seen["events"] = await read_events(harness, ctx)
+        seen["irq"] = await harness.read_reg(ctx, "IRQ_STATUS")
+        seen["upstream"] = list(harness.checkers["upstream0"].log)
+        seen["faults"] = [manager.read(iova + 0x1000, sid=1) for iova in pages]
+        await manager.wait(ctx)
+        seen["after"] = await counters(harness, ctx)
+        seen["events_after"] = await read_events(harness, ctx)
+
+    harness.run(testbench)
+    harness.assert_clean()
+    assert seen["counters"]["PREFETCHES"] == len(pages)
+    assert seen["counters"]["MISSES"] == seen["counters"]["WALKS"] == len(pages)
+    assert seen["events"] == [] and seen["irq"]["event"] == 0
+    # Upstream saw the reads and their 4-beat answers, nothing else.
+    assert [ch for _, ch, _ in seen["upstream"]] == ["ar", "r", "r", "r", "r"] * len(pages)
+    assert all(Resp(f["resp"]) is Resp.OKAY for _, ch, f in seen["upstream"] if ch == "r")
+    # The faulting pages were not filled: each access walks and faults as the model says.
+    assert [t.resp for t in seen["faults"]] == [[Resp.SLVERR]] * len(pages)
+    assert seen["after"]["MISSES"] - seen["counters"]["MISSES"] == len(pages)
+    assert seen["events_after"] == [model.translate(1, iova + 0x1000, write=False).event
+                                    for iova in pages]
+
+
+def test_invalidation_during_prefetch_walk_fills_nothing():
+    """The page a prefetch walk is walking is remapped and invalidated before the walk
+    ends: the walk fills nothing, so the next access walks again and uses the new page."""
+    harness = make_harness(random.Random(4), set(), read_latency=20)
+    smmu = harness.smmu
+    tables = Tables(harness.memory)
+    ttb = tables.page()
+    write_ste(harness.memory, 1, ttb=ttb, asid=7)
+    iova = 0x1234_5000
+    tables.map(ttb, iova, DATA, 3)
+    tables.map(ttb, iova + 0x1000, DATA + 0xA000, 3)
+    new_pa = DATA + 0xB000
+    manager = harness.managers[0]
+    commands = CommandWriter(harness)
+    seen = {"fills": [], "invalidations": []}
+
+    async def monitor(ctx):
+        async for _, _, start, fill, vpn, kind in ctx.tick().sample(
+                smmu.walker.prefetch_start, smmu.walker.tlb_fill,
+                smmu.walker.tlb_fill_entry.vpn, smmu.cmdq.invalidate.kind):
+            cycle = harness.checkers["table"].cycle
+            if start:
+                seen.setdefault("prefetch_start", cycle)
+            if fill:
+                seen["fills"].append((cycle, vpn << 12))
+            if kind != InvalidateKind.NONE:
+                seen["invalidations"].append(cycle)
+
+    async def testbench(ctx):
+        # Without the walk cache the prefetch walk reads three descriptors.
+        await configure(harness, ctx, walk_cache=False)
+        txn = manager.read(iova, sid=1)
+        await ctx.tick().until(smmu.walker.prefetch_start)
+        tables.map(ttb, iova + 0x1000, new_pa, 3)
+        await commands.issue(ctx, cmd_tlbi_va(7, iova + 0x1000, leaf=1), cmd_sync())
+        await manager.wait(ctx, txn)
+        before = await counters(harness, ctx)
+        seen["again"] = harness.checkers["table"].cycle
+        again = manager.read(iova + 0x1000, sid=1)
+        await manager.wait(ctx, again)
+        seen["delta"] = {name: value - before[name]
+                         for name, value in (await counters(harness, ctx)).items()}
+        await ctx.tick().repeat(60)         # the prefetch of the page after, unmapped
+
+    harness.sim.add_testbench(monitor, background=True)
+    harness.run(testbench)
+    harness.assert_clean()
+    start, (inv,) = seen["prefetch_start"], seen["invalidations"]
+    assert start < inv, "the invalidation must land during the prefetch walk"
+    assert not [c for c, va in seen["fills"] if va == iova + 0x1000 and c < seen["again"]], \
+        "a prefetch walk that saw an invalidation filled the IOTLB"
+    assert seen["delta"]["MISSES"] == seen["delta"]["WALKS"] == 1
+    ars = [f["addr"] for _, ch, f in harness.checkers["downstream0"].log if ch == "ar"]
+    assert ars == [DATA, new_pa]
+
+
+def test_sequential_streams_miss_once():
+    """A read stream and a write stream, each over consecutive pages: with prefetch, each
+    misses on its first page only (and the prefetch of the page past the last, unmapped,
+    faults silently); with ``CR0.prefetch_en`` clear, on every page."""
+    pages = 6
+    harness = make_harness(random.Random(5), set())
+    tables = Tables(harness.memory)
+    ttb = tables.page()
+    write_ste(harness.memory, 2, ttb=ttb, asid=3)
+    runs = {True: (0x10_0000, 0x7f_f000_0000), False: (0x20_0000, 0x7f_f010_0000)}
+    for n in range(pages):
+        for src, dst in runs.values():
+            tables.map(ttb, src + n * 0x1000, DATA + n * 0x1000, 3)
+            tables.map(ttb, dst + n * 0x1000, DATA + 0x10_0000 + n * 0x1000, 3)
+    manager = harness.managers[0]
+    seen = {}
+
+    async def testbench(ctx):
+        await configure(harness, ctx)
+        for prefetch, (src, dst) in runs.items():
+            await harness.write_reg(ctx, "CR0", smmuen=1, cmdqen=1, evtqen=1,
+                                    prefetch_en=int(prefetch))
+            before = await counters(harness, ctx)
+            for n in range(pages):
+                for offset in (0, 0x800):
+                    data = [manager.read(src + n * 0x1000 + offset, len=15, sid=2),
+                            manager.write(dst + n * 0x1000 + offset, range(16), sid=2)]
+                    await manager.wait(ctx, *data)
+            await ctx.tick().repeat(30)
+            seen[prefetch] = {name: value - before[name]
+                              for name, value in (await counters(harness, ctx)).items()}
+        seen["events"] = await read_events(harness, ctx)
+
+    harness.run(testbench)
+    harness.assert_clean()
+    transactions = 2 * 2 * pages
+    on, off = seen[True], seen[False]
+    assert on["MISSES"] == on["WALKS"] == 2
+    assert on["PREFETCHES"] == 2 * pages
+    assert off["MISSES"] == off["WALKS"] == 2 * pages
+    assert off["PREFETCHES"] == 0
+    assert on["HITS"] == off["HITS"] + 2 * pages - 2 == transactions - 2
+    assert seen["events"] == []
+    assert harness.memory.read(DATA + 0x10_0000 + (pages - 1) * 0x1000 + 0x800, 128) == \
+        b"".join(n.to_bytes(8, "little") for n in range(16))
+
+
+def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
+    """Replacement: the entry a stage's lookup hits, and fills not yet used, stay while
+    other entries can go; an unused fill is passed over once only."""
+    from amaranth.sim import Simulator
+    from dmabuf_soc.hw.smmu.caches import IOTLB
+
+    tlb = IOTLB(entries=4, lookups=2, users=1)
+    stage, walker = tlb.lookup
+    sim = Simulator(tlb)
+    sim.add_clock(1e-8)
+    held = []
+
+    async def testbench(ctx):
+        async def fill(page):
+            ctx.set(tlb.fill, 1)
+            ctx.set(tlb.fill_entry, {"asid": 1, "level": 3, "vpn": page, "ppn": page})
+            await ctx.tick()
+            ctx.set(tlb.fill, 0)
+
+        def resident():
+            found = set()
+            for page in range(10, 30):
+                ctx.set(walker.asid, 1)             # the walker's port only looks
+                ctx.set(walker.va, page << 12)
+                if ctx.get(walker.hit):
+                    found.add(page)
+            return found
+
+        async def use(page):                        # and stay on it: in use
+            ctx.set(stage.asid, 1)
+            ctx.set(stage.va, page << 12)
+            await ctx.tick()
+
+        for page in (10, 11, 12, 13):
+            await fill(page)
+        for page in (10, 11, 12):                   # 13 is never used
+            await use(page)
+        for page in (20, 21, 22, 23, 24, 25, 26):
+            await fill(page)
+            held.append(resident())
+            await use(page)
+
+    sim.add_testbench(testbench)
+    sim.run()
+    assert held == [
+        {11, 12, 13, 20},       # not 12 (in use) nor 13 (unused fill)
+        {12, 13, 20, 21},
+        {13, 20, 21, 22},
+        {13, 21, 22, 23},       # the pointer passes 13 once ...
+        {13, 22, 23, 24},
+        {13, 23, 24, 25},
+        {23, 24, 25, 26},       # ... and takes it the next time
+    ]

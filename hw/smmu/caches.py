@@ -5,10 +5,21 @@ clock edge hits from the next cycle), takes one fill per cycle (into an invalid 
 else a round-robin victim) and applies one invalidation per cycle (after a fill in the
 same cycle, so an invalidation always wins).
 
+The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
+valid entries, it takes the next one round-robin that no translation stage is using (the
+entry its lookup hits) and that is not a fill still waiting for its first use; failing that,
+the next one not in use. The pages a read and a write stream are on, and the next pages
+prefetched for them, stay while any other entry can go. An unused fill is passed over once
+only (the pointer clears its mark as it passes), so a prefetch that is never used does not
+hold its entry for ever.
+
 * :class:`IOTLB` — ASID-tagged translations of 4 KiB pages, 2 MiB and 1 GiB blocks.
 * :class:`WalkCache` — level-1 and level-2 table descriptors, so a walk can start lower.
 * :class:`StreamCache` — decoded stream table entries, by stream ID.
 """
+
+import operator
+from functools import reduce
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, wiring
@@ -57,19 +68,42 @@ class _Store:
         self._m = m
         self._name = name
 
-    def fill(self, enable, value):
+    def fill(self, enable, value, *, spare=()):
+        """Write ``value`` into an invalid entry, else into a victim: the round-robin one,
+        or with ``spare`` (masks of entries to keep, most important first) the first one at
+        or after the round-robin pointer (:attr:`victim`) outside the first mask that leaves
+        a choice. Returns ``(chosen, replacing)``: the index written (while ``enable``), and
+        whether it holds a valid entry (every entry does)."""
         m, entries = self._m, self.entries
-        victim = Signal(range(len(entries)), name=f"{self._name}_victim")
+        count = len(entries)
+        self.victim = victim = Signal(range(count), name=f"{self._name}_victim")
         chosen = Signal.like(victim, name=f"{self._name}_chosen")
         m.d.comb += chosen.eq(victim)
-        for n in reversed(range(len(entries))):
+        for keep in reversed(spare):
+            # Applied least important first, so the most important choice stands.
+            allowed = Signal(count, name=f"{self._name}_allowed")
+            after = Signal(count, name=f"{self._name}_after")
+            m.d.comb += [allowed.eq(~keep),
+                         after.eq(allowed & Cat(victim <= n for n in range(count)))]
+            with m.If(allowed.any()):
+                m.d.comb += chosen.eq(_first_set(m, Mux(after.any(), after, allowed),
+                                                 f"{self._name}_pick"))
+        replacing = Signal(name=f"{self._name}_replacing")
+        m.d.comb += replacing.eq(Cat(entry.valid for entry in entries).all())
+        for n in reversed(range(count)):
             with m.If(~entries[n].valid):
                 m.d.comb += chosen.eq(n)
         with m.If(enable):
-            m.d.sync += victim.eq(_next(victim, len(entries)))
+            if spare:
+                # The pointer moves past each replaced entry; filling a hole keeps it.
+                with m.If(replacing):
+                    m.d.sync += victim.eq(_next(chosen, count))
+            else:
+                m.d.sync += victim.eq(_next(victim, count))
             for n, entry in enumerate(entries):
                 with m.If(chosen == n):
                     m.d.sync += [entry.eq(value), entry.valid.eq(1)]
+        return chosen, replacing
 
     def invalidate(self, predicate):
         """Clear every entry for which ``predicate(entry)`` holds this cycle (applied
@@ -79,8 +113,8 @@ class _Store:
                 self._m.d.sync += entry.valid.eq(0)
 
     def select(self, predicate, name):
-        """``(hit, entry)``: whether some valid entry satisfies ``predicate``, and (the OR
-        of) those that do."""
+        """``(hit, entry, matches)``: whether some valid entry satisfies ``predicate``, (the
+        OR of) those that do, and the mask of them."""
         m = self._m
         matches = Signal(len(self.entries), name=f"{name}_match")
         chosen = Signal.like(self.entries[0], name=f"{name}_entry")
@@ -89,7 +123,16 @@ class _Store:
         for n, entry in enumerate(self.entries):
             with m.If(matches[n]):
                 m.d.comb += chosen.eq(entry)
-        return matches.any(), chosen
+        return matches.any(), chosen, matches
+
+
+def _first_set(m, mask, name):
+    """Index of the lowest set bit of ``mask`` (0 if none)."""
+    index = Signal(range(len(mask)), name=name)
+    for n in reversed(range(len(mask))):
+        with m.If(mask[n]):
+            m.d.comb += index.eq(n)
+    return index
 
 
 def _next(counter, count):
@@ -153,6 +196,11 @@ class IOTLB(wiring.Component):
         Number of entries.
     lookups : int
         Number of lookup ports.
+    users : int or None
+        The first ``users`` lookup ports (all by default) are those of translation stages:
+        the entry each one hits is in use, and a fill counts as used once one of them hits
+        it. Both are kept from replacement while another entry can go. The other ports
+        (the walker's) only look.
 
     Members
     -------
@@ -163,10 +211,15 @@ class IOTLB(wiring.Component):
     invalidate : ``In(InvalidateLayout())``
         ``TLB_*`` kinds apply.
     """
-    def __init__(self, *, entries=16, lookups=1):
+    def __init__(self, *, entries=16, lookups=1, users=None):
         _check_count("Number of IOTLB entries", entries, 2)
         _check_count("Number of lookup ports", lookups)
+        users = lookups if users is None else users
+        if not isinstance(users, int) or not 0 <= users <= lookups:
+            raise ValueError(f"Number of user ports must be an integer from 0 to {lookups}, "
+                             f"not {users!r}")
         self.entries = entries
+        self.users = users
         super().__init__({
             "lookup": In(TLBLookupSignature()).array(lookups),
             "fill": In(1),
@@ -177,8 +230,14 @@ class IOTLB(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         store = _Store(m, TLBEntryLayout(), self.entries, "tlb")
+        in_use = Signal(self.entries)
+        unused_fill = Signal(self.entries)      # filled, and not hit by a stage since
+        used = []
         for n, port in enumerate(self.lookup):
-            hit, entry = store.select(lambda e: _covers(e, port.asid, port.va), f"lookup{n}")
+            hit, entry, matches = store.select(lambda e: _covers(e, port.asid, port.va),
+                                               f"lookup{n}")
+            if n < self.users:
+                used.append(matches)
             va = port.va
             m.d.comb += [
                 port.hit.eq(hit),
@@ -193,7 +252,18 @@ class IOTLB(wiring.Component):
                     m.d.comb += port.pa.eq(Cat(va[:21], entry.ppn[9:]))
                 with m.Default():
                     m.d.comb += port.pa.eq(Cat(va[:12], entry.ppn))
-        store.fill(self.fill, self.fill_entry)
+        m.d.comb += in_use.eq(reduce(operator.or_, used, 0))
+        chosen, replacing = store.fill(self.fill, self.fill_entry,
+                                       spare=(in_use | unused_fill, in_use))
+        # The entries from the pointer up to the victim, passed over by this replacement.
+        pointer, index = store.victim, range(self.entries)
+        from_pointer = Cat(pointer <= n for n in index)
+        before_victim = Cat(n < chosen for n in index)
+        passed = Mux(pointer <= chosen, from_pointer & before_victim,
+                     from_pointer | before_victim)
+        m.d.sync += unused_fill.eq(
+            (unused_fill & ~in_use & ~Mux(self.fill & replacing, passed, 0)) |
+            Mux(self.fill, 1 << chosen, 0))
         inv = self.invalidate
         store.invalidate(lambda e:
             (inv.kind == InvalidateKind.TLB_ALL) |
@@ -271,7 +341,7 @@ class WalkCache(wiring.Component):
         store = _Store(m, WalkCacheEntryLayout(), self.entries, "walk")
         port = self.lookup
         for level in (1, 2):
-            hit, entry = store.select(
+            hit, entry, _ = store.select(
                 lambda e: (e.level == level) & _walk_covers(e, port.asid, port.va),
                 f"l{level}")
             m.d.comb += [
@@ -350,7 +420,7 @@ class StreamCache(wiring.Component):
         m = Module()
         store = _Store(m, StreamEntryLayout(sid_width=self.sid_width), self.entries, "ste")
         for n, port in enumerate(self.lookup):
-            hit, entry = store.select(lambda e: e.sid == port.sid, f"lookup{n}")
+            hit, entry, _ = store.select(lambda e: e.sid == port.sid, f"lookup{n}")
             m.d.comb += [
                 port.hit.eq(hit),
                 port.config.eq(entry.config),

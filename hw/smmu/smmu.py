@@ -16,6 +16,10 @@ the SystemRDL register block ``smmu.rdl``.
 
 Each upstream port is the port of one DMA master (its stream ID comes on ``sid``), with its
 own AR and AW translation stages; all share the caches and the walker.
+
+With ``prefetch`` (and ``CR0.prefetch_en``), each stage asks the walker to prefetch the next
+page of the stream it is translating, which the walker does while no stage waits for it, so
+a sequential stream stops missing in the IOTLB after its first page (see :mod:`.walker`).
 """
 
 from pathlib import Path
@@ -62,6 +66,9 @@ class SMMU(wiring.Component):
         Of the upstream and downstream ports (``config.manager_signature`` by default).
     tlb_entries, walk_cache_entries, ste_cache_entries : int
         Sizes of the caches.
+    prefetch : bool
+        Build the next-page prefetch (then ``CR0.prefetch_en``, set at reset, turns it on
+        and off; without it the bit has no effect).
     regs_addr_width : int or None
         Address width of the register port (by default, enough for the register block).
 
@@ -79,7 +86,8 @@ class SMMU(wiring.Component):
         ``IRQ_STATUS & IRQ_ENABLE``: events, sync completions and command errors.
     """
     def __init__(self, config=None, *, ports=1, bus_signature=None, tlb_entries=16,
-                 walk_cache_entries=8, ste_cache_entries=4, regs_addr_width=None):
+                 walk_cache_entries=8, ste_cache_entries=4, regs_addr_width=None,
+                 prefetch=True):
         config = SocConfig() if config is None else config
         if not isinstance(config, SocConfig):
             raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
@@ -99,20 +107,24 @@ class SMMU(wiring.Component):
                              f"not {table_signature!r}")
         self._config = config
         self._ports = ports
+        self._prefetch = bool(prefetch)
         self.bus_signature = bus_signature
         inner = table_signature.replace(id_width=table_signature.id_width - 1)
         self.table_interconnect = Interconnect(
             inner, 2, [Window("memory", 0, 1 << table_signature.addr_width)])
         sid_width = bus_signature.sid_width
-        clients = 2 * ports + 1
-        self.walker = Walker(clients=clients, sid_width=sid_width, bus_signature=inner)
+        stages = 2 * ports
+        self.walker = Walker(clients=stages + 1, sid_width=sid_width, bus_signature=inner,
+                             prefetchers=stages if prefetch else 0)
         self.cmdq = CommandQueue(bus_signature=inner)
-        self.tlb = IOTLB(entries=tlb_entries, lookups=clients)
+        self.tlb = IOTLB(entries=tlb_entries, lookups=stages + 1, users=stages)
         self.walk_cache = WalkCache(entries=walk_cache_entries)
         self.ste_cache = StreamCache(entries=ste_cache_entries, sid_width=sid_width,
-                                     lookups=clients)
-        self.read_stages = [TranslationStage(bus_signature, write=False) for _ in range(ports)]
-        self.write_stages = [TranslationStage(bus_signature, write=True) for _ in range(ports)]
+                                     lookups=stages + 1)
+        self.read_stages = [TranslationStage(bus_signature, write=False, prefetch=prefetch)
+                            for _ in range(ports)]
+        self.write_stages = [TranslationStage(bus_signature, write=True, prefetch=prefetch)
+                             for _ in range(ports)]
         self.registers = RegisterBlock(compile_rdl(SMMU_RDL, top="smmu"),
                                        addr_width=regs_addr_width)
         super().__init__({
@@ -130,6 +142,10 @@ class SMMU(wiring.Component):
     @property
     def ports(self):
         return self._ports
+
+    @property
+    def prefetch(self):
+        return self._prefetch
 
     def elaborate(self, platform):
         m = Module()
@@ -170,6 +186,14 @@ class SMMU(wiring.Component):
             connect(m, stage.ste, ste_cache.lookup[k])
             connect(m, stage.tlb, tlb.lookup[k])
             connect(m, stage.walk, walker.clients[k])
+            if self._prefetch:
+                request = walker.prefetch[k]
+                m.d.comb += [
+                    request.valid.eq(stage.prefetch.valid & f.CR0.prefetch_en.q),
+                    request.sid.eq(stage.prefetch.sid),
+                    request.addr.eq(stage.prefetch.addr),
+                    stage.prefetch.ready.eq(request.ready),
+                ]
         atos_port = len(stages)
         connect(m, walker.ste, ste_cache.lookup[atos_port])
         connect(m, walker.tlb, tlb.lookup[atos_port])
@@ -251,6 +275,7 @@ class SMMU(wiring.Component):
             "WALKS": walker.walk_start,
             "WALK_CYCLES": walker.walk_busy,
             "WALK_READS": walker.walk_read,
+            "PREFETCHES": walker.prefetch_start,
         }
         for name, pulses in counters.items():
             count = Signal(_COUNTER_WIDTH, name=name.lower())

@@ -13,20 +13,26 @@ cycle and a new transaction is taken every cycle while hits continue (``up.ready
 ``down.ready``). On a miss it waits for the walker. Once presented downstream its address
 no longer changes, even if an invalidation removes the entry it came from.
 
+With ``prefetch``, a stage that uses a page translation from the IOTLB (on a hit, or once
+the walk it waited for has filled the IOTLB) asks the walker to prefetch the next page of
+its stream, unless the leaf is a block that covers that page too or the page is the last of
+the input address space. The request is held until the walker takes it, and replaced by the
+next one; it is made once per page the stream moves to.
+
 A faulting (or aborted) transaction never goes downstream. Its response waits until every
 transaction this stage sent before it has been answered (AXI orders same-ID responses), and
 for a write until its data beats have been taken and dropped; then a read gets ``len + 1``
 SLVERR beats and a write one SLVERR response.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AddrLayout, ReadDataLayout, Resp, WriteDataLayout, WriteRespLayout
 from .caches import StreamLookupSignature, TLBLookupSignature
-from .format import StreamConfig
-from .walker import TranslationClientSignature, TranslationStatus
+from .format import GRANULE_SHIFT, IA_BITS, StreamConfig
+from .walker import PrefetchRequestSignature, TranslationClientSignature, TranslationStatus
 
 __all__ = ["TranslationStage"]
 
@@ -42,6 +48,8 @@ class TranslationStage(wiring.Component):
         The AW stage (with the W routing and B responses) rather than the AR stage.
     max_outstanding : int
         Writes whose W routing is queued (the depth of the route FIFO).
+    prefetch : bool
+        Ask for the next page of the stream to be prefetched (the ``prefetch`` member).
 
     Members
     -------
@@ -55,12 +63,14 @@ class TranslationStage(wiring.Component):
         ``CR0.smmuen``; when clear everything bypasses.
     ste : ``Out(StreamLookupSignature)``, tlb : ``Out(TLBLookupSignature)``
     walk : ``Out(TranslationClientSignature)``
+    prefetch : ``Out(PrefetchRequestSignature)``
+        The next page to prefetch (with ``prefetch`` only).
     issued, completed : ``Out(1)``
         A transaction went downstream; a downstream transaction was answered in full.
     hit, miss : ``Out(1)``
         A translated transaction hit in the IOTLB; a transaction needed the walker.
     """
-    def __init__(self, bus_signature, *, write, max_outstanding=8):
+    def __init__(self, bus_signature, *, write, max_outstanding=8, prefetch=False):
         sig = bus_signature
         addr_layout = AddrLayout(addr_width=sig.addr_width, id_width=sig.id_width,
                                  sid_width=sig.sid_width)
@@ -71,6 +81,7 @@ class TranslationStage(wiring.Component):
                                                              id_width=sig.id_width))
         self._write = bool(write)
         self._max_outstanding = max_outstanding
+        self._prefetch = bool(prefetch)
         members = {
             "up_addr": In(stream.Signature(addr_layout)),
             "down_addr": Out(stream.Signature(addr_layout)),
@@ -86,6 +97,9 @@ class TranslationStage(wiring.Component):
             "hit": Out(1),
             "miss": Out(1),
         }
+        if prefetch:
+            members["prefetch"] = Out(PrefetchRequestSignature(sid_width=sig.sid_width,
+                                                               addr_width=sig.addr_width))
         if write:
             w_signature = stream.Signature(WriteDataLayout(data_width=sig.data_width))
             members["up_w"] = In(w_signature)
@@ -152,6 +166,11 @@ class TranslationStage(wiring.Component):
             m.d.comb += self.miss.eq(1)
             m.d.sync += [s1_resolved.eq(1), s1_status.eq(walk.status), s1_pa.eq(walk.pa)]
 
+        if self._prefetch:
+            self._elaborate_prefetch(m, s1, s1_valid, bypass,
+                                     ste.hit & (ste.config == StreamConfig.TRANSLATE) &
+                                     tlb.hit & permitted)
+
         # Responses: passed through, or the SLVERR answer of a failed transaction.
         failed = s1_valid & s1_resolved & (s1_status != TranslationStatus.OK)
         resp_up, resp_down = self.up_resp, self.down_resp
@@ -208,3 +227,20 @@ class TranslationStage(wiring.Component):
                 with m.If(s1_beats == s1.len):
                     m.d.sync += s1_valid.eq(0)
         return m
+
+    def _elaborate_prefetch(self, m, s1, s1_valid, bypass, translated):
+        request = self.prefetch
+        page = s1.addr[GRANULE_SHIFT:IA_BITS]
+        level = self.tlb.level
+        covered = (((level == 1) & ~page[:18].all()) |
+                   ((level == 2) & ~page[:9].all()))
+        next_addr = Cat(Const(0, GRANULE_SHIFT), page + 1)
+        asked_sid = Signal.like(request.sid)
+        asked_addr = Signal.like(request.addr)
+        new = (s1_valid & ~bypass & translated & ~covered & ~page.all() &
+               ((next_addr != asked_addr) | (s1.sid != asked_sid)))
+        m.d.comb += [request.sid.eq(asked_sid), request.addr.eq(asked_addr)]
+        with m.If(new):
+            m.d.sync += [asked_sid.eq(s1.sid), asked_addr.eq(next_addr), request.valid.eq(1)]
+        with m.Elif(request.ready):
+            m.d.sync += request.valid.eq(0)

@@ -14,6 +14,17 @@ An invalidation that arrives while a request is being served marks it stale: not
 read is put in a cache any more, and instead of answering, the walker starts the request
 over (unless its fault record is already written), so no stale translation is ever used
 or cached.
+
+**Prefetch.** While no client asks, the walker takes a prefetch request (the next page of
+a stream a translation stage is on) and walks it in the background, to fill the IOTLB
+before the stream gets there. A prefetch answers no one and records nothing: it is dropped
+without a fill if the stream's STE is not in the STE cache, the stream does not translate,
+the IOTLB already holds the page, the walk faults (whatever the fault) or an invalidation
+arrives during it (then not even the walk cache is filled from then on). It yields to
+clients: it is dropped as soon as one asks, except that a descriptor read already issued
+is waited for (its table descriptor still fills the walk cache, its leaf the IOTLB). So a
+client that asks during a prefetch starts at most one descriptor read (from its address
+being presented on the table port to its data) and two cycles later than it would have.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -27,8 +38,8 @@ from .format import (EVENT_BYTES, GRANULE_SHIFT, IA_BITS, OA_BITS, STE_BYTES,
                      DescriptorLayout, EventLayout, EventType, StreamConfig,
                      StreamTableEntryLayout)
 
-__all__ = ["TranslationStatus", "TranslationClientSignature", "QueueConfigLayout",
-           "Walker", "QUEUE_INDEX_WIDTH"]
+__all__ = ["TranslationStatus", "TranslationClientSignature", "PrefetchRequestSignature",
+           "QueueConfigLayout", "Walker", "QUEUE_INDEX_WIDTH"]
 
 #: Width of queue producer/consumer registers: index and wrap bit of queues of up to
 #: ``2**15`` entries.
@@ -57,6 +68,18 @@ class TranslationClientSignature(wiring.Signature):
         })
 
 
+class PrefetchRequestSignature(wiring.Signature):
+    """A prefetch request to the walker, from the requester's side: ``valid`` with the
+    stream and the page address (``addr`` with bits [11:0] clear), until ``ready``."""
+    def __init__(self, *, sid_width, addr_width=OA_BITS):
+        super().__init__({
+            "valid": Out(1),
+            "sid":   Out(sid_width),
+            "addr":  Out(addr_width),
+            "ready": In(1),
+        })
+
+
 class QueueConfigLayout(data.StructLayout):
     """Base, size and enable of an in-memory queue."""
     def __init__(self):
@@ -65,6 +88,16 @@ class QueueConfigLayout(data.StructLayout):
             "base":     OA_BITS,
             "log2size": 5,
         })
+
+
+def _first_ready(requests):
+    """``ready`` for the lowest-numbered valid one of ``requests``."""
+    statements = []
+    earlier = Const(0)
+    for request in requests:
+        statements.append(request.ready.eq(request.valid & ~earlier))
+        earlier = earlier | request.valid
+    return statements
 
 
 def queue_mask(log2size):
@@ -81,10 +114,14 @@ class Walker(wiring.Component):
     sid_width : int
     bus_signature : AXI4Signature
         Of the memory port (descriptor, STE and event traffic).
+    prefetchers : int
+        Prefetch request ports (0: the walker never prefetches).
 
     Members
     -------
     clients : ``In(TranslationClientSignature(...)).array(clients)``
+    prefetch : ``In(PrefetchRequestSignature(...)).array(prefetchers)``
+        Taken while no client asks, the lowest-numbered first.
     bus : ``Out(bus_signature)``
     enable : ``In(1)``
         ``CR0.smmuen``; when clear, requests are answered OK with the input address.
@@ -102,19 +139,26 @@ class Walker(wiring.Component):
     invalidating : ``In(1)``
         An invalidation of any kind applies this cycle.
     walk_start, walk_busy, walk_read : ``Out(1)``
-        For the counters: a table walk starts; a cycle is spent walking; a descriptor read
-        is issued.
+        For the counters: a table walk for a client starts; a cycle is spent walking for a
+        client; a descriptor read is issued for a client.
+    prefetch_start : ``Out(1)``
+        A prefetch walk starts (the IOTLB misses the page).
     """
-    def __init__(self, *, clients, sid_width, bus_signature):
+    def __init__(self, *, clients, sid_width, bus_signature, prefetchers=0):
         if not isinstance(bus_signature, AXI4Signature) or bus_signature.data_width != 64:
             raise ValueError(f"The walker's bus must be a 64-bit AXI4Signature, "
                              f"not {bus_signature!r}")
         if not isinstance(clients, int) or clients < 1:
             raise ValueError(f"Number of clients must be a positive integer, not {clients!r}")
+        if not isinstance(prefetchers, int) or prefetchers < 0:
+            raise ValueError(f"Number of prefetchers must be a non-negative integer, "
+                             f"not {prefetchers!r}")
         self.n_clients = clients
+        self.n_prefetchers = prefetchers
         self.sid_width = sid_width
         super().__init__({
             "clients": In(TranslationClientSignature(sid_width=sid_width)).array(clients),
+            "prefetch": In(PrefetchRequestSignature(sid_width=sid_width)).array(prefetchers),
             "bus": Out(bus_signature),
             "enable": In(1),
             "strtab_base": In(OA_BITS),
@@ -137,6 +181,7 @@ class Walker(wiring.Component):
             "walk_start": Out(1),
             "walk_busy": Out(1),
             "walk_read": Out(1),
+            "prefetch_start": Out(1),
         })
 
     def elaborate(self, platform):
@@ -169,6 +214,7 @@ class Walker(wiring.Component):
         event = Signal(EventLayout())
         event_written = Signal()
         stale = Signal()
+        prefetching = Signal()      # the request is a prefetch: drop it rather than answer
 
         for client in self.clients:
             m.d.comb += [client.status.eq(status), client.pa.eq(pa)]
@@ -190,6 +236,8 @@ class Walker(wiring.Component):
             self.walk_cache.asid.eq(asid), self.walk_cache.va.eq(addr),
         ]
         may_fill = ~stale & ~self.invalidating
+        # A prefetch gives way to clients, and to an invalidation (it is never restarted).
+        give_up = prefetching & (asking | stale | self.invalidating)
 
         # Event queue.
         evtq = self.evtq
@@ -247,15 +295,27 @@ class Walker(wiring.Component):
                         with m.If(pick == k):
                             m.d.sync += [sid.eq(client.sid), addr.eq(client.addr),
                                          write.eq(client.write), instr.eq(client.instr)]
-                    m.d.sync += grant.eq(pick)
+                    m.d.sync += [grant.eq(pick), prefetching.eq(0)]
                     m.next = "START"
+                if self.n_prefetchers:
+                    with m.Elif(self.enable &
+                                Cat(request.valid for request in self.prefetch).any()):
+                        for request in reversed(self.prefetch):
+                            with m.If(request.valid):
+                                m.d.sync += [sid.eq(request.sid), addr.eq(request.addr)]
+                        m.d.comb += _first_ready(self.prefetch)
+                        m.d.sync += [write.eq(0), instr.eq(0), prefetching.eq(1)]
+                        m.next = "START"
 
             with m.State("START"):
                 m.d.sync += [
                     stale.eq(0), event_written.eq(0),
                     event.sid.eq(sid), event.rnw.eq(~write), event.input_addr.eq(addr),
                 ]
-                with m.If(~self.enable):
+                with m.If(prefetching & (asking | ~self.enable | ~self.ste.hit |
+                                         ((sid >> self.strtab_log2size) != 0))):
+                    m.next = "IDLE"
+                with m.Elif(~self.enable):
                     answer(TranslationStatus.OK, addr)
                 with m.Elif((sid >> self.strtab_log2size) != 0):
                     m.d.sync += record.eq(1)
@@ -314,7 +374,10 @@ class Walker(wiring.Component):
 
             with m.State("CONFIG"):
                 tlb = self.tlb
-                with m.If(config == StreamConfig.ABORT):
+                with m.If(prefetching & (give_up | (config != StreamConfig.TRANSLATE) |
+                                         (addr[IA_BITS:] != 0) | tlb.hit)):
+                    m.next = "IDLE"
+                with m.Elif(config == StreamConfig.ABORT):
                     answer(TranslationStatus.ABORT)
                 with m.Elif(config == StreamConfig.BYPASS):
                     answer(TranslationStatus.OK, addr)
@@ -326,7 +389,8 @@ class Walker(wiring.Component):
                     with m.Else():
                         answer(TranslationStatus.OK, tlb.pa)
                 with m.Else():
-                    m.d.comb += self.walk_start.eq(1)
+                    m.d.comb += [self.walk_start.eq(~prefetching),
+                                 self.prefetch_start.eq(prefetching)]
                     wc = self.walk_cache
                     with m.If(wc.l2_hit):
                         m.d.sync += [level.eq(3), table.eq(wc.l2_table)]
@@ -338,25 +402,25 @@ class Walker(wiring.Component):
 
             with m.State("WALK_AR"):
                 m.d.comb += [
-                    self.walk_busy.eq(1),
+                    self.walk_busy.eq(~prefetching),
                     bus.ar.valid.eq(1),
                     bus.ar.payload.addr.eq(Cat(Const(0, 3), index, table)),
                     bus.ar.payload.len.eq(0),
                 ]
                 with m.If(bus.ar.ready):
-                    m.d.comb += self.walk_read.eq(1)
+                    m.d.comb += self.walk_read.eq(~prefetching)
                     m.d.sync += desc_addr.eq(Cat(Const(0, 3), index, table))
                     m.next = "WALK_R"
 
             with m.State("WALK_R"):
-                m.d.comb += [self.walk_busy.eq(1), bus.r.ready.eq(1)]
+                m.d.comb += [self.walk_busy.eq(~prefetching), bus.r.ready.eq(1)]
                 with m.If(bus.r.valid):
                     m.d.sync += [desc.eq(bus.r.payload.data),
                                  bus_error.eq(bus.r.payload.resp != Resp.OKAY)]
                     m.next = "WALK_DECODE"
 
             with m.State("WALK_DECODE"):
-                m.d.comb += self.walk_busy.eq(1)
+                m.d.comb += self.walk_busy.eq(~prefetching)
                 is_table = (level != 3) & desc.table
                 with m.If(bus_error):
                     fault(EventType.WALK_EABT, desc_addr)
@@ -373,7 +437,10 @@ class Walker(wiring.Component):
                         self.walk_fill_entry.table.eq(desc.oa),
                     ]
                     m.d.sync += [level.eq(level + 1), table.eq(desc.oa)]
-                    m.next = "WALK_AR"
+                    with m.If(give_up):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "WALK_AR"
                 with m.Elif(~desc.af):
                     fault(EventType.ACCESS)
                 with m.Else():
@@ -393,7 +460,9 @@ class Walker(wiring.Component):
                         answer(TranslationStatus.OK, leaf_pa)
 
             with m.State("FAULT"):
-                with m.If(stale | self.invalidating):
+                with m.If(prefetching):
+                    m.next = "IDLE"
+                with m.Elif(stale | self.invalidating):
                     m.next = "START"
                 with m.Elif(~record | ~evtq.enable):
                     m.next = "RESPOND"
@@ -431,7 +500,9 @@ class Walker(wiring.Component):
                     m.next = "RESPOND"
 
             with m.State("RESPOND"):
-                with m.If((stale | self.invalidating) & ~event_written):
+                with m.If(prefetching):
+                    m.next = "IDLE"
+                with m.Elif((stale | self.invalidating) & ~event_written):
                     m.next = "START"
                 with m.Else():
                     for k, client in enumerate(self.clients):

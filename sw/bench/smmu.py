@@ -6,20 +6,28 @@ the SMMU, the SMMU's downstream and table ports into the interconnect, and the D
 it up: the SMMU driver, a DMA domain, ``dma_map_sgtable`` of 32 scattered pages per buffer
 (one contiguous IOVA range each). The copy is 128 KiB rather than the 1 MiB of issue 4: the
 built-in simulator needs about 10 minutes per 1 MiB copy of this design; 32 pages per
-buffer already exceed the 16-entry IOTLB fourfold, so every page misses as it would in a
-1 MiB copy.
+buffer already exceed the 16-entry IOTLB fourfold, so without prefetch every page misses
+as it would in a 1 MiB copy. ``run(copy_bytes=1 << 20)`` runs the 1 MiB copy (the DDR banks
+are then made large enough for it).
+
+The copies run with the SMMU's next-page prefetch on (``CR0.prefetch_en``, the reset
+value), then again with it off (the ``_no_prefetch`` figures).
 
 * ``hit_added_latency_cycles``: for AR and AW handshakes that hit in the IOTLB, cycles
   from the upstream to the downstream handshake (minimum and median).
 * ``scattered_copy_ratio_cold``: copy throughput with a cold IOTLB and walk cache over the
   throughput of the same copy with the stream in bypass on physically contiguous buffers;
   ``_warm``: the copy repeated (the walk cache is warm; the 16-entry IOTLB reaches only 64
-  KiB of the 256 KiB touched, so each new page still misses it);
-  ``tlb_resident_copy_ratio``: a 32 KiB copy whose 16 pages all stay in the IOTLB, repeated.
-* ``walk_memory_reads_per_miss``: descriptor reads per page-table walk, with the walk cache
-  and with it disabled.
+  KiB of the 256 KiB touched, so each new page misses it unless prefetched);
+  ``tlb_resident_copy_ratio``: a 32 KiB copy whose 16 pages all stay in the IOTLB, repeated
+  (with prefetch, the page after each buffer is prefetched too, so 18 pages compete for the
+  16 entries and some miss again: ``_no_prefetch`` is the copy without).
+* ``walks_cold_copy``, ``prefetches_cold_copy``: demand and prefetch walks of the cold copy.
+* ``walk_memory_reads_per_miss``: descriptor reads per (demand) page-table walk of the cold
+  copy without prefetch, with the walk cache and with it disabled.
 """
 
+import dataclasses
 import random
 import statistics
 
@@ -29,7 +37,7 @@ from amaranth.sim import Simulator
 
 from ...hw.bus.checker import AXI4Checker
 from ...hw.bus.interconnect import Interconnect, Window
-from ...hw.config import SocConfig
+from ...hw.config import Bank, SocConfig
 from ...hw.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
 from ...hw.ddr.model import DDRModel
 from ...hw.dma.engine import DMAEngine
@@ -53,11 +61,23 @@ RESIDENT_BYTES = 32 * 1024
 NO_WALK_CACHE_BYTES = 64 * 1024
 
 
+def _config(copy_bytes):
+    """The default SoC, with banks large enough for scattered and contiguous buffers (and
+    page tables) of two ``copy_bytes`` copies."""
+    config = SocConfig()
+    size = max(bank.size for bank in config.banks)
+    while size < 4 * copy_bytes:
+        size *= 2
+    banks = tuple(Bank(bank.name, base=-(-bank.base // size) * size, size=size)
+                  for bank in config.banks)
+    return dataclasses.replace(config, banks=banks)
+
+
 class _Rig:
     """DMA engine → SMMU → interconnect → DDR, and the driver stack on top."""
 
-    def __init__(self):
-        self.config = config = SocConfig()
+    def __init__(self, config):
+        self.config = config
         sig = config.manager_signature
         self.engine = DMAEngine(addr_width=40, data_width=64, id_width=sig.id_width,
                                 sid_width=sig.sid_width, stream_id=0)
@@ -118,13 +138,19 @@ def _hit_latencies(rig, since):
     return latencies
 
 
-def run(*, backend="pysim", progress=None):
+def run(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES):
+    """Run the benchmark; ``copy_bytes`` (a multiple of 4 KiB, at least 64 KiB) is the size
+    of the scattered copies."""
     if backend != "pysim":
         raise ValueError(f"The SMMU benchmark runs on the 'pysim' backend, not {backend!r}")
-    rig = _Rig()
+    if (not isinstance(copy_bytes, int) or copy_bytes % PAGE_SIZE or
+            copy_bytes < NO_WALK_CACHE_BYTES):
+        raise ValueError(f"Copy size must be a multiple of {PAGE_SIZE} bytes of at least "
+                         f"{NO_WALK_CACHE_BYTES}, not {copy_bytes!r}")
+    rig = _Rig(_config(copy_bytes))
     rng = random.Random(4)
     result = {}
-    steps = 6
+    steps = 8
 
     def step(done, what):
         if progress is not None:
@@ -146,13 +172,13 @@ def run(*, backend="pysim", progress=None):
         await smmu.probe()
         platform = DmaPlatform(mm, kmem)
         dev = platform.add_device(Device("dma0", coherent=True, stream_id=0,
-                                         max_segment_size=COPY_BYTES))
+                                         max_segment_size=copy_bytes))
         dev.dma_set_mask(DMA_BIT_MASK(40))
         domain = await iommu_domain_alloc(smmu, IOMMU_DOMAIN_DMA, kmem=kmem)
         await iommu_attach_device(domain, dev)
 
-        data = rng.randbytes(COPY_BYTES)
-        count = COPY_BYTES // PAGE_SIZE
+        data = rng.randbytes(copy_bytes)
+        count = copy_bytes // PAGE_SIZE
         pages = [mm.alloc_pages(GFP_KERNEL, 0, owner="bench") for _ in range(2 * count)]
         rng.shuffle(pages)
         src_pages, dst_pages = pages[:count], pages[count:]
@@ -170,67 +196,82 @@ def run(*, backend="pysim", progress=None):
                             for page in dst_pages[:length // PAGE_SIZE]])
             return got == data[:length]
 
-        async def counters():
-            return await smmu.counters()
+        async def counted_copy(length):
+            """A copy: its cycles, and how the SMMU's counters moved."""
+            before = await smmu.counters()
+            cycles = await rig.copy(ctx, src, dst, length)
+            after = await smmu.counters()
+            return cycles, {name: after[name] - before[name] for name in after}
+
+        async def cold_and_warm():
+            await smmu.tlb_inv_asid(domain.asid)
+            cold, cold_counts = await counted_copy(copy_bytes)
+            correct.append(await check_dst(copy_bytes))
+            since = rig.cycle
+            warm, _ = await counted_copy(copy_bytes)
+            correct.append(await check_dst(copy_bytes))
+            return cold, cold_counts, warm, _hit_latencies(rig, since)
 
         correct = []
-        step(1, "cold copy through the SMMU")
-        await smmu.tlb_inv_asid(domain.asid)
-        before = await counters()
-        cold = await rig.copy(ctx, src, dst, COPY_BYTES)
-        after = await counters()
-        correct.append(await check_dst(COPY_BYTES))
-        walks = after["walks"] - before["walks"]
-        reads_cached = (after["walk_reads"] - before["walk_reads"]) / walks
-        step(2, "warm copy through the SMMU")
-        since = rig.cycle
-        warm = await rig.copy(ctx, src, dst, COPY_BYTES)
-        correct.append(await check_dst(COPY_BYTES))
-        latencies = _hit_latencies(rig, since)
+        step(1, "cold and warm copies through the SMMU, prefetch on")
+        cold, counts, warm, latencies = await cold_and_warm()
+
+        async def resident_copy():
+            await rig.copy(ctx, src, dst, RESIDENT_BYTES)
+            since = rig.cycle
+            cycles = await rig.copy(ctx, src, dst, RESIDENT_BYTES)
+            correct.append(await check_dst(RESIDENT_BYTES))
+            return cycles, _hit_latencies(rig, since)
 
         step(3, "TLB-resident copies")
-        await rig.copy(ctx, src, dst, RESIDENT_BYTES)
-        since = rig.cycle
-        resident = await rig.copy(ctx, src, dst, RESIDENT_BYTES)
-        hit_latencies = _hit_latencies(rig, since)
-        correct.append(await check_dst(RESIDENT_BYTES))
+        resident, hit_latencies = await resident_copy()
 
-        step(4, "cold copy without the walk cache")
+        step(4, "cold, warm and TLB-resident copies through the SMMU, prefetch off")
+        await regs.modify("CR0", prefetch_en=0)
+        cold_off, counts_off, warm_off, _ = await cold_and_warm()
+        resident_off, _ = await resident_copy()
+
+        step(6, "cold copy without the walk cache, prefetch off")
         await regs.modify("CR0", walk_cache_en=0)
         await smmu.tlb_inv_asid(domain.asid)
-        before = await counters()
-        await rig.copy(ctx, src, dst, NO_WALK_CACHE_BYTES)
-        after = await counters()
-        await regs.modify("CR0", walk_cache_en=1)
-        reads_uncached = ((after["walk_reads"] - before["walk_reads"]) /
-                          (after["walks"] - before["walks"]))
+        _, counts_uncached = await counted_copy(NO_WALK_CACHE_BYTES)
+        await regs.modify("CR0", walk_cache_en=1, prefetch_en=1)
 
-        step(5, "bypass copy on contiguous buffers")
-        order = (COPY_BYTES // PAGE_SIZE - 1).bit_length()
+        step(7, "bypass copy on contiguous buffers")
+        order = (count - 1).bit_length()
         src_block = mm.alloc_pages(GFP_KERNEL, order, owner="bench")
         dst_block = mm.alloc_pages(GFP_KERNEL, order, owner="bench")
         await poke(ctx, src_block.phys, data)
         await smmu.write_ste(0, StreamConfig.BYPASS)
-        bypass = await rig.copy(ctx, src_block.phys, dst_block.phys, COPY_BYTES)
+        bypass = await rig.copy(ctx, src_block.phys, dst_block.phys, copy_bytes)
         await rig.copy(ctx, src_block.phys, dst_block.phys, RESIDENT_BYTES)
         resident_bypass = await rig.copy(ctx, src_block.phys, dst_block.phys, RESIDENT_BYTES)
-        correct.append(await peek(ctx, dst_block.phys, COPY_BYTES) == data)
+        correct.append(await peek(ctx, dst_block.phys, copy_bytes) == data)
 
         result.update(
-            copy_bytes=COPY_BYTES,
+            copy_bytes=copy_bytes,
             bypass_copy_cycles=bypass,
             cold_copy_cycles=cold,
             warm_copy_cycles=warm,
             scattered_copy_ratio_cold=round(bypass / cold, 4),
             scattered_copy_ratio_warm=round(bypass / warm, 4),
+            cold_copy_cycles_no_prefetch=cold_off,
+            warm_copy_cycles_no_prefetch=warm_off,
+            scattered_copy_ratio_cold_no_prefetch=round(bypass / cold_off, 4),
+            scattered_copy_ratio_warm_no_prefetch=round(bypass / warm_off, 4),
             tlb_resident_copy_bytes=RESIDENT_BYTES,
             tlb_resident_copy_ratio=round(resident_bypass / resident, 4),
+            tlb_resident_copy_ratio_no_prefetch=round(resident_bypass / resident_off, 4),
             hit_added_latency_cycles=min(hit_latencies),
             hit_added_latency_cycles_median=statistics.median(hit_latencies),
             added_latency_cycles_median_warm_copy=statistics.median(latencies),
-            walks_cold_copy=walks,
-            walk_memory_reads_per_miss=round(reads_cached, 3),
-            walk_memory_reads_per_miss_without_walk_cache=round(reads_uncached, 3),
+            walks_cold_copy=counts["walks"],
+            prefetches_cold_copy=counts["prefetches"],
+            walks_cold_copy_no_prefetch=counts_off["walks"],
+            walk_memory_reads_per_miss=round(
+                counts_off["walk_reads"] / counts_off["walks"], 3),
+            walk_memory_reads_per_miss_without_walk_cache=round(
+                counts_uncached["walk_reads"] / counts_uncached["walks"], 3),
             data_correct=all(correct),
         )
 

@@ -7,6 +7,7 @@ addresses; the CPU gets at the memory through ``vmap``, or ``mmap`` for a proces
 begin/end_cpu_access (``DMA_BUF_IOCTL_SYNC`` from userspace).
 """
 
+import contextlib
 import errno
 
 from ..dma_mapping.direction import DmaDirection, check_direction
@@ -25,8 +26,10 @@ from .sched import MAX_SCHEDULE_TIMEOUT
 from .sync_file import sync_file_create, sync_file_get_fence
 
 __all__ = [
-    "DmaBufOps", "DmaBuf", "DmaBufAttachment", "dma_buf_export", "dma_buf_fd", "dma_buf_get",
-    "dma_buf_put", "dma_buf_attach", "dma_buf_detach", "dma_buf_map_attachment",
+    "DmaBufOps", "DmaBuf", "DmaBufAttachOps", "DmaBufAttachment", "dma_buf_export",
+    "dma_buf_fd", "dma_buf_get", "dma_buf_put", "dma_buf_attach", "dma_buf_dynamic_attach",
+    "dma_buf_detach", "dma_buf_attachment_is_dynamic", "dma_buf_is_dynamic", "dma_buf_pin",
+    "dma_buf_unpin", "dma_buf_move_notify", "dma_buf_map_attachment",
     "dma_buf_unmap_attachment", "dma_buf_begin_cpu_access", "dma_buf_end_cpu_access",
     "dma_buf_vmap", "dma_buf_vunmap", "dma_buf_list",
 ]
@@ -43,7 +46,12 @@ class DmaBufOps:
     ``async unmap_dma_buf(attach, sgt, direction)``, ``release(dmabuf)``,
     ``async begin_cpu_access(dmabuf, direction)``, ``async end_cpu_access(dmabuf, direction)``,
     ``mmap(dmabuf, vma)``, ``vmap(dmabuf) -> address``, ``vunmap(dmabuf, address)``,
-    ``pin(attach)``, ``unpin(attach)``.
+    ``async pin(attach)``, ``unpin(attach)``.
+
+    An exporter with ``pin`` and ``unpin`` is *dynamic*: it may move the storage of a
+    buffer, except while an attachment has it pinned, and tells the dynamic importers with
+    :func:`dma_buf_move_notify`. ``pin``, ``unpin``, ``map_dma_buf`` and ``unmap_dma_buf``
+    run with the reservation lock held.
     """
 
     #: The core keeps the first mapping of each attachment and hands it out again.
@@ -180,6 +188,27 @@ def dma_buf_put(dmabuf):
 # Attachments.
 
 
+class DmaBufAttachOps:
+    """An importer's operations (``struct dma_buf_attach_ops``); giving them to
+    :func:`dma_buf_dynamic_attach` makes the attachment *dynamic*.
+
+    A dynamic importer maps and unmaps with the buffer's reservation lock held, need not
+    keep the storage in place while it has a mapping, and instead is told of every move:
+    ``async move_notify(attach)`` (mandatory) runs with the lock held when the exporter moves
+    the buffer. Mappings made before stay valid until the importer unmaps them, but point at
+    the old storage; mappings made after the call point at the new one, and DMA through them
+    must wait for the reservation's ``KERNEL`` fences (the move) first.
+
+    Attributes
+    ----------
+    allow_peer2peer : bool
+        The importer can handle peer-to-peer addresses without struct pages.
+    """
+
+    allow_peer2peer = False
+    move_notify = None
+
+
 class DmaBufAttachment:
     """A device's attachment (``struct dma_buf_attachment``).
 
@@ -189,77 +218,213 @@ class DmaBufAttachment:
     dev : Device
     priv : object
         The exporter's per-attachment state.
+    importer_ops : DmaBufAttachOps or None
+        Set for a dynamic attachment.
+    importer_priv : object
+        The importer's per-attachment state.
+    peer2peer : bool
     sgt, dir :
         The cached mapping, when the exporter asks for caching.
     """
 
-    def __init__(self, dmabuf, dev):
+    def __init__(self, dmabuf, dev, importer_ops=None, importer_priv=None):
         self.dmabuf = dmabuf
         self.dev = dev
         self.priv = None
+        self.importer_ops = importer_ops
+        self.importer_priv = importer_priv
+        self.peer2peer = importer_ops is not None and bool(importer_ops.allow_peer2peer)
         self.sgt = None
         self.dir = None
 
     def __repr__(self):
-        return f"<DmaBufAttachment {self.dev.name} -> {self.dmabuf.exp_name}>"
+        kind = "dynamic " if self.importer_ops is not None else ""
+        return f"<DmaBufAttachment {kind}{self.dev.name} -> {self.dmabuf.exp_name}>"
 
 
-def dma_buf_attach(dmabuf, dev):
-    """Attach ``dev`` to ``dmabuf`` (``dma_buf_attach()``); the exporter's ``attach`` may
-    refuse the device with its own errno. Does not take a buffer reference."""
+def dma_buf_attachment_is_dynamic(attach):
+    """Whether the importer can handle moves (``dma_buf_attachment_is_dynamic()``)."""
+    return attach.importer_ops is not None
+
+
+def dma_buf_is_dynamic(dmabuf):
+    """Whether the exporter may move the storage, i.e. has ``pin`` and ``unpin``
+    (``dma_buf_is_dynamic()``)."""
+    return dmabuf.ops.pin is not None
+
+
+def _pin_on_map(attach):
+    """A static importer of a dynamic exporter keeps the storage pinned while mapped
+    (``dma_buf_pin_on_map()``, with move notification always enabled)."""
+    return dma_buf_is_dynamic(attach.dmabuf) and not dma_buf_attachment_is_dynamic(attach)
+
+
+def _require_resv_held(dmabuf, what):
+    if not dmabuf.resv.held_by_current:
+        raise KernelBug(f"{what} on {dmabuf!r} without holding its reservation lock")
+
+
+@contextlib.asynccontextmanager
+async def _resv_locked(attach, what):
+    """Hold the reservation lock for ``what``: a dynamic importer must hold it already
+    (Linux's rule for every importer); for a static importer that does not, the core takes it
+    for the call, as ``dma_buf_map_attachment_unlocked()`` does."""
+    resv = attach.dmabuf.resv
+    if resv.held_by_current:
+        yield
+        return
+    if dma_buf_attachment_is_dynamic(attach):
+        _require_resv_held(attach.dmabuf, what)
+    await resv.lock()
+    try:
+        yield
+    finally:
+        resv.unlock()
+
+
+def dma_buf_dynamic_attach(dmabuf, dev, importer_ops, importer_priv=None):
+    """Attach ``dev`` to ``dmabuf`` (``dma_buf_dynamic_attach()``); with ``importer_ops``
+    the attachment is dynamic. The exporter's ``attach`` may refuse the device with its own
+    errno. Does not take a buffer reference. Not to be called with the reservation lock held.
+
+    ``EINVAL`` without a buffer or device, or for importer operations that are not a
+    :class:`DmaBufAttachOps` with a ``move_notify``.
+    """
     if not isinstance(dmabuf, DmaBuf) or dev is None:
         raise KernelError(errno.EINVAL, f"dma_buf_attach({dmabuf!r}, {dev!r})")
-    attach = DmaBufAttachment(dmabuf, dev)
+    if importer_ops is not None:
+        if not isinstance(importer_ops, DmaBufAttachOps):
+            raise KernelError(errno.EINVAL, f"importer_ops must be a DmaBufAttachOps, not "
+                                            f"{importer_ops!r}")
+        if not callable(importer_ops.move_notify):
+            raise KernelError(errno.EINVAL, f"{dev.name}: a dynamic importer needs "
+                                            f"move_notify")
+    attach = DmaBufAttachment(dmabuf, dev, importer_ops, importer_priv)
     if dmabuf.ops.attach is not None:
         dmabuf.ops.attach(dmabuf, attach)
     dmabuf.attachments.append(attach)
     return attach
 
 
+def dma_buf_attach(dmabuf, dev):
+    """Attach ``dev`` statically (``dma_buf_attach()``): the storage stays in place while
+    the attachment has a mapping. See :func:`dma_buf_dynamic_attach`."""
+    return dma_buf_dynamic_attach(dmabuf, dev, None, None)
+
+
 async def dma_buf_detach(dmabuf, attach):
-    """Detach (``dma_buf_detach()``), unmapping a cached mapping first."""
+    """Detach (``dma_buf_detach()``), unmapping a cached mapping first. Takes the
+    reservation lock, so the caller must not hold it."""
     if attach is None or attach.dmabuf is not dmabuf or attach not in dmabuf.attachments:
         raise KernelBug(f"dma_buf_detach of {attach!r} from {dmabuf!r}")
-    if attach.sgt is not None:
-        await dmabuf.ops.unmap_dma_buf(attach, attach.sgt, attach.dir)
-        attach.sgt = None
-    dmabuf.attachments.remove(attach)
+    if dmabuf.resv.held_by_current:
+        raise KernelBug(f"dma_buf_detach of {attach!r} with the reservation lock held "
+                        f"(it takes the lock: deadlock)")
+    await dmabuf.resv.lock()
+    try:
+        if attach.sgt is not None:
+            await dmabuf.ops.unmap_dma_buf(attach, attach.sgt, attach.dir)
+            attach.sgt = None
+        dmabuf.attachments.remove(attach)
+    finally:
+        dmabuf.resv.unlock()
     if dmabuf.ops.detach is not None:
         dmabuf.ops.detach(dmabuf, attach)
+
+
+async def dma_buf_pin(attach):
+    """Keep the storage where it is until :func:`dma_buf_unpin` (``dma_buf_pin()``); the
+    exporter may first move it where the device reaches it, or refuse (``EBUSY`` when
+    something else keeps it out of reach). Only for a dynamic attachment, with the
+    reservation lock held."""
+    if not dma_buf_attachment_is_dynamic(attach):
+        raise KernelBug(f"dma_buf_pin of static {attach!r}: only dynamic importers pin")
+    _require_resv_held(attach.dmabuf, "dma_buf_pin")
+    if attach.dmabuf.ops.pin is not None:
+        await attach.dmabuf.ops.pin(attach)
+
+
+def dma_buf_unpin(attach):
+    """Let the exporter move the storage again (``dma_buf_unpin()``); same rules as
+    :func:`dma_buf_pin`."""
+    if not dma_buf_attachment_is_dynamic(attach):
+        raise KernelBug(f"dma_buf_unpin of static {attach!r}: only dynamic importers pin")
+    _require_resv_held(attach.dmabuf, "dma_buf_unpin")
+    if attach.dmabuf.ops.unpin is not None:
+        attach.dmabuf.ops.unpin(attach)
+
+
+async def dma_buf_move_notify(dmabuf):
+    """Tell every dynamic importer that the storage moved (``dma_buf_move_notify()``);
+    the exporter calls it with the reservation lock held. Static attachments are not told:
+    they pin what they map."""
+    _require_resv_held(dmabuf, "dma_buf_move_notify")
+    for attach in list(dmabuf.attachments):
+        if dma_buf_attachment_is_dynamic(attach):
+            await attach.importer_ops.move_notify(attach)
 
 
 async def dma_buf_map_attachment(attach, direction):
     """Map the buffer for the attached device (``dma_buf_map_attachment()``); returns an
     :class:`SgTable` with DMA addresses.
 
-    With a cached mapping, asking again in another direction is ``EBUSY`` unless the
-    mapping is bidirectional. An exporter returning nothing is ``ENOMEM``.
+    A dynamic importer must hold the reservation lock and wait for its ``KERNEL`` fences
+    (a move in progress) before DMA; for a static importer the lock is taken if it does not
+    hold it, the storage is pinned while mapped (dynamic exporter), and the call returns
+    only once those fences signaled. With a cached mapping, asking again in another
+    direction is ``EBUSY`` unless the mapping is bidirectional. An exporter returning
+    nothing is ``ENOMEM``.
     """
     if attach is None or attach.dmabuf is None:
         raise KernelError(errno.EINVAL, "dma_buf_map_attachment without an attachment")
     direction = check_direction(direction)
+    async with _resv_locked(attach, "dma_buf_map_attachment"):
+        return await _map_attachment_locked(attach, direction)
+
+
+async def _map_attachment_locked(attach, direction):
+    dmabuf = attach.dmabuf
     if attach.sgt is not None:
         if attach.dir != direction and attach.dir is not DmaDirection.BIDIRECTIONAL:
             raise KernelError(errno.EBUSY, f"{attach!r} is mapped {attach.dir}; cannot map "
                                            f"it {direction} as well")
         return attach.sgt
-    sgt = await attach.dmabuf.ops.map_dma_buf(attach, direction)
-    if sgt is None:
-        raise KernelError(errno.ENOMEM, f"{attach.dmabuf.exp_name} could not map {attach!r}")
-    if attach.dmabuf.ops.cache_sgt_mapping:
+    pin = _pin_on_map(attach)
+    if pin:
+        await dmabuf.ops.pin(attach)
+    try:
+        sgt = await dmabuf.ops.map_dma_buf(attach, direction)
+        if sgt is None:
+            raise KernelError(errno.ENOMEM, f"{dmabuf.exp_name} could not map {attach!r}")
+        if not dma_buf_attachment_is_dynamic(attach):
+            try:
+                await dmabuf.resv.wait_timeout(DmaResvUsage.KERNEL, True,
+                                               MAX_SCHEDULE_TIMEOUT)
+            except BaseException:
+                await dmabuf.ops.unmap_dma_buf(attach, sgt, direction)
+                raise
+    except BaseException:
+        if pin:
+            dmabuf.ops.unpin(attach)
+        raise
+    if dmabuf.ops.cache_sgt_mapping:
         attach.sgt, attach.dir = sgt, direction
     return sgt
 
 
 async def dma_buf_unmap_attachment(attach, sgt, direction):
-    """Give back a mapping (``dma_buf_unmap_attachment()``); a cached mapping stays until
-    detach."""
+    """Give back a mapping (``dma_buf_unmap_attachment()``), unpinning what mapping a
+    static attachment pinned; a cached mapping stays until detach. The reservation lock
+    rule is that of :func:`dma_buf_map_attachment`."""
     if attach is None or attach.dmabuf is None or sgt is None:
         raise KernelBug("dma_buf_unmap_attachment without attachment or table")
     direction = check_direction(direction)
-    if attach.sgt is sgt:
-        return
-    await attach.dmabuf.ops.unmap_dma_buf(attach, sgt, direction)
+    async with _resv_locked(attach, "dma_buf_unmap_attachment"):
+        if attach.sgt is sgt:
+            return
+        await attach.dmabuf.ops.unmap_dma_buf(attach, sgt, direction)
+        if _pin_on_map(attach):
+            attach.dmabuf.ops.unpin(attach)
 
 
 # CPU access.

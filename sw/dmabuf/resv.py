@@ -5,9 +5,12 @@ Each fence is stored with a usage: ``KERNEL`` (memory management, e.g. a migrati
 a lower one, so an implicit-sync reader waits for ``WRITE`` (kernel work and writers) and a
 writer waits for ``READ`` (everyone but bookkeeping). Adding a fence needs the object locked
 and a slot reserved beforehand; as with ``CONFIG_DEBUG_MUTEXES``, unreserved slots are taken
-back on unlock, so a driver that forgets to reserve is caught.
+back on unlock, so a driver that forgets to reserve is caught. The lock remembers the task
+holding it, so that :attr:`DmaResv.held_by_current` can answer what ``lockdep_is_held()``
+does.
 """
 
+import asyncio
 import enum
 import errno
 import itertools
@@ -38,6 +41,15 @@ def dma_resv_usage_rw(write):
 _stamps = itertools.count(1)
 
 
+def _current_task():
+    """Who takes a lock: the running asyncio task, or ``None`` outside an event loop (the
+    simulator runs the driver as one coroutine)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
 class WwAcquireCtx:
     """A locking transaction over several reservation objects (``ww_acquire_ctx``), with
     wait-die back-off: a younger transaction meeting a lock held by an older one gets
@@ -59,6 +71,7 @@ class DmaResv:
         self._fences = []        # [fence, usage]
         self._max_fences = 0
         self._owner = None       # WwAcquireCtx or True when locked without context
+        self._holder = None      # the task that took the lock
 
     # Locking.
 
@@ -66,11 +79,17 @@ class DmaResv:
     def is_locked(self):
         return self._owner is not None
 
+    @property
+    def held_by_current(self):
+        """Whether the running task holds the lock (``lockdep_is_held()``)."""
+        return self._owner is not None and self._holder is _current_task()
+
     def trylock(self):
         """``dma_resv_trylock()``."""
         if self._owner is not None:
             return False
         self._owner = True
+        self._holder = _current_task()
         return True
 
     async def lock(self, ctx=None):
@@ -85,6 +104,7 @@ class DmaResv:
                                              f"{self._owner.stamp}; back off and retry")
         await current_scheduler().wait_until(lambda: self._owner is None, MAX_SCHEDULE_TIMEOUT)
         self._owner = True if ctx is None else ctx
+        self._holder = _current_task()
         if ctx is not None:
             ctx.acquired.append(self)
 
@@ -94,6 +114,7 @@ class DmaResv:
         if isinstance(self._owner, WwAcquireCtx):
             self._owner.acquired.remove(self)
         self._owner = None
+        self._holder = None
         self._max_fences = len(self._fences)
 
     def assert_held(self):

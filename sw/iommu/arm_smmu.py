@@ -250,9 +250,10 @@ class ArmSmmu:
         return events
 
     async def counters(self):
-        """``hits``, ``misses``, ``walks``, ``walk_cycles``, ``walk_reads``."""
+        """``hits``, ``misses``, ``walks``, ``walk_cycles``, ``walk_reads``, ``prefetches``."""
         return {name.lower(): await self.regs.read(name)
-                for name in ("HITS", "MISSES", "WALKS", "WALK_CYCLES", "WALK_READS")}
+                for name in ("HITS", "MISSES", "WALKS", "WALK_CYCLES", "WALK_READS",
+                             "PREFETCHES")}
 
 
 class SmmuFlushOps(IommuFlushOps):
