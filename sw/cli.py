@@ -1,6 +1,7 @@
 """The ``dmabuf-soc`` command line."""
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -11,20 +12,26 @@ from .machine.backends import BACKENDS
 __all__ = ["main"]
 
 
+def _integer_settings(items, settable, command="dmabuf-soc"):
+    """``{NAME: value}`` of ``--set NAME=INTEGER`` options, each NAME one of ``settable``."""
+    settings = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or key not in settable:
+            raise SystemExit(f"{command}: --set takes NAME=INTEGER with NAME one of "
+                             f"{', '.join(settable) or '(none)'}; not {item!r}")
+        try:
+            settings[key] = int(value, 0)
+        except ValueError:
+            raise SystemExit(f"{command}: --set {key}: {value!r} is not an integer") from None
+    return settings
+
+
 def _config_from(args):
     from ..hw.config import SocConfig
-    changes = {}
     fields = SocConfig.__dataclass_fields__
-    for item in args.set or ():
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields or fields[key].type not in (int, "int"):
-            settable = ", ".join(name for name, f in fields.items() if f.type in (int, "int"))
-            raise SystemExit(f"dmabuf-soc: --set takes NAME=INTEGER with NAME one of "
-                             f"{settable}; not {item!r}")
-        try:
-            changes[key] = int(value, 0)
-        except ValueError:
-            raise SystemExit(f"dmabuf-soc: --set {key}: {value!r} is not an integer") from None
+    changes = _integer_settings(args.set, [name for name, f in fields.items()
+                                           if f.type in (int, "int")])
     try:
         return SocConfig(**changes)
     except ValueError as error:
@@ -110,6 +117,14 @@ def _cmd_demo(args):
     return _run_scenario("demo", args)
 
 
+def _bench_parameters(run, args):
+    """The keyword arguments ``--set NAME=INTEGER`` gives a benchmark's ``run``."""
+    settable = [name for name, parameter in inspect.signature(run).parameters.items()
+                if parameter.kind is parameter.KEYWORD_ONLY
+                and name not in ("backend", "progress")]
+    return _integer_settings(args.set, settable, f"dmabuf-soc bench {args.name}")
+
+
 def _cmd_bench(args):
     from . import bench
     if args.list or not args.name:
@@ -120,7 +135,8 @@ def _cmd_bench(args):
         module = bench.load(args.name)
     except KeyError as error:
         raise SystemExit(f"dmabuf-soc: {error.args[0]}") from None
-    result = module.run(backend=args.backend, progress=_Progress())
+    result = module.run(backend=args.backend, progress=_Progress(),
+                        **_bench_parameters(module.run, args))
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -175,6 +191,9 @@ def _parser():
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--backend", choices=BACKENDS, default="pysim",
                        help="simulation backend (default: pysim)")
+    bench.add_argument("--set", action="append", metavar="NAME=VALUE",
+                       help="change one integer parameter of the benchmark "
+                            "(e.g. copy_bytes=0x4000 for smmu); repeatable")
     bench.set_defaults(func=_cmd_bench)
 
     from .synth.cli import add_parser as add_synth_parser

@@ -1,6 +1,7 @@
 """The ``dmabuf-soc`` command line: each sub-command does what the README says."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,33 @@ def test_bench_lists_the_benchmarks(capsys):
     assert main(["bench", "--list"]) == 0
     names = capsys.readouterr().out.split()
     assert {"platform", "dma", "cache"} <= set(names)
+
+
+def test_bench_set_passes_integer_parameters(monkeypatch, capsys):
+    from dmabuf_soc.sw.bench import smmu
+    seen = {}
+
+    def measure_soc(**kwargs):
+        seen.update(kwargs)
+        return {"copy_bytes": kwargs["copy_bytes"], "data_correct": True}
+
+    monkeypatch.setattr(smmu, "measure_soc", measure_soc)
+    monkeypatch.setattr(smmu, "measure_rig", lambda **kwargs: {"data_correct": True})
+    assert main(["bench", "smmu", "--json", "--set", "copy_bytes=0x2000"]) == 0
+    assert json.loads(capsys.readouterr().out)["copy_bytes"] == 0x2000
+    assert seen["copy_bytes"] == 0x2000 and seen["backend"] == "pysim"
+
+
+@pytest.mark.parametrize("bench, setting, message", [
+    ("smmu", "nope=1", "--set takes NAME=INTEGER with NAME one of copy_bytes; not 'nope=1'"),
+    ("smmu", "copy_bytes", "--set takes NAME=INTEGER"),
+    ("smmu", "backend=1", "--set takes NAME=INTEGER"),
+    ("smmu", "copy_bytes=1MiB", "--set copy_bytes: '1MiB' is not an integer"),
+    ("platform", "size=1", "NAME one of (none)"),
+])
+def test_bench_set_rejects_what_the_benchmark_does_not_take(bench, setting, message):
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        main(["bench", bench, "--set", setting])
 
 
 def test_committed_register_docs_are_current(tmp_path):

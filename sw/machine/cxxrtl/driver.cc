@@ -151,12 +151,16 @@ struct Machine {
 		sample_vcd(2 * half_period * cycles);
 	}
 
-	// The rising edge that ends the cycle.
+	// The rising edge that ends the cycle. A step of a design without combinational feedback
+	// is one evaluation: the flip-flops take their new values, but the logic behind them was
+	// evaluated from the old ones, so the design is not settled until the next evaluation.
 	void edge() {
 		set_flag(CLK, true);
 		cxxrtl_step(top);
-		dirty = false;
+		dirty = true;
 		cycles++;
+		if (vcd)
+			settle();
 		sample_vcd(2 * half_period * cycles - half_period);
 	}
 
