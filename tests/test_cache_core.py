@@ -175,6 +175,47 @@ def test_hits_one_cycle_latency_one_per_cycle():
     bench.run(testbench)
 
 
+@pytest.mark.parametrize("gap", [0.0, 0.5])
+def test_back_to_back_stores_and_loads_of_one_word(gap):
+    # Each load is looked up while the store before it is still on its way to the memories.
+    bench = CoreBench(seed=7, cpu_gap=gap)
+    g = bench.geometry
+    rng = random.Random(7)
+
+    async def testbench(ctx):
+        addrs = [line_addr(g, 5, 3, 2), line_addr(g, 6, 3, 2)]
+        events = [bench.cpu.issue(addr) for addr in addrs]
+        for _ in range(40):
+            addr = rng.choice(addrs)
+            events += [bench.cpu.issue(addr, write=True, data=rng.getrandbits(64),
+                                       strb=rng.getrandbits(8)),
+                       bench.cpu.issue(addr)]
+        await bench.cpu.wait(ctx)
+        bench.replay(events)
+        bench.check_bus_and_counters(ctx)
+
+    bench.run(testbench)
+
+
+def test_miss_right_behind_a_store_hit_writes_the_stored_line_back():
+    # The store's dirty bit and data land a cycle after its lookup, as the miss looks up.
+    bench = CoreBench(CacheGeometry(size=256, ways=1, line_size=16))
+    g = bench.geometry
+
+    async def testbench(ctx):
+        first = bench.cpu.issue(line_addr(g, 5, 3))
+        await bench.cpu.wait(ctx, first)
+        store = bench.cpu.issue(line_addr(g, 5, 3, 1), write=True, data=0x1234_5678_9abc_def0)
+        evict = bench.cpu.issue(line_addr(g, 6, 3))
+        await bench.cpu.wait(ctx)
+        assert evict.accepted_at == store.accepted_at + 1
+        bench.replay([first, store, evict])
+        assert bench.expected_writes, "the stored line must be written back"
+        bench.check_bus_and_counters(ctx)
+
+    bench.run(testbench)
+
+
 def test_refill_error_answers_error_and_installs_nothing():
     bad = line_addr(CacheGeometry(), 7, 2)
     bench = CoreBench(error=lambda write, addr: Resp.SLVERR if addr == bad else None)

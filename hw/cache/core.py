@@ -41,11 +41,10 @@ class MaintenanceScope(enum.Enum, shape=2):
 
 
 class TagLayout(data.StructLayout):
-    """One entry of a way's tag memory."""
+    """One entry of a way's tag memory. (Dirty bits are kept in flip-flops beside it.)"""
     def __init__(self, tag_bits):
         super().__init__({
             "valid": unsigned(1),
-            "dirty": unsigned(1),
             "tag":   unsigned(tag_bits),
         })
 
@@ -116,11 +115,14 @@ class CacheCore(wiring.Component):
 
     Cacheable accesses are looked up in two stages: ``s1`` presents the request's set to the
     tag and data memories, ``s2`` compares the tags one cycle later. A hit answers in that
-    cycle and lets the next request into ``s1``, so hits stream at one per cycle with a
-    latency of one cycle. A miss picks a victim (an invalid way, else the tree pseudo-LRU
-    choice), writes it back in one INCR burst if it is dirty, refills the line in one INCR
-    burst and replays the access. Write-backs complete in the background; a refill waits only
-    for the write responses of earlier write-backs, not for its own victim's.
+    cycle, so hits stream at one per cycle with a latency of one cycle. ``s2`` lets the next
+    request in whenever its answer would be taken, before knowing whether it hit, so that the
+    tag compare never gates the memories' read port. An access that leaves ``s2`` on a miss is
+    served from ``s3``: a victim is picked (an invalid way, else the tree pseudo-LRU choice),
+    written back in one INCR burst if it is dirty, the line is refilled in one INCR burst, and
+    the access is replayed, then the one that had entered ``s2`` behind it is looked up again.
+    Write-backs complete in the background; a refill waits only for the write responses of
+    earlier write-backs, not for its own victim's.
 
     Uncached accesses wait for every outstanding write and then go to memory as single beats
     through an :class:`~dmabuf_soc.hw.cpu.bridge.UncachedBridge`, one at a time, in order.
@@ -128,8 +130,9 @@ class CacheCore(wiring.Component):
     Maintenance operations run between CPU accesses, never inside one: once ``maint.go`` is
     seen no new access is accepted until ``maint.done``. They visit one candidate line per
     cycle (a range operation one line address per cycle; set/way and whole-cache operations
-    one way of one set per cycle) and hand dirty lines to be cleaned to the write-back engine,
-    which streams one burst beat per cycle.
+    one way of one set per cycle), each read, compared and acted on in three pipelined cycles,
+    and hand dirty lines to be cleaned to the write-back engine, which streams one burst beat
+    per cycle.
 
     Parameters
     ----------
@@ -197,6 +200,32 @@ class CacheCore(wiring.Component):
         data_wstrb = Signal(g.bytes_per_word)
         data_we    = Signal(g.ways)
 
+        # A store hit reaches its data memory one cycle after its lookup, from registers, so
+        # that the tag compare never drives the memories' write enables. A read in the cycle
+        # of the lookup sees the store through a bypass. ``s2_store`` is every condition of a
+        # store hit but the compare, whose outcome (``s2_hit_ways``) is only registered.
+        s2_store      = Signal()
+        s2_hit_ways   = Signal(g.ways)
+        s2_store_addr = Signal.like(data_waddr)
+        s2_store_data = Signal.like(data_wdata)
+        s2_store_strb = Signal.like(data_wstrb)
+        s3_store      = Signal()
+        s3_hit_ways   = Signal.like(s2_hit_ways)
+        s3_store_ways = Signal.like(s2_hit_ways)
+        s3_store_addr = Signal.like(s2_store_addr)
+        s3_store_data = Signal.like(s2_store_data)
+        s3_store_strb = Signal.like(s2_store_strb)
+        m.d.comb += s3_store_ways.eq(Mux(s3_store, s3_hit_ways, 0))
+        store_bypass      = Signal()
+        store_bypass_ways = Signal.like(s2_hit_ways)
+        store_bypass_data = Signal.like(data_wdata)
+        store_bypass_strb = Signal.like(data_wstrb)
+        with m.If(data_ren):
+            m.d.sync += [store_bypass.eq(s2_store & (s2_store_addr == data_raddr)),
+                         store_bypass_ways.eq(s2_hit_ways),
+                         store_bypass_data.eq(s2_store_data),
+                         store_bypass_strb.eq(s2_store_strb)]
+
         tag_rdata  = []
         data_rdata = []
         for way in ways:
@@ -204,8 +233,10 @@ class CacheCore(wiring.Component):
             data_mem = Memory(shape=unsigned(g.data_width), depth=g.sets * line_beats, init=[])
             m.submodules[f"tag_mem_{way}"]  = tag_mem
             m.submodules[f"data_mem_{way}"] = data_mem
+            # Tags are written only by refills and maintenance, never in a cycle whose read
+            # could see the entry written: the read port need not be transparent.
             tag_wp  = tag_mem.write_port()
-            tag_rp  = tag_mem.read_port(transparent_for=(tag_wp,))
+            tag_rp  = tag_mem.read_port()
             data_wp = data_mem.write_port(granularity=8)
             data_rp = data_mem.read_port(transparent_for=(data_wp,))
             m.d.comb += [
@@ -221,9 +252,20 @@ class CacheCore(wiring.Component):
                 data_wp.en.eq(Mux(data_we[way], data_wstrb, 0)),
             ]
             tag_rdata.append(tag_rp.data)
-            data_rdata.append(data_rp.data)
+            way_data_rdata = Signal(g.data_width, name=f"data_rdata_{way}")
+            for byte in range(g.bytes_per_word):
+                m.d.comb += way_data_rdata.word_select(byte, 8).eq(
+                    Mux(store_bypass & store_bypass_ways[way] & store_bypass_strb[byte],
+                        store_bypass_data.word_select(byte, 8),
+                        data_rp.data.word_select(byte, 8)))
+            data_rdata.append(way_data_rdata)
 
         lru      = Signal(g.sets * (g.ways - 1))
+        # A store hit marks its line dirty here, without writing the tag memory, in the cycle
+        # after its lookup (with its data).
+        dirty    = Signal(g.sets * g.ways)
+        s3_store_dirty = dirty.word_select(s3_store_addr[g.word_bits:], g.ways)
+        m.d.sync += s3_store_dirty.eq(s3_store_dirty | s3_store_ways)
         counters = Signal(CounterLayout())
         m.d.comb += self.counters.eq(counters)
 
@@ -337,14 +379,13 @@ class CacheCore(wiring.Component):
         m.d.sync += wb_outstanding.eq(wb_outstanding + wb_start - b_taken)
 
         # The data memories' read row: the write-back engine's next beat while it streams,
-        # otherwise whatever the control FSM asks for.
+        # otherwise whatever the control FSM asks for. The first beat of a line that may be
+        # handed over is read whether or not it is, so that the hand-over never selects the row.
         fsm_data_raddr = Signal.like(data_raddr)
         fsm_data_ren   = Signal()
-        with m.If(wb_start_now):
-            m.d.comb += [data_raddr.eq(Cat(Const(0, g.word_bits), wb_start_set)),
-                         data_ren.eq(1)]
-        with m.Elif(w_done):
-            m.d.comb += [data_raddr.eq(Cat(Const(0, g.word_bits), wb_next_set)),
+        with m.If(w_done):
+            first_set = Mux(wb_next_valid, wb_next_set, wb_start_set)
+            m.d.comb += [data_raddr.eq(Cat(Const(0, g.word_bits), first_set)),
                          data_ren.eq(1)]
         with m.Elif(wb_w_active):
             next_beat = (wb_beat + w_taken)[:g.word_bits]
@@ -362,7 +403,16 @@ class CacheCore(wiring.Component):
         s2_index = index_of(s2_req.addr)
         s2_word  = word_of(s2_req.addr)
 
-        s2_hit_ways = Signal(g.ways)
+        # s2 moves on before its tags are compared, so the access that leaves it on a miss
+        # or an uncached access is served from s3. After a refill, s3's access is looked up
+        # again and the one that had entered s2 behind it waits in s3 (``s3_waiting``).
+        s3_req     = Signal.like(cpu.req.payload)
+        s3_waiting = Signal()
+        s3_tag   = tag_of(s3_req.addr)
+        s3_index = index_of(s3_req.addr)
+        s3_word  = word_of(s3_req.addr)
+        s3_dirty = dirty.word_select(s3_index, g.ways)
+
         s2_hit_way  = Signal(range(g.ways))
         s2_hit_data = Signal(g.data_width)
         for way in ways:
@@ -371,7 +421,26 @@ class CacheCore(wiring.Component):
                 m.d.comb += [s2_hit_way.eq(way), s2_hit_data.eq(data_rdata[way])]
         s2_hit = s2_hit_ways.any()
 
-        s2_lru = lru.word_select(s2_index, g.ways - 1) if g.ways > 1 else Const(0, 0)
+        # A hit touches its set's pseudo-LRU bits a cycle after its lookup, from registers;
+        # a lookup of the same set in that cycle sees the touch already.
+        s2_touch       = Signal()
+        s3_touch       = Signal()
+        s3_touch_way   = Signal(range(g.ways))
+        s3_touch_index = Signal(g.index_bits)
+        m.d.sync += [
+            s3_touch.eq(s2_touch),
+            s3_touch_way.eq(s2_hit_way),
+            s3_touch_index.eq(s2_index),
+        ]
+        if g.ways > 1:
+            s3_lru = lru.word_select(s3_touch_index, g.ways - 1)
+            s3_lru_touched = plru.touch_value(s3_lru, s3_touch_way, g.ways)
+            with m.If(s3_touch):
+                m.d.sync += s3_lru.eq(s3_lru_touched)
+            s2_lru = Mux(s3_touch & (s3_touch_index == s2_index), s3_lru_touched,
+                         lru.word_select(s2_index, g.ways - 1))
+        else:
+            s2_lru = Const(0, 0)
         s2_invalid_ways = Cat(~tag_rdata[way].valid for way in ways)
         s2_victim_way = Signal(range(g.ways))
         m.d.comb += s2_victim_way.eq(plru.victim_value(s2_lru, g.ways))
@@ -379,15 +448,46 @@ class CacheCore(wiring.Component):
             with m.If(s2_invalid_ways[way]):
                 m.d.comb += s2_victim_way.eq(way)
 
+        # The data memories' write port: a store hit, a cycle after its lookup, unless a
+        # refill overrides it.
+        m.d.comb += [
+            s2_store_addr.eq(Cat(s2_word, s2_index)),
+            s2_store_data.eq(s2_req.data),
+            s2_store_strb.eq(s2_req.strb),
+        ]
+        m.d.sync += [
+            s3_store.eq(s2_store),
+            s3_hit_ways.eq(s2_hit_ways),
+            s3_store_addr.eq(s2_store_addr),
+            s3_store_data.eq(s2_store_data),
+            s3_store_strb.eq(s2_store_strb),
+        ]
+        m.d.comb += [
+            data_waddr.eq(s3_store_addr),
+            data_wdata.eq(s3_store_data),
+            data_wstrb.eq(s3_store_strb),
+            data_we.eq(s3_store_ways),
+        ]
+
         victim_way   = Signal(range(g.ways))
-        victim_tag   = Signal(g.tag_bits)
-        victim_dirty = Signal()
+        # The tags of s2's set, kept whole: the victim's is picked out of them in s3.
+        victim_tags  = Signal(data.ArrayLayout(g.tag_bits, g.ways))
+        victim_tag   = victim_tags[victim_way]
+        # The dirty bits of s2's set, with those of a store hit still on its way to ``dirty``.
+        # Only a valid line is ever dirty.
+        s2_dirty = Signal(g.ways)
+        m.d.comb += s2_dirty.eq(dirty.word_select(s2_index, g.ways) |
+                                Mux(s3_store_addr[g.word_bits:] == s2_index, s3_store_ways, 0))
+        victim_dirty_ways = Signal(g.ways)
+        victim_dirty = victim_dirty_ways.bit_select(victim_way, 1)
 
         refill_beat  = Signal(g.word_bits)
         refill_error = Signal()
 
         # Maintenance. The walk visits items: a line number for a range operation, or
-        # ``way * sets + set`` for set/way and whole-cache operations.
+        # ``way * sets + set`` for set/way and whole-cache operations. An item's tags are
+        # read, compared in s2m and acted on in s3m. Acting on an item never changes what
+        # the next one (read before that write) matches: a different tag, or a different way.
 
         maint = self.maint
         walk_width   = max(g.addr_width - g.offset_bits, g.index_bits + g.way_bits) + 1
@@ -429,22 +529,59 @@ class CacheCore(wiring.Component):
         s2m_way_sel = s2m_item[g.index_bits:g.index_bits + g.way_bits]
         s2m_match_ways = Signal(g.ways)
         s2m_way   = Signal(range(g.ways))
-        s2m_entry = Signal(tag_layout)
+        # The tag of the line an item matches is known without the compare.
+        s2m_line_tag = Signal(g.tag_bits)
+        m.d.comb += s2m_line_tag.eq(s2m_tag)
+        with m.If(~maint_by_addr):
+            for way in ways:
+                with m.If(s2m_way_sel == way):
+                    m.d.comb += s2m_line_tag.eq(tag_rdata[way].tag)
         for way in ways:
             by_addr = tag_rdata[way].tag == s2m_tag
             by_index = s2m_way_sel == way
             m.d.comb += s2m_match_ways[way].eq(
                 s2m_valid & tag_rdata[way].valid & Mux(maint_by_addr, by_addr, by_index))
             with m.If(s2m_match_ways[way]):
-                m.d.comb += [s2m_way.eq(way), s2m_entry.eq(tag_rdata[way])]
-        s2m_match   = s2m_match_ways.any()
-        s2m_clean   = Signal()
-        s2m_advance = Signal()
-        m.d.comb += [
-            s2m_clean.eq(s2m_match & s2m_entry.dirty & maint_clean),
-            s2m_advance.eq(~s2m_clean | wb_can_start),
-        ]
+                m.d.comb += s2m_way.eq(way)
+        s3m_match_ways = Signal(g.ways)
+        s3m_way   = Signal(range(g.ways))
+        s3m_tag   = Signal(g.tag_bits)
+        s3m_index = Signal(g.index_bits)
+        s3m_clean = Signal()
+        s3m_match = s3m_match_ways.any()
+        s2m_dirty = dirty.word_select(s2m_index, g.ways)
+        s3m_dirty = dirty.word_select(s3m_index, g.ways)
+        maint_advance = Signal()
+        m.d.comb += maint_advance.eq(~s3m_clean | wb_can_start)
         walk_index = walk[:g.index_bits]
+
+
+        # While s3's access is answered, the memories keep s2's row up to date.
+        s2_reread = Signal()
+        with m.If(s2_reread):
+            m.d.comb += [
+                tag_raddr.eq(s2_index),
+                tag_ren.eq(1),
+                fsm_data_raddr.eq(Cat(s2_word, s2_index)),
+                fsm_data_ren.eq(1),
+            ]
+
+        # Hits and misses reach their counters a cycle after their lookup, from registers;
+        # the counters shown already include them.
+        s2_counted_hit  = Signal()
+        s2_counted_miss = Signal()
+        s3_counted_hit  = Signal()
+        s3_counted_miss = Signal()
+        m.d.sync += [
+            s3_counted_hit.eq(s2_counted_hit),
+            s3_counted_miss.eq(s2_counted_miss),
+            counters.hits.eq(counters.hits + s3_counted_hit),
+            counters.misses.eq(counters.misses + s3_counted_miss),
+        ]
+        m.d.comb += [
+            self.counters.hits.eq(counters.hits + s3_counted_hit),
+            self.counters.misses.eq(counters.misses + s3_counted_miss),
+        ]
 
         with m.FSM():
             with m.State("ACCESS"):
@@ -454,68 +591,56 @@ class CacheCore(wiring.Component):
                     cpu.rsp.valid.eq(s2_cached_hit),
                     cpu.rsp.payload.data.eq(s2_hit_data),
                     s2_done.eq(s2_cached_hit & cpu.rsp.ready),
+                    s2_store.eq(s2_valid & s2_req.cacheable & s2_req.write & cpu.rsp.ready),
                 ]
-                s2_free = ~s2_valid | s2_done
+                # Whether s2 hit is known too late to gate the memories' read port: s2
+                # moves on whenever an answer would be taken, and a miss is served in s3.
+                s2_advance = Signal()
+                s1_addr    = Signal(g.addr_width)
                 m.d.comb += [
-                    cpu.req.ready.eq(s2_free & ~maint_pending),
-                    tag_raddr.eq(index_of(cpu.req.payload.addr)),
-                    tag_ren.eq(s2_free),
-                    fsm_data_raddr.eq(Cat(word_of(cpu.req.payload.addr),
-                                          index_of(cpu.req.payload.addr))),
-                    fsm_data_ren.eq(s2_free),
+                    s2_advance.eq(~s2_valid | cpu.rsp.ready),
+                    s1_addr.eq(Mux(s3_waiting, s3_req.addr, cpu.req.payload.addr)),
+                    cpu.req.ready.eq(s2_advance & ~s3_waiting & ~maint_pending),
+                    tag_raddr.eq(index_of(s1_addr)),
+                    tag_ren.eq(s2_advance),
+                    fsm_data_raddr.eq(Cat(word_of(s1_addr), index_of(s1_addr))),
+                    fsm_data_ren.eq(s2_advance),
                 ]
-                with m.If(s2_free):
+                with m.If(s2_advance):
                     m.d.sync += [
-                        s2_valid.eq(cpu.req.valid & cpu.req.ready),
-                        s2_req.eq(cpu.req.payload),
+                        s2_valid.eq(s3_waiting | (cpu.req.valid & cpu.req.ready)),
+                        s2_req.eq(Mux(s3_waiting, s3_req, cpu.req.payload)),
                         s2_replayed.eq(0),
-                    ]
-                with m.If(s2_done):
-                    with m.If(~s2_replayed):
-                        m.d.sync += counters.hits.eq(counters.hits + 1)
-                    if g.ways > 1:
-                        m.d.sync += s2_lru.eq(plru.touch_value(s2_lru, s2_hit_way, g.ways))
-                    with m.If(s2_req.write):
-                        m.d.comb += [
-                            data_waddr.eq(Cat(s2_word, s2_index)),
-                            data_wdata.eq(s2_req.data),
-                            data_wstrb.eq(s2_req.strb),
-                            data_we.eq(s2_hit_ways),
-                            tag_waddr.eq(s2_index),
-                            tag_wdata.valid.eq(1),
-                            tag_wdata.dirty.eq(1),
-                            tag_wdata.tag.eq(s2_tag),
-                            tag_we.eq(s2_hit_ways),
-                        ]
-                with m.If(s2_valid & ~s2_req.cacheable):
-                    m.next = "UNCACHED"
-                with m.Elif(s2_valid & ~s2_hit):
-                    m.d.sync += [
-                        counters.misses.eq(counters.misses + 1),
+                        s3_req.eq(s2_req),
+                        s3_waiting.eq(0),
                         victim_way.eq(s2_victim_way),
-                        victim_tag.eq(tag_rdata[0].tag),
-                        victim_dirty.eq(tag_rdata[0].valid & tag_rdata[0].dirty),
+                        victim_dirty_ways.eq(s2_dirty),
+                        victim_tags.eq(Cat(tag_rdata[way].tag for way in ways)),
                     ]
-                    for way in ways[1:]:
-                        with m.If(s2_victim_way == way):
-                            m.d.sync += [
-                                victim_tag.eq(tag_rdata[way].tag),
-                                victim_dirty.eq(tag_rdata[way].valid & tag_rdata[way].dirty),
-                            ]
+                m.d.comb += [
+                    s2_counted_hit.eq(s2_done & ~s2_replayed),
+                    s2_touch.eq(s2_done),
+                ]
+                with m.If(s2_valid & cpu.rsp.ready & ~s2_req.cacheable):
+                    m.next = "UNCACHED"
+                with m.Elif(s2_valid & cpu.rsp.ready & ~s2_hit):
+                    m.d.comb += s2_counted_miss.eq(1)
                     m.next = "MISS"
-                with m.Elif(~s2_valid & maint_pending):
-                    m.d.sync += s2m_valid.eq(0)
+                with m.Elif(~s2_valid & ~s3_waiting & maint_pending):
+                    m.d.sync += [s2m_valid.eq(0), s3m_match_ways.eq(0), s3m_clean.eq(0)]
                     m.next = "MAINT_LOOKUP"
 
             with m.State("MISS"):
+                m.d.comb += [
+                    wb_start_set.eq(s3_index),
+                    wb_start_way.eq(victim_way),
+                    wb_start_tag.eq(victim_tag),
+                    fsm_data_raddr.eq(Cat(Const(0, g.word_bits), s3_index)),
+                    fsm_data_ren.eq(1),
+                ]
                 # Earlier write-backs must be in memory before this refill reads it.
                 with m.If(wb_idle):
-                    m.d.comb += [
-                        wb_start.eq(victim_dirty),
-                        wb_start_set.eq(s2_index),
-                        wb_start_way.eq(victim_way),
-                        wb_start_tag.eq(victim_tag),
-                    ]
+                    m.d.comb += wb_start.eq(victim_dirty)
                     m.next = "REFILL_ADDR"
 
             with m.State("REFILL_ADDR"):
@@ -523,7 +648,7 @@ class CacheCore(wiring.Component):
                 with m.If(~wb_w_active):
                     m.d.comb += [
                         bus.ar.valid.eq(1),
-                        bus.ar.payload.addr.eq(Cat(Const(0, g.offset_bits), s2_index, s2_tag)),
+                        bus.ar.payload.addr.eq(Cat(Const(0, g.offset_bits), s3_index, s3_tag)),
                         bus.ar.payload.len.eq(line_beats - 1),
                     ]
                     with m.If(bus.ar.ready):
@@ -533,7 +658,7 @@ class CacheCore(wiring.Component):
             with m.State("REFILL_DATA"):
                 m.d.comb += [
                     bus.r.ready.eq(1),
-                    data_waddr.eq(Cat(refill_beat, s2_index)),
+                    data_waddr.eq(Cat(refill_beat, s3_index)),
                     data_wdata.eq(bus.r.payload.data),
                     data_wstrb.eq(Const(-1, g.bytes_per_word)),
                 ]
@@ -544,80 +669,97 @@ class CacheCore(wiring.Component):
                     m.d.sync += refill_error.eq(error)
                     with m.If(refill_beat == line_beats - 1):
                         m.d.comb += [
-                            tag_waddr.eq(s2_index),
+                            tag_waddr.eq(s3_index),
                             tag_wdata.valid.eq(~error),
-                            tag_wdata.tag.eq(s2_tag),
+                            tag_wdata.tag.eq(s3_tag),
                             tag_we.eq(1 << victim_way),
                         ]
+                        m.d.sync += s3_dirty.eq(s3_dirty & ~(1 << victim_way))
                         with m.If(error):
                             m.next = "REFILL_ERROR"
                         with m.Else():
                             m.next = "REPLAY"
 
             with m.State("REPLAY"):
+                # The refilled access goes back to s2; the one behind it waits in s3.
                 m.d.comb += [
-                    tag_raddr.eq(s2_index),
+                    tag_raddr.eq(s3_index),
                     tag_ren.eq(1),
-                    fsm_data_raddr.eq(Cat(s2_word, s2_index)),
+                    fsm_data_raddr.eq(Cat(s3_word, s3_index)),
                     fsm_data_ren.eq(1),
                 ]
-                m.d.sync += s2_replayed.eq(1)
+                m.d.sync += [
+                    s2_valid.eq(1),
+                    s2_req.eq(s3_req),
+                    s2_replayed.eq(1),
+                    s3_req.eq(s2_req),
+                    s3_waiting.eq(s2_valid),
+                ]
                 m.next = "ACCESS"
 
             with m.State("REFILL_ERROR"):
                 m.d.comb += [cpu.rsp.valid.eq(1), cpu.rsp.payload.error.eq(1)]
+                m.d.comb += s2_reread.eq(1)
                 with m.If(cpu.rsp.ready):
-                    m.d.sync += s2_valid.eq(0)
                     m.next = "ACCESS"
 
             with m.State("UNCACHED"):
                 with m.If(wb_idle):
                     m.d.comb += [
                         bridge.cpu.req.valid.eq(1),
-                        bridge.cpu.req.payload.eq(s2_req),
+                        bridge.cpu.req.payload.eq(s3_req),
                     ]
                     with m.If(bridge.cpu.req.ready):
                         m.next = "UNCACHED_RESPOND"
 
             with m.State("UNCACHED_RESPOND"):
                 m.d.comb += [
+                    s2_reread.eq(1),
                     uncached_owns_bus.eq(1),
                     cpu.rsp.valid.eq(bridge.cpu.rsp.valid),
                     cpu.rsp.payload.eq(bridge.cpu.rsp.payload),
                     bridge.cpu.rsp.ready.eq(cpu.rsp.ready),
                 ]
                 with m.If(cpu.rsp.valid & cpu.rsp.ready):
-                    m.d.sync += s2_valid.eq(0)
                     m.next = "ACCESS"
 
             with m.State("MAINT_LOOKUP"):
                 walk_more = walk < walk_end
                 m.d.comb += [
                     tag_raddr.eq(walk_index),
-                    tag_ren.eq(s2m_advance),
+                    tag_ren.eq(maint_advance),
+                    wb_start_set.eq(s3m_index),
+                    wb_start_way.eq(s3m_way),
+                    wb_start_tag.eq(s3m_tag),
+                    fsm_data_raddr.eq(Cat(Const(0, g.word_bits), s3m_index)),
+                    fsm_data_ren.eq(1),
                 ]
-                with m.If(s2m_advance):
-                    m.d.sync += s2m_valid.eq(walk_more)
-                    m.d.sync += s2m_item.eq(walk)
+                with m.If(maint_advance):
+                    m.d.sync += [
+                        s2m_valid.eq(walk_more),
+                        s2m_item.eq(walk),
+                        s3m_match_ways.eq(s2m_match_ways),
+                        s3m_way.eq(s2m_way),
+                        s3m_tag.eq(s2m_line_tag),
+                        s3m_index.eq(s2m_index),
+                        s3m_clean.eq((s2m_match_ways & s2m_dirty).any() & maint_clean),
+                    ]
                     with m.If(walk_more):
                         m.d.sync += walk.eq(walk + 1)
-                    with m.If(s2m_match):
+                    with m.If(s3m_match):
                         m.d.comb += [
-                            wb_start.eq(s2m_clean),
-                            wb_start_set.eq(s2m_index),
-                            wb_start_way.eq(s2m_way),
-                            wb_start_tag.eq(s2m_entry.tag),
-                            tag_waddr.eq(s2m_index),
-                            tag_wdata.valid.eq(~maint_inval),
-                            tag_wdata.tag.eq(s2m_entry.tag),
-                            tag_we.eq(Mux(maint_inval | s2m_clean, s2m_match_ways, 0)),
+                            wb_start.eq(s3m_clean),
+                            tag_waddr.eq(s3m_index),
+                            tag_wdata.valid.eq(0),
+                            tag_we.eq(Mux(maint_inval, s3m_match_ways, 0)),
                         ]
-                        with m.If(s2m_clean):
+                        m.d.sync += s3m_dirty.eq(s3m_dirty & ~s3m_match_ways)
+                        with m.If(s3m_clean):
                             m.d.sync += counters.lines_cleaned.eq(counters.lines_cleaned + 1)
                         with m.If(maint_inval):
                             m.d.sync += counters.lines_invalidated.eq(
                                 counters.lines_invalidated + 1)
-                    with m.If(~walk_more):
+                    with m.If(~walk_more & ~s2m_valid):
                         m.next = "MAINT_DRAIN"
 
             with m.State("MAINT_DRAIN"):
