@@ -16,8 +16,11 @@ def check_soc_figures(figures, copy_bytes, resident_bytes):
     assert figures["data_correct"] is True
     assert figures["copy_bytes"] == copy_bytes
     assert figures["tlb_resident_copy_bytes"] == resident_bytes
-    # Without prefetch every page of each buffer, and the descriptor ring's, misses once.
-    assert figures["walks_cold_copy_no_prefetch"] == 2 * copy_bytes // PAGE + 1
+    # Without prefetch every page of each buffer, and the descriptor ring's, misses once; the
+    # ring's page once more if the copy's pages evicted it from the 16-entry IOTLB before the
+    # engine writes the descriptor's status back (buffers of more pages than it has entries).
+    ring_walks = 2 if 2 * copy_bytes // PAGE > 16 else 1
+    assert figures["walks_cold_copy_no_prefetch"] == 2 * copy_bytes // PAGE + ring_walks
     assert 1 <= figures["walks_cold_copy"] <= figures["walks_cold_copy_no_prefetch"]
     assert figures["prefetches_cold_copy"] >= 1
     for suffix in ("", "_no_prefetch"):
