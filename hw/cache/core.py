@@ -583,6 +583,16 @@ class CacheCore(wiring.Component):
             self.counters.misses.eq(counters.misses + s3_counted_miss),
         ]
 
+        def offer_write_back(index, way, tag):
+            # The line the write-back engine takes if it is dirty, and its first beat's read.
+            return [
+                wb_start_set.eq(index),
+                wb_start_way.eq(way),
+                wb_start_tag.eq(tag),
+                fsm_data_raddr.eq(Cat(Const(0, g.word_bits), index)),
+                fsm_data_ren.eq(1),
+            ]
+
         with m.FSM():
             with m.State("ACCESS"):
                 s2_cached_hit = s2_valid & s2_req.cacheable & s2_hit
@@ -631,13 +641,7 @@ class CacheCore(wiring.Component):
                     m.next = "MAINT_LOOKUP"
 
             with m.State("MISS"):
-                m.d.comb += [
-                    wb_start_set.eq(s3_index),
-                    wb_start_way.eq(victim_way),
-                    wb_start_tag.eq(victim_tag),
-                    fsm_data_raddr.eq(Cat(Const(0, g.word_bits), s3_index)),
-                    fsm_data_ren.eq(1),
-                ]
+                m.d.comb += offer_write_back(s3_index, victim_way, victim_tag)
                 # Earlier write-backs must be in memory before this refill reads it.
                 with m.If(wb_idle):
                     m.d.comb += wb_start.eq(victim_dirty)
@@ -728,11 +732,7 @@ class CacheCore(wiring.Component):
                 m.d.comb += [
                     tag_raddr.eq(walk_index),
                     tag_ren.eq(maint_advance),
-                    wb_start_set.eq(s3m_index),
-                    wb_start_way.eq(s3m_way),
-                    wb_start_tag.eq(s3m_tag),
-                    fsm_data_raddr.eq(Cat(Const(0, g.word_bits), s3m_index)),
-                    fsm_data_ren.eq(1),
+                    *offer_write_back(s3m_index, s3m_way, s3m_tag),
                 ]
                 with m.If(maint_advance):
                     m.d.sync += [

@@ -45,8 +45,8 @@ from ... import yowasp
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 
-__all__ = ["CACHE_ENV", "DISABLE_ENV", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL", "BuildError", "Build",
-           "cache_dir", "compiler", "runtime_dir", "available", "build"]
+__all__ = ["CACHE_ENV", "DISABLE_ENV", "OPTIMISE", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL",
+           "BuildError", "Build", "cache_dir", "compiler", "runtime_dir", "available", "build"]
 
 #: Environment variable that overrides the cache directory.
 CACHE_ENV = "DMABUF_SOC_CACHE"
