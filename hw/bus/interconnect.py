@@ -210,13 +210,15 @@ class _OutstandingTable:
 
     def update(self, *, issue, issue_id, issue_target, retire, retire_id):
         m = self._m
-        for index, (count, target) in enumerate(zip(self.counts, self.targets)):
-            up = issue & (issue_id == index)
-            down = retire & (retire_id == index)
-            m.d.sync += count.eq(count + up - down)
-            with m.If(up):
-                m.d.sync += target.eq(issue_target)
-        m.d.sync += self.total.eq(self.total + issue - retire)
+        with m.If(issue):
+            m.d.sync += [self.counts[issue_id].eq(self.counts[issue_id] + 1),
+                         self.targets[issue_id].eq(issue_target)]
+        with m.If(retire):
+            # Written after the issue: it accounts for both when the IDs are the same.
+            m.d.sync += self.counts[retire_id].eq(
+                self.counts[retire_id] - 1 + (issue & (issue_id == retire_id)))
+        with m.If(issue ^ retire):
+            m.d.sync += self.total.eq(Mux(issue, self.total + 1, self.total - 1))
 
 
 class Interconnect(wiring.Component):
@@ -347,7 +349,10 @@ class Interconnect(wiring.Component):
                                  bus.payload.id, in_target, issuing=s1_taken,
                                  issuing_id=s1_payload.id, issuing_target=s1_target))]
             with m.Else():
-                m.d.sync += s1_allowed.eq(tables[index].allows(s1_payload.id, s1_target))
+                # Once allowed, a waiting request stays allowed: only retirements change the
+                # table meanwhile. (Rechecking only a refused one keeps simulation fast.)
+                with m.If(~s1_allowed):
+                    m.d.sync += s1_allowed.eq(tables[index].allows(s1_payload.id, s1_target))
                 with m.If(s1_taken):
                     m.d.sync += s1_valid.eq(0)
             requests = [s1_valid & s1_allowed & (s1_target == target)

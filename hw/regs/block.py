@@ -148,7 +148,7 @@ class RegisterBlock(wiring.Component):
         aw_word = Signal(len(bus.aw.payload.addr) - 2)
         w_held  = Signal()
         w_data  = Signal(REGISTER_WIDTH)
-        w_strb  = Signal(REGISTER_WIDTH // 8)
+        w_mask  = Signal(REGISTER_WIDTH)    # the byte strobes, one bit per data bit
         m.d.comb += [
             bus.aw.ready.eq(~aw_held),
             bus.w.ready.eq(~w_held),
@@ -157,11 +157,10 @@ class RegisterBlock(wiring.Component):
             m.d.sync += [aw_held.eq(1), aw_word.eq(bus.aw.payload.addr[2:])]
         with m.If(bus.w.valid & bus.w.ready):
             m.d.sync += [w_held.eq(1), w_data.eq(bus.w.payload.data),
-                         w_strb.eq(bus.w.payload.strb)]
+                         w_mask.eq(Cat(bit.replicate(8) for bit in bus.w.payload.strb))]
 
         wr_commit = Signal()
         wr_hit    = Signal()
-        w_mask    = Cat(bit.replicate(8) for bit in w_strb)
         m.d.comb += wr_commit.eq(aw_held & w_held & ~bus.b.valid)
         with m.If(bus.b.valid & bus.b.ready):
             m.d.sync += bus.b.valid.eq(0)
@@ -257,16 +256,22 @@ class RegisterBlock(wiring.Component):
 
     @staticmethod
     def _storage_logic(m, f, value, ports, wr_sel, rd_sel, data, mask):
+        # Hardware updates happen in any cycle; software ones only in a cycle that accesses
+        # the register, when the whole update is chosen instead (it is the identity on the
+        # software side otherwise). Evaluating it only then keeps simulation fast.
+        event = None
+        if f.intr and f.hw_writable:
+            if f.intr == "level":
+                event = ports.d
+            else:
+                previous = Signal(f.width, name=f"{value.name}__prev")
+                m.d.sync += previous.eq(ports.d)
+                event = {"posedge":  ports.d & ~previous,
+                         "negedge":  ~ports.d & previous,
+                         "bothedge": ports.d ^ previous}[f.intr]
+
         def hw_stage(next_value):
-            if f.intr and f.hw_writable:
-                if f.intr == "level":
-                    event = ports.d
-                else:
-                    previous = Signal(f.width, name=f"{value.name}__prev")
-                    m.d.sync += previous.eq(ports.d)
-                    event = {"posedge":  ports.d & ~previous,
-                             "negedge":  ~ports.d & previous,
-                             "bothedge": ports.d ^ previous}[f.intr]
+            if event is not None:
                 next_value = next_value | event
             elif f.hw_writable:
                 next_value = Mux(ports.we, ports.d, next_value) if f.we else ports.d
@@ -285,9 +290,14 @@ class RegisterBlock(wiring.Component):
                 next_value = apply_sw_write(f.onwrite, next_value, data, mask, f.ones)
             return next_value
 
-        next_value = C(0, f.width) if f.singlepulse else value
-        if f.precedence == "sw":
-            next_value = sw_stage(hw_stage(next_value))
-        else:
-            next_value = hw_stage(sw_stage(next_value))
-        m.d.sync += value.eq(next_value)
+        base = C(0, f.width) if f.singlepulse else value
+        idle_next = hw_stage(base)
+        if idle_next is not value:
+            m.d.sync += value.eq(idle_next)
+        access = [sel for sel, used in ((wr_sel, f.sw_writable), (rd_sel, f.onread)) if used]
+        if access:
+            with m.If(Cat(access).any()):
+                if f.precedence == "sw":
+                    m.d.sync += value.eq(sw_stage(idle_next))
+                else:
+                    m.d.sync += value.eq(hw_stage(sw_stage(base)))

@@ -66,8 +66,9 @@ class Machine(abc.ABC):
 
     @abc.abstractmethod
     async def wait_irq(self, line, *, timeout_cycles):
-        """Wait until interrupt ``line`` is asserted; raise :class:`MachineTimeout` after
-        ``timeout_cycles`` cycles."""
+        """Wait for a clock edge that samples interrupt ``line`` asserted and return after
+        it (the CPU takes an interrupt at an edge, even one already pending); raise
+        :class:`MachineTimeout` if none of the next ``timeout_cycles`` edges does."""
 
     @abc.abstractmethod
     def irq_pending(self, line):

@@ -123,11 +123,9 @@ class PysimMachine(Machine):
                              f"not {timeout_cycles!r}")
         ctx, irq = self._ctx, self.soc.irq[line]
         for _ in range(timeout_cycles):
-            if ctx.get(irq):
+            _, _, asserted = await ctx.tick().sample(irq)
+            if asserted:
                 return
-            await ctx.tick()
-        if ctx.get(irq):
-            return
         raise MachineTimeout(f"IRQ {line} not raised within {timeout_cycles} cycles "
                              f"(cycle {self.cycle})")
 

@@ -6,10 +6,10 @@
 // (sw/machine/pysim.py) edge for edge, so that both count the same cycles:
 //
 // * inputs set by a request take effect at once (the design is settled before any read);
-// * one cycle is a low phase, where the inputs are applied and everything the next edge
-//   samples is read, then the rising edge;
+// * what a request waits for (a ready, a valid and its payload, an interrupt line) is what
+//   the rising edge samples, as with `ctx.tick().sample(...)`;
 // * an offered payload is withdrawn after the edge that took it, a ready is dropped after
-//   the edge that took a payload.
+//   the edge that took a payload, and an interrupt wait returns after the edge that saw it.
 
 #include <cxxrtl/capi/cxxrtl_capi.h>
 #include <cxxrtl/capi/cxxrtl_capi_vcd.h>
@@ -93,21 +93,41 @@ struct Machine {
 	cxxrtl_object *port[PORT_COUNT] = {};
 	Field field[FIELD_COUNT] = {};
 	std::vector<cxxrtl_object *> banks;
-	bool dirty = true;            // inputs changed since the design last settled
+	bool dirty = true;            // inputs or state changed since the design last settled
+	bool high_committed = false;  // the last commit saw the clock high: the next edge must
+	                              // first commit the low level (edge detection needs it)
 	uint64_t cycles = 0;          // rising edges so far
 	uint64_t half_period = 5;     // VCD time units per clock phase
 	cxxrtl_vcd vcd = nullptr;
 	FILE *vcd_file = nullptr;
+	// The output ports as the last edge sampled them.
+	std::vector<uint32_t> sampled[PORT_COUNT];
 
-	const uint32_t *get(PortIndex index) {
+	const uint32_t *current(PortIndex index) {
 		cxxrtl_object *object = port[index];
 		if (object->outline)
 			cxxrtl_outline_eval(object->outline);
 		return object->curr;
 	}
 
+	// A port as the design drives it now. A flip-flop's output is up to date after an edge;
+	// anything else needs the design settled first.
+	const uint32_t *get(PortIndex index) {
+		if (!(port[index]->flags & CXXRTL_DRIVEN_SYNC))
+			settle();
+		return current(index);
+	}
+
 	bool get_flag(PortIndex index) {
 		return get(index)[0] & 1;
+	}
+
+	const uint32_t *at_edge(PortIndex index) const {
+		return sampled[index].data();
+	}
+
+	bool flag_at_edge(PortIndex index) const {
+		return sampled[index][0] & 1;
 	}
 
 	void set_flag(PortIndex index, bool value) {
@@ -123,11 +143,25 @@ struct Machine {
 		return port[index]->next;
 	}
 
-	void settle() {
-		if (dirty) {
-			cxxrtl_step(top);
-			dirty = false;
-		}
+	// The clock feeds nothing but the edge detectors: changing its level needs no evaluation.
+	void set_clock(bool value) {
+		uint32_t *next = port[CLK]->next;
+		next[0] = (next[0] & ~1u) | uint32_t(value);
+	}
+
+	void commit() {
+		cxxrtl_commit(top);
+		high_committed = port[CLK]->next[0] & 1;
+	}
+
+	// Returns how many evaluations it took (1 for the flattened designs the builder makes).
+	size_t settle() {
+		if (!dirty)
+			return 0;
+		size_t deltas = cxxrtl_step(top);
+		dirty = false;
+		high_committed = port[CLK]->next[0] & 1;
+		return deltas;
 	}
 
 	void sample_vcd(uint64_t time) {
@@ -144,43 +178,54 @@ struct Machine {
 		}
 	}
 
-	// The low phase: inputs applied, the values the next edge samples are readable.
-	void low() {
-		set_flag(CLK, false);
-		settle();
-		sample_vcd(2 * half_period * cycles);
-	}
-
-	// The rising edge that ends the cycle. A step of a design without combinational feedback
-	// is one evaluation: the flip-flops take their new values, but the logic behind them was
-	// evaluated from the old ones, so the design is not settled until the next evaluation.
+	// One clock cycle, ending with its rising edge; inputs set before it take effect at once.
+	//
+	// A single evaluation with the clock rising computes, from the state before the edge,
+	// every output (what the edge samples: handshakes, payloads, interrupt lines) and the
+	// flip-flops' next values, which the commit applies. The outputs are recorded between the
+	// two (`at_edge`), so no evaluation is needed to know what the edge took. The clock is
+	// lowered before that commit, which also records the low level the next edge rises from:
+	// one evaluation and one commit per cycle. The logic behind the flip-flops is evaluated
+	// again only when something reads the design (`get`).
+	//
+	// With a VCD the design is also settled and sampled in each phase, the clock shown.
 	void edge() {
-		set_flag(CLK, true);
-		cxxrtl_step(top);
+		if (vcd) {
+			settle();
+			sample_vcd(2 * half_period * cycles);
+		}
+		if (high_committed)
+			commit();
+		set_clock(true);
+		cxxrtl_eval(top);
+		for (int index = 0; index < PORT_COUNT; index++) {
+			if (!sampled[index].empty())
+				memcpy(sampled[index].data(), current(PortIndex(index)),
+				       sampled[index].size() * sizeof(uint32_t));
+		}
+		if (!vcd)
+			set_clock(false);
+		commit();
 		dirty = true;
 		cycles++;
-		if (vcd)
+		if (vcd) {
 			settle();
-		sample_vcd(2 * half_period * cycles - half_period);
+			sample_vcd(2 * half_period * cycles - half_period);
+			set_clock(false);
+		}
 	}
 
 	void tick(uint64_t count) {
-		for (uint64_t i = 0; i < count; i++) {
-			low();
+		for (uint64_t i = 0; i < count; i++)
 			edge();
-		}
 	}
 
 	// Offer one payload (already set) on a stream this side drives; withdraw it once taken.
 	void put(PortIndex valid, PortIndex ready) {
 		set_flag(valid, true);
-		for (;;) {
-			low();
-			bool taken = get_flag(ready);
+		do
 			edge();
-			if (taken)
-				break;
-		}
+		while (!flag_at_edge(ready));
 		set_flag(valid, false);
 	}
 
@@ -188,15 +233,10 @@ struct Machine {
 	void take(PortIndex valid, PortIndex ready, PortIndex payload_port, uint32_t *out,
 	          size_t chunks) {
 		set_flag(ready, true);
-		for (;;) {
-			low();
-			bool offered = get_flag(valid);
-			if (offered)
-				memcpy(out, get(payload_port), chunks * sizeof(uint32_t));
+		do
 			edge();
-			if (offered)
-				break;
-		}
+		while (!flag_at_edge(valid));
+		memcpy(out, at_edge(payload_port), chunks * sizeof(uint32_t));
 		set_flag(ready, false);
 	}
 
@@ -229,6 +269,8 @@ void *machine_create(const char *const *port_names, const uint32_t *fields,
 		if ((input && !object->next) || (!input && !(object->flags & CXXRTL_OUTPUT)))
 			return fail(std::string("'") + port_names[index] + "' is not a top-level port");
 		machine->port[index] = object;
+		if (!input)
+			machine->sampled[index].resize(machine->chunks_of(PortIndex(index)));
 	}
 	for (int index = 0; index < FIELD_COUNT; index++)
 		machine->field[index] = Field{fields[2 * index], fields[2 * index + 1]};
@@ -241,7 +283,9 @@ void *machine_create(const char *const *port_names, const uint32_t *fields,
 			            std::to_string(row_width) + " bits");
 		machine->banks.push_back(object);
 	}
-	machine->settle();
+	if (machine->settle() != 1)
+		return fail("the design does not settle in one evaluation (combinational feedback "
+		            "between its modules): the machine needs it flattened");
 	return machine;
 }
 
@@ -275,13 +319,11 @@ int machine_vcd_open(void *handle, const char *path, uint32_t half_period, const
 
 uint64_t machine_cycle(void *handle) {
 	Machine *machine = static_cast<Machine *>(handle);
-	machine->settle();
 	return get_field(machine->get(CYCLE), Field{0, 64});
 }
 
 int machine_irq(void *handle, uint32_t line) {
 	Machine *machine = static_cast<Machine *>(handle);
-	machine->settle();
 	return get_bit(machine->get(IRQ), line);
 }
 
@@ -289,17 +331,16 @@ void machine_tick(void *handle, uint64_t count) {
 	static_cast<Machine *>(handle)->tick(count);
 }
 
-// Returns 1 once `line` is asserted, 0 if it is not after `timeout` cycles.
+// Returns 1 after the first edge that samples `line` asserted (the CPU takes an interrupt at
+// a clock edge), 0 if none of the next `timeout` edges does.
 int machine_wait_irq(void *handle, uint32_t line, uint64_t timeout) {
 	Machine *machine = static_cast<Machine *>(handle);
 	for (uint64_t i = 0; i < timeout; i++) {
-		machine->settle();
-		if (get_bit(machine->get(IRQ), line))
+		machine->edge();
+		if (get_bit(machine->at_edge(IRQ), line))
 			return 1;
-		machine->tick(1);
 	}
-	machine->settle();
-	return get_bit(machine->get(IRQ), line);
+	return 0;
 }
 
 // Returns the R response; the data goes to `value`.
@@ -328,9 +369,8 @@ uint32_t machine_mmio_write(void *handle, uint64_t addr, uint32_t value) {
 	machine->set_flag(W_VALID, true);
 	bool aw_pending = true, w_pending = true;
 	while (aw_pending || w_pending) {
-		machine->low();
-		bool aw_ready = machine->get_flag(AW_READY), w_ready = machine->get_flag(W_READY);
 		machine->edge();
+		bool aw_ready = machine->flag_at_edge(AW_READY), w_ready = machine->flag_at_edge(W_READY);
 		if (aw_pending && aw_ready) {
 			machine->set_flag(AW_VALID, false);
 			aw_pending = false;
