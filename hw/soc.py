@@ -1,6 +1,6 @@
 """The SoC top: interconnect, DDR model, MMIO decoder and the blocks, from one config."""
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Const, Elaboratable, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -22,6 +22,20 @@ __all__ = ["IRQ_LINES", "Soc"]
 #: Interrupt lines of :attr:`Soc.irq`, by name. Lines of blocks a build lacks stay low.
 IRQ_LINES = {"dma0": 0, "dma1": 1, "smmu": 2, "cache": 3}
 IRQ_WIDTH = 8
+
+
+class _Link(Elaboratable):
+    """The connection of interfaces with :func:`~amaranth.lib.wiring.connect`, in a module of
+    its own. The hardware is the same wires; the built-in simulator, which re-evaluates a
+    module's combinational statements whenever any signal they read changes, then only
+    re-evaluates the links whose signals moved."""
+    def __init__(self, *interfaces):
+        self._interfaces = interfaces
+
+    def elaborate(self, platform):
+        m = Module()
+        connect(m, *self._interfaces)
+        return m
 
 
 class Soc(wiring.Component):
@@ -135,27 +149,30 @@ class Soc(wiring.Component):
         m.submodules.mmio_decoder = self.mmio_decoder
         m.submodules.ident        = self.ident
 
-        connect(m, wiring.flipped(self.cpu), self.cache.cpu)
-        for channel, upstream in zip(self.dma, self.smmu.upstream):
-            connect(m, channel.bus, upstream)
+        links = {"cpu": (wiring.flipped(self.cpu), self.cache.cpu)}
+        for index, (channel, upstream) in enumerate(zip(self.dma, self.smmu.upstream)):
+            links[f"dma{index}_bus"] = (channel.bus, upstream)
         ports = iter(self.interconnect.managers)
-        for manager in self._internal_managers:
-            connect(m, manager, next(ports))
-        for external in (self.ext if self.config.external_managers else ()):
-            connect(m, wiring.flipped(external), next(ports))
+        internal_names = ["cache_bus", *(f"smmu_downstream{index}" for index in
+                                         range(len(self.smmu.downstream))), "smmu_table"]
+        for name, manager in zip(internal_names, self._internal_managers, strict=True):
+            links[name] = (manager, next(ports))
+        for index, external in enumerate(self.ext if self.config.external_managers else ()):
+            links[f"ext{index}"] = (wiring.flipped(external), next(ports))
         if self.ddr is not None:
             m.submodules.ddr = self.ddr
-            connect(m, self.interconnect.subordinates[0], self.ddr.bus)
+            links["memory"] = (self.interconnect.subordinates[0], self.ddr.bus)
         else:
-            connect(m, self.interconnect.subordinates[0], wiring.flipped(self.mem))
-
-        connect(m, wiring.flipped(self.mmio), self.mmio_decoder.bus)
-        connect(m, self.mmio_decoder.ident, self.ident.bus)
-        connect(m, self.mmio_decoder.cache, self.cache.regs)
+            links["memory"] = (self.interconnect.subordinates[0], wiring.flipped(self.mem))
+        links["mmio"] = (wiring.flipped(self.mmio), self.mmio_decoder.bus)
+        links["ident_regs"] = (self.mmio_decoder.ident, self.ident.bus)
+        links["cache_regs"] = (self.mmio_decoder.cache, self.cache.regs)
         for index, channel in enumerate(self.dma):
-            connect(m, getattr(self.mmio_decoder, f"dma{index}"), channel.regs)
+            links[f"dma{index}_regs"] = (getattr(self.mmio_decoder, f"dma{index}"), channel.regs)
             m.d.comb += self.irq[IRQ_LINES[f"dma{index}"]].eq(channel.irq)
-        connect(m, self.mmio_decoder.smmu, self.smmu.regs)
+        links["smmu_regs"] = (self.mmio_decoder.smmu, self.smmu.regs)
+        for name, interfaces in links.items():
+            m.submodules[f"link_{name}"] = _Link(*interfaces)
         m.d.comb += [
             self.irq[IRQ_LINES["cache"]].eq(self.cache.irq),
             self.irq[IRQ_LINES["smmu"]].eq(self.smmu.irq),

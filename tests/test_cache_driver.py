@@ -25,7 +25,8 @@ from dmabuf_soc.sw.cpu.cache import DataCache
 from dmabuf_soc.sw.dma_mapping.arch import ArchDmaSync
 from dmabuf_soc.sw.dma_mapping.direction import DmaDirection
 from dmabuf_soc.sw.machine.access import split_words
-from dmabuf_soc.sw.machine.base import BusError, Machine, MachineTimeout
+from dmabuf_soc.sw.machine.base import BusError, Machine
+from dmabuf_soc.sw.machine.pysim import wait_irq_sampled
 
 BUF = 0x8000_4000
 
@@ -85,11 +86,8 @@ class CacheMachine(Machine):
         return bool(self._ctx.get(self._cache.irq))
 
     async def wait_irq(self, line, *, timeout_cycles):
-        for _ in range(timeout_cycles):
-            if self.irq_pending(line):
-                return
-            await self._ctx.tick()
-        raise MachineTimeout(f"IRQ {line} not raised in {timeout_cycles} cycles")
+        await wait_irq_sampled(self._ctx, self._cache.irq, line=line,
+                               timeout_cycles=timeout_cycles)
 
     async def peek(self, addr, n):
         return self._memory.read(addr, n)

@@ -10,7 +10,8 @@ import errno
 from ...hw.bus.axi import Resp
 from ...hw.bus.sim import lite_read, lite_write
 from ...hw.config import SocConfig
-from ..machine.base import BusError, Machine, MachineTimeout
+from ..machine.base import BusError, Machine
+from ..machine.pysim import wait_irq_sampled
 
 __all__ = ["ChannelMachine"]
 
@@ -61,11 +62,8 @@ class ChannelMachine(Machine):
         await self._poke(self.ctx, addr, data)
 
     async def wait_irq(self, line, *, timeout_cycles):
-        for _ in range(timeout_cycles):
-            if self.irq_pending(line):
-                return
-            await self.tick()
-        raise MachineTimeout(f"IRQ {line} not raised in {timeout_cycles} cycles")
+        await wait_irq_sampled(self.ctx, self.channel.irq, line=line,
+                               timeout_cycles=timeout_cycles, cycle=self._clock)
 
     def irq_pending(self, line):
         return bool(self.ctx.get(self.channel.irq))

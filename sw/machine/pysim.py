@@ -15,7 +15,7 @@ from ...hw.soc import Soc
 from .base import BusError, Machine, MachineTimeout, check_resp
 from .access import split_words
 
-__all__ = ["PysimMachine", "simulate"]
+__all__ = ["PysimMachine", "simulate", "wait_irq_sampled"]
 
 #: Simulated clock period: 100 MHz. Only VCD time stamps depend on it.
 CLOCK_PERIOD = 10e-9
@@ -121,19 +121,26 @@ class PysimMachine(Machine):
         if not isinstance(timeout_cycles, int) or timeout_cycles < 0:
             raise ValueError(f"Timeout must be a non-negative number of cycles, "
                              f"not {timeout_cycles!r}")
-        ctx, irq = self._ctx, self.soc.irq[line]
-        for _ in range(timeout_cycles):
-            _, _, asserted = await ctx.tick().sample(irq)
-            if asserted:
-                return
-        raise MachineTimeout(f"IRQ {line} not raised within {timeout_cycles} cycles "
-                             f"(cycle {self.cycle})")
+        await wait_irq_sampled(self._ctx, self.soc.irq[line], line=line,
+                               timeout_cycles=timeout_cycles, cycle=lambda: self.cycle)
 
     async def peek(self, addr, n):
         return await ddr_peek(self._ctx, self.soc.ddr, addr, n)
 
     async def poke(self, addr, data):
         await ddr_poke(self._ctx, self.soc.ddr, addr, bytes(data))
+
+
+async def wait_irq_sampled(ctx, irq, *, line, timeout_cycles, cycle=None):
+    """:meth:`Machine.wait_irq` on a simulator context: return after the first of the next
+    ``timeout_cycles`` clock edges that samples the signal ``irq`` (interrupt ``line``)
+    asserted, or raise :class:`MachineTimeout` (``cycle()`` gives the cycle to report)."""
+    for _ in range(timeout_cycles):
+        _, _, asserted = await ctx.tick().sample(irq)
+        if asserted:
+            return
+    at = f" (cycle {cycle()})" if cycle is not None else ""
+    raise MachineTimeout(f"IRQ {line} not raised within {timeout_cycles} cycles{at}")
 
 
 async def _put(ctx, stream, payload):

@@ -54,15 +54,13 @@ CACHE_ENV = "DMABUF_SOC_CACHE"
 DISABLE_ENV = "DMABUF_SOC_NO_CXXRTL"
 #: Optimisation flags of every build (``$DMABUF_SOC_CXXFLAGS`` replaces them). The flattened
 #: SoC is one evaluation function of some 19,000 lines, and some of g++'s passes are
-#: superlinear in a function's size: at plain ``-O1`` the dominator optimisations and
-#: dead-store elimination (with their alias walks) take more than a quarter of an hour. ``-O2``
-#: without them and without the global redundancy eliminations (PRE, GCSE, code hoisting)
-#: compiles in about a minute and a half, for a model as fast as ``-O1``'s. (``-Os`` and
-#: ``-Og`` compile quickly too, but do not inline the CXXRTL runtime's value operations: their
-#: models are 8 to 20 times slower.)
-OPTIMISE = ("-O2 -fno-tree-dominator-opts -fno-tree-dse -fno-tree-pre -fno-code-hoisting "
-            "-fno-gcse --param=sccvn-max-alias-queries-per-access=100 "
-            "--param=dse-max-alias-queries-per-store=16")
+#: superlinear in a function's size: at plain ``-O1`` the dominator optimisations take more
+#: than a quarter of an hour, and ``-O2``'s partial redundancy elimination more than five
+#: minutes. ``-O2`` without them and without GCSE compiles in under two minutes; keeping its
+#: dead-store elimination and code hoisting makes the model about a fifth faster than without.
+#: (``-Os`` and ``-Og`` compile quickly too, but do not inline the CXXRTL runtime's value
+#: operations: their models are 8 to 20 times slower.)
+OPTIMISE = "-O2 -fno-tree-dominator-opts -fno-tree-pre -fno-gcse"
 CXXFLAGS = ("-std=c++14", "-fPIC", *(os.environ.get("DMABUF_SOC_CXXFLAGS") or OPTIMISE).split())
 #: The yosys passes run on the SoC's RTLIL before ``write_cxxrtl`` (see the module's notes).
 PREPARE = "proc; flatten; opt; splitnets -driver; opt_clean"
