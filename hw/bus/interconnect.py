@@ -31,7 +31,7 @@ together sees its first W beat two cycles later than on a wire. One beat per cyc
 manager stream without bubbles (given ``max_outstanding`` covers the subordinate's latency).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -187,36 +187,59 @@ def _hold_grant(m, locked, valid, ready, last=None):
 
 
 class _OutstandingTable:
-    """Per-ID count and target of a manager's outstanding requests in one direction."""
+    """Count and target of a manager's outstanding requests in one direction, per ID.
+
+    A manager has at most ``max_outstanding`` requests outstanding, so at most that many IDs:
+    the table has that many slots, each an ID with its count and target. A slot is live while
+    its count is not zero; no two live slots hold the same ID. Issuing an ID with no live slot
+    takes the first free one (there is one: the issue is within bounds).
+    """
     def __init__(self, m, name, *, id_width, n_targets, max_outstanding):
-        self.counts = Array(Signal(range(max_outstanding + 1), name=f"{name}_count_{i}")
-                            for i in range(1 << id_width))
-        self.targets = Array(Signal(range(max(n_targets, 2)), name=f"{name}_target_{i}")
-                             for i in range(1 << id_width))
+        self.ids = [Signal(id_width, name=f"{name}_slot{i}_id")
+                    for i in range(max_outstanding)]
+        self.counts = [Signal(range(max_outstanding + 1), name=f"{name}_slot{i}_count")
+                       for i in range(max_outstanding)]
+        self.targets = [Signal(range(max(n_targets, 2)), name=f"{name}_slot{i}_target")
+                        for i in range(max_outstanding)]
         self.total = Signal(range(max_outstanding + 1), name=f"{name}_total")
         self.max_outstanding = max_outstanding
         self._m = m
+
+    def _hits(self, id):
+        return [(count != 0) & (slot_id == id) for slot_id, count in zip(self.ids, self.counts)]
 
     def allows(self, id, target, *, issuing=0, issuing_id=0, issuing_target=0):
         """Whether a new request with ``id`` to ``target`` keeps same-ID responses in order
         and the outstanding count within bounds, counting the request ``issuing_id`` to
         ``issuing_target`` if ``issuing`` (one issued this cycle, not yet in the table)."""
+        hits = self._hits(id)
         same_id = issuing & (issuing_id == id)
-        none_outstanding = (self.counts[id] == 0) & ~same_id
-        same_target = Mux(same_id, issuing_target == target, self.targets[id] == target)
+        none_outstanding = ~Cat(*hits).any() & ~same_id
+        # No live slot matches, or exactly one: the OR of the matching targets is its target.
+        outstanding_target = 0
+        for hit, slot_target in zip(hits, self.targets):
+            outstanding_target = outstanding_target | Mux(hit, slot_target, 0)
+        same_target = Mux(same_id, issuing_target == target, outstanding_target == target)
         within_bounds = Mux(issuing, self.total < self.max_outstanding - 1,
                             self.total < self.max_outstanding)
         return (none_outstanding | same_target) & within_bounds
 
     def update(self, *, issue, issue_id, issue_target, retire, retire_id):
         m = self._m
-        with m.If(issue):
-            m.d.sync += [self.counts[issue_id].eq(self.counts[issue_id] + 1),
-                         self.targets[issue_id].eq(issue_target)]
-        with m.If(retire):
-            # Written after the issue: it accounts for both when the IDs are the same.
-            m.d.sync += self.counts[retire_id].eq(
-                self.counts[retire_id] - 1 + (issue & (issue_id == retire_id)))
+        issue_hits = self._hits(issue_id)
+        retire_hits = self._hits(retire_id)
+        issue_hit_any = Cat(*issue_hits).any()
+        free = [count == 0 for count in self.counts]
+        # The free slot a new ID takes: the first one.
+        allocate = [free[i] & ~Cat(*free[:i]).any() for i in range(len(free))]
+        for i, (slot_id, count, slot_target) in enumerate(zip(self.ids, self.counts,
+                                                              self.targets)):
+            with m.If(issue & (issue_hits[i] | ~issue_hit_any & allocate[i])):
+                m.d.sync += [slot_id.eq(issue_id), slot_target.eq(issue_target),
+                             count.eq(count + 1)]
+            with m.If(retire & retire_hits[i]):
+                # Written after the issue: it accounts for both when the IDs are the same.
+                m.d.sync += count.eq(count - 1 + (issue & issue_hits[i]))
         with m.If(issue ^ retire):
             m.d.sync += self.total.eq(Mux(issue, self.total + 1, self.total - 1))
 
@@ -243,9 +266,8 @@ class Interconnect(wiring.Component):
     TypeError
         If ``signature`` is not an :class:`AXI4Signature` or a window is malformed.
     ValueError
-        If ``n_managers`` or ``max_outstanding`` is not positive, the manager ID width is
-        above 8 (the interconnect keeps a table per ID), or windows are misaligned, overlap,
-        share a name or leave the address space.
+        If ``n_managers`` or ``max_outstanding`` is not positive, or windows are misaligned,
+        overlap, share a name or leave the address space.
 
     Members
     -------
@@ -263,9 +285,6 @@ class Interconnect(wiring.Component):
         if not isinstance(max_outstanding, int) or max_outstanding < 1:
             raise ValueError(f"max_outstanding must be a positive integer, "
                              f"not {max_outstanding!r}")
-        if signature.id_width > 8:
-            raise ValueError(f"Manager ID width must be at most 8 (the interconnect keeps a "
-                             f"table per ID), not {signature.id_width}")
         windows = [Window.cast(window) for window in windows]
         if not windows:
             raise ValueError("Need at least one window")
