@@ -204,17 +204,23 @@ class _OutstandingTable:
         self.total = Signal(range(max_outstanding + 1), name=f"{name}_total")
         self.max_outstanding = max_outstanding
         self._m = m
+        self._name = name
 
-    def _hits(self, id):
-        return [(count != 0) & (slot_id == id) for slot_id, count in zip(self.ids, self.counts)]
+    def lookup(self, id, name):
+        """The live slots holding ``id`` (at most one bit set), as a signal called ``name``:
+        look an ID up once, and pass the result to :meth:`allows` and :meth:`update`."""
+        hits = Signal(self.max_outstanding, name=f"{self._name}_{name}_hits")
+        self._m.d.comb += hits.eq(Cat((count != 0) & (slot_id == id)
+                                      for slot_id, count in zip(self.ids, self.counts)))
+        return hits
 
-    def allows(self, id, target, *, issuing=0, issuing_id=0, issuing_target=0):
-        """Whether a new request with ``id`` to ``target`` keeps same-ID responses in order
-        and the outstanding count within bounds, counting the request ``issuing_id`` to
-        ``issuing_target`` if ``issuing`` (one issued this cycle, not yet in the table)."""
-        hits = self._hits(id)
+    def allows(self, hits, id, target, *, issuing=0, issuing_id=0, issuing_target=0):
+        """Whether a new request with ``id`` (looked up as ``hits``) to ``target`` keeps
+        same-ID responses in order and the outstanding count within bounds, counting the
+        request ``issuing_id`` to ``issuing_target`` if ``issuing`` (one issued this cycle,
+        not yet in the table)."""
         same_id = issuing & (issuing_id == id)
-        none_outstanding = ~Cat(*hits).any() & ~same_id
+        none_outstanding = ~hits.any() & ~same_id
         # No live slot matches, or exactly one: the OR of the matching targets is its target.
         outstanding_target = 0
         for hit, slot_target in zip(hits, self.targets):
@@ -224,11 +230,12 @@ class _OutstandingTable:
                             self.total < self.max_outstanding)
         return (none_outstanding | same_target) & within_bounds
 
-    def update(self, *, issue, issue_id, issue_target, retire, retire_id):
+    def update(self, *, issue, issue_hits, issue_id, issue_target, retire, retire_hits):
+        """Count a request issued with ``issue_id`` (looked up as ``issue_hits``) to
+        ``issue_target`` if ``issue``, and a retirement of the ID looked up as
+        ``retire_hits`` if ``retire``."""
         m = self._m
-        issue_hits = self._hits(issue_id)
-        retire_hits = self._hits(retire_id)
-        issue_hit_any = Cat(*issue_hits).any()
+        issue_hit_any = issue_hits.any()
         free = [count == 0 for count in self.counts]
         # The free slot a new ID takes: the first one.
         allocate = [free[i] & ~Cat(*free[:i]).any() for i in range(len(free))]
@@ -360,23 +367,26 @@ class Interconnect(wiring.Component):
             # table changes by retirements, or by s1's own request, counted when it enters.
             s1_allowed = Signal(name=f"{name}_s1_allowed")
             in_target = self._decode(m, name, bus.payload.addr)
+            in_hits = tables[index].lookup(bus.payload.id, f"{channel}_in")
+            s1_hits = tables[index].lookup(s1_payload.id, f"{channel}_s1")
             m.d.comb += bus.ready.eq(~s1_valid | s1_taken)
             with m.If(bus.valid & bus.ready):
                 m.d.sync += [s1_valid.eq(1), s1_payload.eq(bus.payload),
                              s1_target.eq(in_target),
                              s1_allowed.eq(tables[index].allows(
-                                 bus.payload.id, in_target, issuing=s1_taken,
+                                 in_hits, bus.payload.id, in_target, issuing=s1_taken,
                                  issuing_id=s1_payload.id, issuing_target=s1_target))]
             with m.Else():
                 # Once allowed, a waiting request stays allowed: only retirements change the
                 # table meanwhile. (Rechecking only a refused one keeps simulation fast.)
                 with m.If(~s1_allowed):
-                    m.d.sync += s1_allowed.eq(tables[index].allows(s1_payload.id, s1_target))
+                    m.d.sync += s1_allowed.eq(
+                        tables[index].allows(s1_hits, s1_payload.id, s1_target))
                 with m.If(s1_taken):
                     m.d.sync += s1_valid.eq(0)
             requests = [s1_valid & s1_allowed & (s1_target == target)
                         for target in range(n_targets)]
-            stages.append((s1_payload, s1_target, s1_taken, requests))
+            stages.append((s1_payload, s1_target, s1_taken, requests, s1_hits))
 
         taken = [[] for _ in stages]
         for target, subordinate in enumerate(targets):
@@ -385,19 +395,19 @@ class Interconnect(wiring.Component):
             grant = _registered_round_robin(m, name, [stage[3][target] for stage in stages],
                                             hold=bus.valid & ~bus.ready)
             with m.Switch(grant):
-                for index, (s1_payload, _, _, requests) in enumerate(stages):
+                for index, (s1_payload, _, _, requests, _) in enumerate(stages):
                     with m.Case(index):
                         m.d.comb += bus.valid.eq(requests[target])
                         m.d.comb += [getattr(bus.payload, field).eq(getattr(s1_payload, field))
                                      for field in _ADDR_FIELDS]
                         m.d.comb += bus.payload.id.eq(
                             Cat(s1_payload.id, Const(index, self._index_width)))
-            for index, (_, _, _, requests) in enumerate(stages):
+            for index, (_, _, _, requests, _) in enumerate(stages):
                 taken[index].append((grant == index) & requests[target] & bus.ready)
-        for (_, _, s1_taken, _), takers in zip(stages, taken):
+        for (_, _, s1_taken, _, _), takers in zip(stages, taken):
             m.d.comb += s1_taken.eq(Cat(*takers).any())
-        return [(s1_taken, s1_payload.id, s1_target)
-                for s1_payload, s1_target, s1_taken, _ in stages]
+        return [(s1_taken, s1_payload.id, s1_target, s1_hits)
+                for s1_payload, s1_target, s1_taken, _, s1_hits in stages]
 
     # Response channels (R, B) ---------------------------------------------------------------
 
@@ -442,23 +452,24 @@ class Interconnect(wiring.Component):
         tables = self._tables(m, "read", len(targets))
         issued = self._address_path(m, "ar", targets, tables)
         returned = self._response_path(m, "r", targets, ("data", "resp", "last"))
-        for manager, table, (taken, id, target), (transfer, last) in \
+        for manager, table, (taken, id, target, hits), (transfer, last) in \
                 zip(self.managers, tables, issued, returned):
-            table.update(issue=taken, issue_id=id, issue_target=target,
-                         retire=transfer & last, retire_id=manager.r.payload.id)
+            table.update(issue=taken, issue_hits=hits, issue_id=id, issue_target=target,
+                         retire=transfer & last,
+                         retire_hits=table.lookup(manager.r.payload.id, "r"))
 
     def _write_path(self, m, targets):
         tables = self._tables(m, "write", len(targets))
         issued = self._address_path(m, "aw", targets, tables)
         returned = self._response_path(m, "b", targets, ("resp",))
-        for manager, table, (taken, id, target), (transfer, _) in \
+        for manager, table, (taken, id, target, hits), (transfer, _) in \
                 zip(self.managers, tables, issued, returned):
-            table.update(issue=taken, issue_id=id, issue_target=target,
-                         retire=transfer, retire_id=manager.b.payload.id)
+            table.update(issue=taken, issue_hits=hits, issue_id=id, issue_target=target,
+                         retire=transfer, retire_hits=table.lookup(manager.b.payload.id, "b"))
 
         # W follows AW order: per manager the targets of its AWs, per target the managers.
         target_queues = []
-        for index, (taken, _, target) in enumerate(issued):
+        for index, (taken, _, target, _) in enumerate(issued):
             queue = fifo.SyncFIFO(width=max(1, ceil_log2(len(targets))),
                                   depth=self._max_outstanding)
             m.submodules[f"m{index}_w_targets"] = queue
@@ -470,8 +481,9 @@ class Interconnect(wiring.Component):
                                   depth=self._n_managers * self._max_outstanding)
             m.submodules[f"t{target_index}_w_managers"] = queue
             m.d.comb += queue.w_en.eq(Cat(*(taken & (target == target_index)
-                                            for taken, _, target in issued)).any())
-            with m.Switch(Cat(*(taken & (target == target_index) for taken, _, target in issued))):
+                                            for taken, _, target, _ in issued)).any())
+            with m.Switch(Cat(*(taken & (target == target_index)
+                                for taken, _, target, _ in issued))):
                 for index in range(self._n_managers):
                     with m.Case(1 << index):
                         m.d.comb += queue.w_data.eq(index)
