@@ -192,9 +192,10 @@ class _BurstCursor:
     ``n``, ``last`` and ``n_first`` (``n + first``) are registers, worked out in two cycles
     after :meth:`start` or :meth:`advance` moved the cursor (compares, then the choice);
     ``ready`` says they are up to date. So the wide compares of the beats left stay off the
-    paths that issue the burst.
+    paths that issue the burst. With ``count_bytes``, ``bytes`` is a register too: the bytes
+    of the transfer in the next burst (the first and last bursts may be partial).
     """
-    def __init__(self, m, name, *, addr_width, log_bpb, max_beats):
+    def __init__(self, m, name, *, addr_width, log_bpb, max_beats, count_bytes=False):
         self.active = Signal(name=f"{name}_active")
         self.ready = Signal(name=f"{name}_ready")
         self.addr = Signal(addr_width, name=f"{name}_addr")
@@ -205,6 +206,12 @@ class _BurstCursor:
         self.last = Signal(name=f"{name}_last")
         self._compared = Signal(name=f"{name}_compared")
         self._log_bpb = log_bpb
+        self._count_bytes = count_bytes
+        # Burst byte counts fit in their own width: they are worked out modulo its power of 2.
+        self.bytes = Signal(range(max_beats * (1 << log_bpb) + 1), name=f"{name}_bytes")
+        bytes_bits = len(self.bytes)
+        self._head = Signal(log_bpb, name=f"{name}_head")           # start's offset in a beat
+        self._end_low = Signal(bytes_bits, name=f"{name}_end_low")  # low bits of the end
 
         # First cycle: the beats to the 4 KiB boundary (at most BOUNDARY >> log_bpb) and three
         # compares side by side.
@@ -239,6 +246,14 @@ class _BurstCursor:
                 self.n_first.eq(next_n + self.first),
                 self.last.eq(fits),
             ]
+            if count_bytes:
+                # A burst's bytes: from its start (``addr``, or the transfer's start in the
+                # first burst) to its end (``n`` beats on, or the transfer's end in the last).
+                head = Mux(self.first, self._head, 0)
+                m.d.sync += self.bytes.eq(Mux(
+                    fits,
+                    self._end_low - Cat(head, self.addr[log_bpb:bytes_bits]),
+                    (next_n << log_bpb) - head))
 
     def start(self, m, addr, length):
         """Take a transfer of ``length`` bytes at byte address ``addr``."""
@@ -251,6 +266,10 @@ class _BurstCursor:
             self.first.eq(1),
             self._compared.eq(0),
         ]
+        if self._count_bytes:
+            bits = len(self._end_low)
+            m.d.sync += [self._head.eq(addr[:self._log_bpb]),
+                         self._end_low.eq(addr[:bits] + length[:bits])]
 
     def advance(self, m):
         """The next burst has been issued."""
@@ -474,7 +493,8 @@ class _Pipeline(Elaboratable):
         ]
 
         # ---- Write burst issue: only when the whole burst's data is buffered ----
-        wr = _BurstCursor(m, "wr", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
+        wr = _BurstCursor(m, "wr", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats,
+                          count_bytes=True)
         unclaimed = Signal(range(e.buffer_depth + 1))   # buffered beats no AW has claimed yet
         claim = Signal()                # a data write burst issued: its beats are claimed
         # Beats count as buffered a cycle after they are, keeping the buffer's handshake off
@@ -494,32 +514,29 @@ class _Pipeline(Elaboratable):
                                         "desc": aw_bits})
         b_track = _FifoOf(m, "b_track", ack_layout, e.max_outstanding_writes)
 
-        wr_start = Signal(aw_bits)
-        wr_end = Signal(aw_bits + 1)
         wr_desc = Signal(aw_bits)
         with m.If(~wr.active & write_q.r_rdy):
             m.d.comb += write_q.r_en.eq(1)
             wr.start(m, write_q.r_data.dst, write_q.r_data.length)
-            m.d.sync += [
-                wr_start.eq(write_q.r_data.dst),
-                wr_end.eq(write_q.r_data.dst + write_q.r_data.length),
-                wr_desc.eq(write_q.r_data.desc),
-            ]
+            m.d.sync += wr_desc.eq(write_q.r_data.desc)
         wr_want = Signal()
         m.d.comb += wr_want.eq(wr.ready & ~stop & (unclaimed >= wr.n) & b_track.w_rdy &
                                w_bursts.w_rdy)
-        # The byte count fits in its own width, so it is computed modulo that width alone.
-        burst_bytes = Signal(range(max_beats * bpb + 1))
-        bb_bits = len(burst_bytes)
-        m.d.comb += burst_bytes.eq(
-            Mux(wr.last, wr_end[:bb_bits], wr.addr[:bb_bits] + (wr.n << log_bpb)) -
-            Mux(wr.first, wr_start[:bb_bits], wr.addr[:bb_bits]))
 
         # Completion side: status write-back requests.
         status_want = Signal()
         status_taken = Signal()
         status_desc = Signal(aw_bits)
 
+        # What a write burst queues does not depend on whether it is issued: only the
+        # enables do, so the issue conditions stay off the queues' data inputs.
+        m.d.comb += [
+            w_bursts.w_data.beats.eq(Mux(status_want, 1, wr.n)),
+            w_bursts.w_data.status.eq(status_want),
+            b_track.w_data.last.eq(wr.last),
+            b_track.w_data.bytes.eq(wr.bytes),
+            b_track.w_data.desc.eq(wr_desc),
+        ]
         with m.If(~bus.aw.valid | bus.aw.ready):
             m.d.sync += [
                 bus.aw.payload.size.eq(Size.from_bytes(bpb)),
@@ -530,8 +547,6 @@ class _Pipeline(Elaboratable):
                 m.d.comb += [
                     status_taken.eq(1),
                     w_bursts.w_en.eq(1),
-                    w_bursts.w_data.beats.eq(1),
-                    w_bursts.w_data.status.eq(1),
                 ]
                 m.d.sync += [
                     bus.aw.valid.eq(1),
@@ -543,12 +558,7 @@ class _Pipeline(Elaboratable):
                 m.d.comb += [
                     claim.eq(1),
                     w_bursts.w_en.eq(1),
-                    w_bursts.w_data.beats.eq(wr.n),
-                    w_bursts.w_data.status.eq(0),
                     b_track.w_en.eq(1),
-                    b_track.w_data.last.eq(wr.last),
-                    b_track.w_data.bytes.eq(burst_bytes),
-                    b_track.w_data.desc.eq(wr_desc),
                 ]
                 m.d.sync += [
                     bus.aw.valid.eq(1),

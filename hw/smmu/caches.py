@@ -7,7 +7,7 @@ same cycle, so an invalidation always wins).
 
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
-entry its lookup hits) and that is not a fill still waiting for its first use; failing that,
+entry its lookup hit in the previous cycle) and that is not a fill still waiting for its first use; failing that,
 the next one not in use. The pages a read and a write stream are on, and the next pages
 prefetched for them, stay while any other entry can go. An unused fill is passed over once
 only (the pointer clears its mark as it passes), so a prefetch that is never used does not
@@ -230,7 +230,7 @@ class IOTLB(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         store = _Store(m, TLBEntryLayout(), self.entries, "tlb")
-        in_use = Signal(self.entries)
+        in_use = Signal(self.entries)           # hit by a stage's lookup in the last cycle
         unused_fill = Signal(self.entries)      # filled, and not hit by a stage since
         used = []
         for n, port in enumerate(self.lookup):
@@ -252,7 +252,8 @@ class IOTLB(wiring.Component):
                     m.d.comb += port.pa.eq(Cat(va[:21], entry.ppn[9:]))
                 with m.Default():
                     m.d.comb += port.pa.eq(Cat(va[:12], entry.ppn))
-        m.d.comb += in_use.eq(reduce(operator.or_, used, 0))
+        # Registered: the lookups' compares stay off the victim choice (a clock-rate path).
+        m.d.sync += in_use.eq(reduce(operator.or_, used, 0))
         chosen, replacing = store.fill(self.fill, self.fill_entry,
                                        spare=(in_use | unused_fill, in_use))
         # The entries from the pointer up to the victim, passed over by this replacement.
