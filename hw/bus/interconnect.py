@@ -203,7 +203,9 @@ class _OutstandingTable:
                         for i in range(max_outstanding)]
         self.total = Signal(range(max_outstanding + 1), name=f"{name}_total")
         self.max_outstanding = max_outstanding
-        self._m = m
+        # A module of its own: the built-in simulator then re-evaluates the lookups only when
+        # their own inputs move, not with every signal of the interconnect.
+        self._m = m.submodules[f"{name}_table"] = Module()
         self._name = name
 
     def lookup(self, id, name):
@@ -235,18 +237,30 @@ class _OutstandingTable:
         ``issue_target`` if ``issue``, and a retirement of the ID looked up as
         ``retire_hits`` if ``retire``."""
         m = self._m
-        issue_hit_any = issue_hits.any()
-        free = [count == 0 for count in self.counts]
-        # The free slot a new ID takes: the first one.
-        allocate = [free[i] & ~Cat(*free[:i]).any() for i in range(len(free))]
-        for i, (slot_id, count, slot_target) in enumerate(zip(self.ids, self.counts,
-                                                              self.targets)):
-            with m.If(issue & (issue_hits[i] | ~issue_hit_any & allocate[i])):
-                m.d.sync += [slot_id.eq(issue_id), slot_target.eq(issue_target),
-                             count.eq(count + 1)]
-            with m.If(retire & retire_hits[i]):
-                # Written after the issue: it accounts for both when the IDs are the same.
-                m.d.sync += count.eq(count - 1 + (issue & issue_hits[i]))
+        # The slot an issue counts in: the live one with its ID, else the first free one.
+        issue_slot = Signal(range(self.max_outstanding), name=f"{self._name}_issue_slot")
+        retire_slot = Signal.like(issue_slot, name=f"{self._name}_retire_slot")
+        for i, count in reversed(list(enumerate(self.counts))):
+            with m.If(count == 0):
+                m.d.comb += issue_slot.eq(i)
+        for i in range(self.max_outstanding):
+            with m.If(issue_hits[i]):
+                m.d.comb += issue_slot.eq(i)
+            with m.If(retire_hits[i]):
+                m.d.comb += retire_slot.eq(i)
+        with m.If(issue):
+            with m.Switch(issue_slot):
+                for i in range(self.max_outstanding):
+                    with m.Case(i):
+                        m.d.sync += [self.ids[i].eq(issue_id),
+                                     self.targets[i].eq(issue_target),
+                                     self.counts[i].eq(self.counts[i] + 1)]
+        with m.If(retire & retire_hits.any()):
+            with m.Switch(retire_slot):
+                for i, count in enumerate(self.counts):
+                    with m.Case(i):
+                        # Written after the issue: it accounts for both in the same slot.
+                        m.d.sync += count.eq(count - 1 + (issue & (issue_slot == i)))
         with m.If(issue ^ retire):
             m.d.sync += self.total.eq(Mux(issue, self.total + 1, self.total - 1))
 
