@@ -118,3 +118,35 @@ def test_vcd_and_machine_checks(tmp_path):
     assert "$enddefinitions" in text
     assert "cycle" in text and "mmio__aw__valid" in text
     assert "#95\n" in text and "#100\n" in text   # tenth rising edge, then the end
+
+
+def test_prune_keeps_recent_and_locked_builds(tmp_path):
+    import fcntl
+    import os
+    import time
+    now = time.time()
+    for age, key in enumerate("abcde"):             # a is the newest
+        folder = tmp_path / f"design-{key}"
+        folder.mkdir()
+        (folder / "soc.so").write_bytes(b"")
+        os.utime(folder, (now - age, now - age))
+        (tmp_path / f"sources-{key}{key}").write_text(f"{key}\n")
+    stale = tmp_path / "build-interrupted"
+    stale.mkdir()
+    os.utime(stale, (now - 2 * 86400, now - 2 * 86400))
+    fresh = tmp_path / "build-running"
+    fresh.mkdir()
+    with open(tmp_path / "design-d.lock", "w") as held:   # another process is on d
+        fcntl.flock(held, fcntl.LOCK_EX)
+        deleted = builder.prune(tmp_path, keep=2)
+    assert sorted(deleted) == ["build-interrupted", "design-c", "design-e",
+                               "sources-cc", "sources-ee"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "build-running", "design-a", "design-b", "design-d", "design-d.lock",
+        "sources-aa", "sources-bb", "sources-dd"]
+
+
+@pytest.mark.parametrize("keep", [0, -1, 1.5, None])
+def test_prune_checks_its_argument(tmp_path, keep):
+    with pytest.raises(ValueError, match="Number of builds to keep"):
+        builder.prune(tmp_path, keep=keep)

@@ -46,7 +46,8 @@ from ....hw.config import SocConfig
 from ....hw.soc import Soc
 
 __all__ = ["CACHE_ENV", "DISABLE_ENV", "OPTIMISE", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL",
-           "BuildError", "Build", "cache_dir", "compiler", "runtime_dir", "available", "build"]
+           "KEEP_BUILDS", "BuildError", "Build", "cache_dir", "compiler", "runtime_dir",
+           "available", "build", "prune"]
 
 #: Environment variable that overrides the cache directory.
 CACHE_ENV = "DMABUF_SOC_CACHE"
@@ -204,8 +205,57 @@ class Build(NamedTuple):
     cached: bool
 
 
+#: Builds kept in the cache: the most recently built ones.
+KEEP_BUILDS = 8
+#: A temporary build folder this old (seconds) is left over from an interrupted build.
+_STALE_WORKDIR_SECONDS = 24 * 3600
+
+
+def prune(root, *, keep=KEEP_BUILDS):
+    """Delete from cache folder ``root`` all but the ``keep`` most recent builds, and
+    temporary build folders of interrupted builds; returns the names deleted.
+
+    A build whose lock another process holds (it is being built or checked) is kept, and so
+    are the ``sources-*`` records pointing at kept builds. A process that has a deleted build
+    loaded keeps running it: the library stays mapped.
+    """
+    if not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"Number of builds to keep must be a positive integer, not {keep!r}")
+    root = Path(root)
+    designs = sorted((folder for folder in root.glob("design-*") if folder.is_dir()),
+                     key=lambda folder: folder.stat().st_mtime, reverse=True)
+    deleted = []
+    for folder in designs[keep:]:
+        lock_path = folder.with_name(folder.name + ".lock")
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            lock_path.unlink(missing_ok=True)
+        deleted.append(folder.name)
+    gone = {name.removeprefix("design-") for name in deleted}
+    for record in root.glob("sources-*"):
+        try:
+            if record.read_text().strip() in gone:
+                record.unlink()
+                deleted.append(record.name)
+        except FileNotFoundError:
+            pass
+    now = time.time()
+    for workdir in root.glob("build-*"):
+        if workdir.is_dir() and now - workdir.stat().st_mtime > _STALE_WORKDIR_SECONDS:
+            shutil.rmtree(workdir, ignore_errors=True)
+            deleted.append(workdir.name)
+    return deleted
+
+
 def build(config=None, *, progress=None):
     """The shared library of the SoC built from ``config``, building it unless cached.
+
+    After a new build, the cache keeps the :data:`KEEP_BUILDS` most recent ones
+    (:func:`prune`).
 
     Parameters
     ----------
@@ -270,4 +320,6 @@ def build(config=None, *, progress=None):
                 shutil.rmtree(workdir, ignore_errors=True)
             found = cached(design_key)._replace(cached=False)
     sources_file.write_text(design_key + "\n")
+    if not found.cached:
+        prune(root)
     return found
