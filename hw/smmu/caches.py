@@ -7,11 +7,11 @@ same cycle, so an invalidation always wins).
 
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
-entry its lookup hit in the previous cycle) and that is not a fill still waiting for its first use; failing that,
-the next one not in use. The pages a read and a write stream are on, and the next pages
-prefetched for them, stay while any other entry can go. An unused fill is passed over once
-only (the pointer clears its mark as it passes), so a prefetch that is never used does not
-hold its entry for ever.
+entry its lookup hit in the previous cycle) and that is not a fill still waiting for its
+first use; failing that, the next one not in use. The pages a read and a write stream are
+on, and the next pages prefetched for them, stay while any other entry can go. An unused
+fill is passed over once only (the pointer clears its mark as it passes), so a prefetch that
+is never used does not hold its entry for ever.
 
 * :class:`IOTLB` — ASID-tagged translations of 4 KiB pages, 2 MiB and 1 GiB blocks.
 * :class:`WalkCache` — level-1 and level-2 table descriptors, so a walk can start lower.
