@@ -347,17 +347,19 @@ def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
     held = []
 
     async def testbench(ctx):
-        async def fill(page):
+        async def fill(page):                       # fills are never back to back
             ctx.set(tlb.fill, 1)
             ctx.set(tlb.fill_entry, {"asid": 1, "level": 3, "vpn": page, "ppn": page})
             await ctx.tick()
             ctx.set(tlb.fill, 0)
+            await ctx.tick()
 
-        def resident():
+        async def resident():
             found = set()
             for page in range(10, 30):
                 ctx.set(walker.asid, 1)             # the walker's port only looks
                 ctx.set(walker.va, page << 12)
+                await ctx.tick()
                 if ctx.get(walker.hit):
                     found.add(page)
             return found
@@ -365,7 +367,7 @@ def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
         async def use(page):                        # and stay on it: in use
             ctx.set(stage.asid, 1)
             ctx.set(stage.va, page << 12)
-            await ctx.tick()
+            await ctx.tick().repeat(3)              # compared, held, next victim chosen
 
         for page in (10, 11, 12, 13):
             await fill(page)
@@ -373,7 +375,7 @@ def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
             await use(page)
         for page in (20, 21, 22, 23, 24, 25, 26):
             await fill(page)
-            held.append(resident())
+            held.append(await resident())
             await use(page)
 
     sim.add_testbench(testbench)

@@ -1,14 +1,17 @@
 """The SMMU's caches, all fully associative: the IOTLB, the walk cache and the STE cache.
 
-Each holds entries in registers, answers lookups combinationally (an entry filled at a
-clock edge hits from the next cycle), takes one fill per cycle (into an invalid entry,
-else a round-robin victim) and applies one invalidation per cycle (after a fill in the
-same cycle, so an invalidation always wins).
+Each holds entries in registers and answers a lookup in the next cycle: the compare of
+every entry is registered, and the matching entry is read out of that mask (so a lookup
+costs two short paths, not one long one, at any clock rate the rest of the SoC runs at). An
+entry filled at a clock edge hits the lookups made from then on. Each cache takes one fill
+per cycle (into an invalid entry, else a round-robin victim) and applies one invalidation
+per cycle (after a fill in the same cycle, so an invalidation always wins); a lookup whose
+entry is replaced or invalidated between its two cycles misses.
 
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
-entry its lookup hit in the previous cycle) and that is not a fill still waiting for its
-first use; failing that, the next one not in use. The pages a read and a write stream are
+entry its last hit came from) and that is not a fill still waiting for its first use;
+failing that, the next one not in use. It is chosen a cycle ahead, from registers. The pages a read and a write stream are
 on, and the next pages prefetched for them, stay while any other entry can go. An unused
 fill is passed over once only (the pointer clears its mark as it passes), so a prefetch that
 is never used does not hold its entry for ever.
@@ -62,68 +65,66 @@ class InvalidateLayout(data.StructLayout):
 
 
 class _Store:
-    """Registers of ``count`` entries of ``layout`` with fill and invalidation."""
+    """Registers of ``count`` entries of ``layout`` with fills, invalidations and lookups.
+
+    A lookup takes two cycles: :meth:`compare` registers the mask of the entries that match,
+    and :meth:`select` reads them out of it the next cycle. An entry that is replaced or
+    cleared at the clock edge between the two is dropped from the mask, so a lookup never
+    returns an entry other than the one it compared."""
     def __init__(self, m, layout, count, name):
         self.entries = [Signal(layout, name=f"{name}{n}") for n in range(count)]
+        self.filled = Signal(count, name=f"{name}_filled")
+        self.cleared = Signal(count, name=f"{name}_cleared")
         self._m = m
         self._name = name
 
-    def fill(self, enable, value, *, spare=()):
-        """Write ``value`` into an invalid entry, else into a victim: the round-robin one,
-        or with ``spare`` (masks of entries to keep, most important first) the first one at
-        or after the round-robin pointer (:attr:`victim`) outside the first mask that leaves
-        a choice. Returns ``(chosen, replacing)``: the index written (while ``enable``), and
-        whether it holds a valid entry (every entry does)."""
-        m, entries = self._m, self.entries
-        count = len(entries)
-        self.victim = victim = Signal(range(count), name=f"{self._name}_victim")
-        chosen = Signal.like(victim, name=f"{self._name}_chosen")
-        m.d.comb += chosen.eq(victim)
-        for keep in reversed(spare):
-            # Applied least important first, so the most important choice stands.
-            allowed = Signal(count, name=f"{self._name}_allowed")
-            after = Signal(count, name=f"{self._name}_after")
-            m.d.comb += [allowed.eq(~keep),
-                         after.eq(allowed & Cat(victim <= n for n in range(count)))]
-            with m.If(allowed.any()):
-                m.d.comb += chosen.eq(_first_set(m, Mux(after.any(), after, allowed),
-                                                 f"{self._name}_pick"))
-        replacing = Signal(name=f"{self._name}_replacing")
-        m.d.comb += replacing.eq(Cat(entry.valid for entry in entries).all())
+    def round_robin(self, enable):
+        """The entry a fill goes to: the lowest invalid one, else the next one round-robin
+        (the pointer moves on with each fill while ``enable``)."""
+        m, count = self._m, len(self.entries)
+        pointer = Signal(range(count), name=f"{self._name}_pointer")
+        chosen = Signal.like(pointer, name=f"{self._name}_chosen")
+        m.d.comb += chosen.eq(pointer)
         for n in reversed(range(count)):
-            with m.If(~entries[n].valid):
+            with m.If(~self.entries[n].valid):
                 m.d.comb += chosen.eq(n)
         with m.If(enable):
-            if spare:
-                # The pointer moves past each replaced entry; filling a hole keeps it.
-                with m.If(replacing):
-                    m.d.sync += victim.eq(_next(chosen, count))
-            else:
-                m.d.sync += victim.eq(_next(victim, count))
-            for n, entry in enumerate(entries):
-                with m.If(chosen == n):
-                    m.d.sync += [entry.eq(value), entry.valid.eq(1)]
-        return chosen, replacing
+            m.d.sync += pointer.eq(_next(pointer, count))
+        return chosen
+
+    def fill(self, enable, value, chosen):
+        """Write ``value`` into entry ``chosen`` while ``enable``."""
+        m = self._m
+        m.d.comb += self.filled.eq(Cat(enable & (chosen == n) for n in range(len(self.entries))))
+        for n, entry in enumerate(self.entries):
+            with m.If(self.filled[n]):
+                m.d.sync += [entry.eq(value), entry.valid.eq(1)]
 
     def invalidate(self, predicate):
         """Clear every entry for which ``predicate(entry)`` holds this cycle (applied
         after :meth:`fill`, so it wins)."""
-        for entry in self.entries:
-            with self._m.If(predicate(entry)):
-                self._m.d.sync += entry.valid.eq(0)
-
-    def select(self, predicate, name):
-        """``(hit, entry, matches)``: whether some valid entry satisfies ``predicate``, (the
-        OR of) those that do, and the mask of them."""
         m = self._m
-        matches = Signal(len(self.entries), name=f"{name}_match")
-        chosen = Signal.like(self.entries[0], name=f"{name}_entry")
-        m.d.comb += matches.eq(Cat(entry.valid & predicate(entry) for entry in self.entries))
-        m.d.comb += chosen.as_value().eq(0)
+        m.d.comb += self.cleared.eq(Cat(entry.valid & predicate(entry)
+                                        for entry in self.entries))
         for n, entry in enumerate(self.entries):
-            with m.If(matches[n]):
-                m.d.comb += chosen.eq(entry)
-        return matches.any(), chosen, matches
+            with m.If(self.cleared[n]):
+                m.d.sync += entry.valid.eq(0)
+
+    def compare(self, predicate, name):
+        """The registered mask of the valid entries that satisfy ``predicate`` this cycle
+        and are neither replaced nor cleared at the clock edge."""
+        matches = Signal(len(self.entries), name=f"{name}_match")
+        self._m.d.sync += matches.eq(Cat(entry.valid & predicate(entry)
+                                         for entry in self.entries) &
+                                     ~self.filled & ~self.cleared)
+        return matches
+
+    def select(self, matches, name):
+        """``(hit, entry)``: whether ``matches`` has an entry, and (the OR of) those it has."""
+        chosen = Signal.like(self.entries[0], name=f"{name}_entry")
+        self._m.d.comb += chosen.as_value().eq(reduce(operator.or_, (
+            Mux(matches[n], entry.as_value(), 0) for n, entry in enumerate(self.entries))))
+        return matches.any(), chosen
 
 
 def _first_set(m, mask, name):
@@ -133,6 +134,27 @@ def _first_set(m, mask, name):
         with m.If(mask[n]):
             m.d.comb += index.eq(n)
     return index
+
+
+def _choose_victim(m, valid, pointer, spare):
+    """The entry to replace: the lowest invalid one; else the first one at or after
+    ``pointer`` outside the first mask of ``spare`` (masks of entries to keep, most
+    important first) that leaves a choice; else ``pointer``."""
+    count = len(valid)
+    chosen = Signal(range(count), name="victim_choice")
+    m.d.comb += chosen.eq(pointer)
+    for k, keep in reversed(list(enumerate(spare))):
+        # Applied least important first, so the most important choice stands.
+        allowed = Signal(count, name=f"victim_allowed{k}")
+        after = Signal(count, name=f"victim_after{k}")
+        m.d.comb += [allowed.eq(~keep),
+                     after.eq(allowed & Cat(pointer <= n for n in range(count)))]
+        with m.If(allowed.any()):
+            m.d.comb += chosen.eq(_first_set(m, Mux(after.any(), after, allowed),
+                                             f"victim_pick{k}"))
+    with m.If(~valid.all()):
+        m.d.comb += chosen.eq(_first_set(m, ~valid, "victim_hole"))
+    return chosen
 
 
 def _next(counter, count):
@@ -165,13 +187,15 @@ class TLBEntryLayout(data.StructLayout):
 
 class TLBLookupSignature(wiring.Signature):
     """One IOTLB lookup port, from the requester's side: ``asid`` and ``va`` out, the
-    result back in the same cycle."""
+    result back in the next cycle (``pa`` is ``va``'s output address, ``ppn`` the entry's
+    output page or block number)."""
     def __init__(self):
         super().__init__({
             "asid":      Out(ASID_BITS),
             "va":        Out(IA_BITS + 1),
             "hit":       In(1),
             "pa":        In(OA_BITS),
+            "ppn":       In(_PPN_BITS),
             "level":     In(2),
             "read_only": In(1),
             "xn":        In(1),
@@ -229,19 +253,23 @@ class IOTLB(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        store = _Store(m, TLBEntryLayout(), self.entries, "tlb")
-        in_use = Signal(self.entries)           # hit by a stage's lookup in the last cycle
-        unused_fill = Signal(self.entries)      # filled, and not hit by a stage since
-        used = []
+        count = self.entries
+        store = _Store(m, TLBEntryLayout(), count, "tlb")
+        held = []                               # per stage port: the entry it hit last
         for n, port in enumerate(self.lookup):
-            hit, entry, matches = store.select(lambda e: _covers(e, port.asid, port.va),
-                                               f"lookup{n}")
+            matches = store.compare(lambda e: _covers(e, port.asid, port.va), f"lookup{n}")
+            hit, entry = store.select(matches, f"lookup{n}")
+            va = Signal.like(port.va, name=f"lookup{n}_va")
+            m.d.sync += va.eq(port.va)
             if n < self.users:
-                used.append(matches)
-            va = port.va
+                last = Signal(count, name=f"lookup{n}_last")
+                with m.If(hit):
+                    m.d.sync += last.eq(matches)
+                held.append(last)
             m.d.comb += [
                 port.hit.eq(hit),
                 port.level.eq(entry.level),
+                port.ppn.eq(entry.ppn),
                 port.read_only.eq(entry.read_only),
                 port.xn.eq(entry.xn),
             ]
@@ -252,19 +280,31 @@ class IOTLB(wiring.Component):
                     m.d.comb += port.pa.eq(Cat(va[:21], entry.ppn[9:]))
                 with m.Default():
                     m.d.comb += port.pa.eq(Cat(va[:12], entry.ppn))
-        # Registered: the lookups' compares stay off the victim choice (a clock-rate path).
-        m.d.sync += in_use.eq(reduce(operator.or_, used, 0))
-        chosen, replacing = store.fill(self.fill, self.fill_entry,
-                                       spare=(in_use | unused_fill, in_use))
+
+        in_use = Signal(count)                  # the entries the stages hit last
+        unused_fill = Signal(count)             # filled, and not hit by a stage since
+        m.d.comb += in_use.eq(reduce(operator.or_, held, 0))
+        # The victim is chosen a cycle ahead, from registers only: fills are never in
+        # consecutive cycles (each ends a walk), so it is always up to date.
+        pointer = Signal(range(count))
+        victim = Signal(range(count))
+        replacing = Signal()                    # the victim holds a valid entry
+        valid = Cat(entry.valid for entry in store.entries)
+        m.d.sync += [
+            victim.eq(_choose_victim(m, valid, pointer, (in_use | unused_fill, in_use))),
+            replacing.eq(valid.all()),
+        ]
+        store.fill(self.fill, self.fill_entry, victim)
+        with m.If(self.fill & replacing):
+            m.d.sync += pointer.eq(_next(victim, count))
         # The entries from the pointer up to the victim, passed over by this replacement.
-        pointer, index = store.victim, range(self.entries)
+        index = range(count)
         from_pointer = Cat(pointer <= n for n in index)
-        before_victim = Cat(n < chosen for n in index)
-        passed = Mux(pointer <= chosen, from_pointer & before_victim,
+        before_victim = Cat(n < victim for n in index)
+        passed = Mux(pointer <= victim, from_pointer & before_victim,
                      from_pointer | before_victim)
         m.d.sync += unused_fill.eq(
-            (unused_fill & ~in_use & ~Mux(self.fill & replacing, passed, 0)) |
-            Mux(self.fill, 1 << chosen, 0))
+            (unused_fill & ~in_use & ~Mux(self.fill & replacing, passed, 0)) | store.filled)
         inv = self.invalidate
         store.invalidate(lambda e:
             (inv.kind == InvalidateKind.TLB_ALL) |
@@ -291,7 +331,7 @@ class WalkCacheEntryLayout(data.StructLayout):
 
 class WalkCacheLookupSignature(wiring.Signature):
     """The walk cache lookup port, from the walker's side: the level-1 and level-2
-    descriptors cached for ``asid`` and ``va``."""
+    descriptors cached for ``asid`` and ``va``, in the next cycle."""
     def __init__(self):
         super().__init__({
             "asid":     Out(ASID_BITS),
@@ -342,14 +382,16 @@ class WalkCache(wiring.Component):
         store = _Store(m, WalkCacheEntryLayout(), self.entries, "walk")
         port = self.lookup
         for level in (1, 2):
-            hit, entry, _ = store.select(
+            matches = store.compare(
                 lambda e: (e.level == level) & _walk_covers(e, port.asid, port.va),
                 f"l{level}")
+            hit, entry = store.select(matches, f"l{level}")
             m.d.comb += [
                 getattr(port, f"l{level}_hit").eq(hit & self.enable),
                 getattr(port, f"l{level}_table").eq(entry.table),
             ]
-        store.fill(self.fill & self.enable, self.fill_entry)
+        fill = self.fill & self.enable
+        store.fill(fill, self.fill_entry, store.round_robin(fill))
         inv = self.invalidate
         store.invalidate(lambda e:
             (inv.kind == InvalidateKind.TLB_ALL) |
@@ -374,7 +416,8 @@ class StreamEntryLayout(data.StructLayout):
 
 
 class StreamLookupSignature(wiring.Signature):
-    """One STE cache lookup port, from the requester's side."""
+    """One STE cache lookup port, from the requester's side: the entry of ``sid`` in the
+    next cycle."""
     def __init__(self, *, sid_width):
         self.sid_width = sid_width
         super().__init__({
@@ -421,7 +464,8 @@ class StreamCache(wiring.Component):
         m = Module()
         store = _Store(m, StreamEntryLayout(sid_width=self.sid_width), self.entries, "ste")
         for n, port in enumerate(self.lookup):
-            hit, entry, _ = store.select(lambda e: e.sid == port.sid, f"lookup{n}")
+            matches = store.compare(lambda e: e.sid == port.sid, f"lookup{n}")
+            hit, entry = store.select(matches, f"lookup{n}")
             m.d.comb += [
                 port.hit.eq(hit),
                 port.config.eq(entry.config),
@@ -429,7 +473,7 @@ class StreamCache(wiring.Component):
                 port.asid.eq(entry.asid),
                 port.ttb.eq(entry.ttb),
             ]
-        store.fill(self.fill, self.fill_entry)
+        store.fill(self.fill, self.fill_entry, store.round_robin(self.fill))
         inv = self.invalidate
         store.invalidate(lambda e:
             (inv.kind == InvalidateKind.STE_ALL) |

@@ -182,7 +182,8 @@ class SMMU(wiring.Component):
             _pipe(m, write.up_resp, up.b)
             stages += [read, write]
         for k, stage in enumerate(stages):
-            m.d.comb += stage.enable.eq(enable)
+            m.d.comb += [stage.enable.eq(enable),
+                         stage.flush.eq(cmdq.invalidate.kind != InvalidateKind.NONE)]
             connect(m, stage.ste, ste_cache.lookup[k])
             connect(m, stage.tlb, tlb.lookup[k])
             connect(m, stage.walk, walker.clients[k])

@@ -2,22 +2,31 @@
 
 ::
 
-    up addr ──▶ s1 register ──(STE cache + IOTLB lookup)──▶ down addr (translated)
-                     │ miss, fault, abort
+    up addr ──▶ s1 register ──(micro-TLB compare)──▶ down addr (translated)
+                     │ micro-TLB miss
+                     ├──▶ lookup: STE cache ─▶ IOTLB ─▶ micro-TLB (one cycle each)
+                     │ IOTLB miss, fault, abort
                      └──▶ walker ──▶ answer (output address, or fault: SLVERR upstream)
     up R/B ◀── down R/B, or the SLVERR response of a faulting transaction
     up W ──(route FIFO: forward or drop, in AW order)──▶ down W            (write stage)
 
-A transaction spends one cycle in ``s1`` when the STE cache and IOTLB hit, so a hit adds one
-cycle and a new transaction is taken every cycle while hits continue (``up.ready`` follows
-``down.ready``). On a miss it waits for the walker. Once presented downstream its address
-no longer changes, even if an invalidation removes the entry it came from.
+Each stage keeps a **micro-TLB** in registers: the stream context (stream ID, config,
+ASID) of its last STE cache lookup and the pages (or blocks) of its last two IOTLB lookups. A
+transaction spends one cycle in ``s1`` when it hits there, so a hit adds one cycle and a new
+transaction is taken every cycle while hits continue (``up.ready`` follows ``down.ready``);
+the compare is a few LUTs deep, which is what lets the SMMU run at the SoC's clock. On a
+micro-TLB miss the stage looks the transaction up in the shared caches: the STE cache
+(skipped when the micro-TLB has its stream), then the IOTLB, each answering in the next
+cycle; a hit there refills the micro-TLB (over its less recently used page), so a stream
+moving to the next page pays two cycles. Any other outcome (a miss, a permission the page does not give, an abort) goes to
+the walker, and after each walk the stage looks the page up again in the background, for
+the transactions that follow. Any invalidation empties the micro-TLB. Once presented
+downstream an address no longer changes, even if an invalidation removes its entry.
 
-With ``prefetch``, a stage that uses a page translation from the IOTLB (on a hit, or once
-the walk it waited for has filled the IOTLB) asks the walker to prefetch the next page of
-its stream, unless the leaf is a block that covers that page too or the page is the last of
-the input address space. The request is held until the walker takes it, and replaced by the
-next one; it is made once per page the stream moves to.
+With ``prefetch``, each time the micro-TLB takes a page from the IOTLB the stage asks the
+walker to prefetch the next page of its stream, unless the leaf is a block that covers that
+page too or the page is the last of the input address space. The request is held until the
+walker takes it, and replaced by the next one; it is made once per page the stream moves to.
 
 A faulting (or aborted) transaction never goes downstream. Its response waits until every
 transaction this stage sent before it has been answered (AXI orders same-ID responses), and
@@ -26,15 +35,29 @@ SLVERR beats and a write one SLVERR response.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AddrLayout, ReadDataLayout, Resp, WriteDataLayout, WriteRespLayout
 from .caches import StreamLookupSignature, TLBLookupSignature
-from .format import GRANULE_SHIFT, IA_BITS, StreamConfig
+from .format import ASID_BITS, GRANULE_SHIFT, IA_BITS, OA_BITS, StreamConfig
 from .walker import PrefetchRequestSignature, TranslationClientSignature, TranslationStatus
 
 __all__ = ["TranslationStage"]
+
+
+class _MicroPageLayout(data.StructLayout):
+    """A page (or block) of the micro-TLB: input page number, output page number and leaf
+    level as in :class:`~.caches.TLBEntryLayout`, and the permissions."""
+    def __init__(self):
+        super().__init__({
+            "valid":     1,
+            "vpn":       IA_BITS - GRANULE_SHIFT,
+            "ppn":       OA_BITS - GRANULE_SHIFT,
+            "level":     2,
+            "read_only": 1,
+            "xn":        1,
+        })
 
 
 class TranslationStage(wiring.Component):
@@ -61,6 +84,8 @@ class TranslationStage(wiring.Component):
         The W channel (write stage only).
     enable : ``In(1)``
         ``CR0.smmuen``; when clear everything bypasses.
+    flush : ``In(1)``
+        An invalidation applies this cycle: the micro-TLB forgets its stream and page.
     ste : ``Out(StreamLookupSignature)``, tlb : ``Out(TLBLookupSignature)``
     walk : ``Out(TranslationClientSignature)``
     prefetch : ``Out(PrefetchRequestSignature)``
@@ -88,6 +113,7 @@ class TranslationStage(wiring.Component):
             "up_resp": Out(resp_signature),
             "down_resp": In(resp_signature),
             "enable": In(1),
+            "flush": In(1),
             "ste": Out(StreamLookupSignature(sid_width=sig.sid_width)),
             "tlb": Out(TLBLookupSignature()),
             "walk": Out(TranslationClientSignature(sid_width=sig.sid_width,
@@ -113,7 +139,8 @@ class TranslationStage(wiring.Component):
 
         s1 = Signal.like(up.payload)
         s1_valid = Signal()
-        s1_asked = Signal()         # the walker has (or may have) taken the request
+        s1_looked = Signal()        # the caches were looked up for it (the micro-TLB filled)
+        s1_asking = Signal()        # the walker has (or may have) taken the request
         s1_resolved = Signal()      # s1_status / s1_pa hold the answer
         s1_status = Signal(TranslationStatus)
         s1_pa = Signal.like(s1.addr)
@@ -121,14 +148,40 @@ class TranslationStage(wiring.Component):
         s1_beats = Signal(9)        # SLVERR beats of a failed read sent so far
         outstanding = Signal(range(256))
 
+        # The micro-TLB: the stream context of the last STE cache lookup, and the pages of
+        # the last two IOTLB lookups (two, so that a channel's descriptor page and its data
+        # page can both stay), the most recently used one kept on a refill.
+        ctx_valid = Signal()
+        ctx_sid = Signal.like(s1.sid)
+        ctx_config = Signal(StreamConfig)
+        ctx_asid = Signal(ASID_BITS)
+        pages = [Signal(_MicroPageLayout(), name=f"page{n}") for n in range(2)]
+        page_used = Signal()        # the page that hit last (or was filled last)
+
         instr = s1.prot[2]
-        m.d.comb += [ste.sid.eq(s1.sid), tlb.asid.eq(ste.asid), tlb.va.eq(s1.addr)]
-        bypass = ~self.enable | ste.hit & (ste.config == StreamConfig.BYPASS)
-        permitted = ~(self._write & tlb.read_only) & ~(instr & tlb.xn)
-        fast_ok = bypass | (ste.hit & (ste.config == StreamConfig.TRANSLATE) & tlb.hit &
-                            permitted)
+        vpn = s1.addr[GRANULE_SHIFT:IA_BITS]
+        ctx_hit = ctx_valid & (ctx_sid == s1.sid)
+        bypass = ~self.enable | ctx_hit & (ctx_config == StreamConfig.BYPASS)
+        page_hits = Cat(
+            page.valid & (page.vpn[18:] == vpn[18:]) &
+            ((page.level == 1) | (page.vpn[9:18] == vpn[9:18]) &
+             ((page.level == 2) | (page.vpn[:9] == vpn[:9])))
+            for page in pages)
+        page = Signal(_MicroPageLayout())
+        m.d.comb += page.eq(Mux(page_hits[0], pages[0], pages[1]))
+        page_hit = ctx_hit & page_hits.any() & ~s1.addr[IA_BITS]
+        permitted = ~(self._write & page.read_only) & ~(instr & page.xn)
+        fast_ok = bypass | page_hit & permitted
+        page_pa = Signal.like(s1.addr)
+        with m.Switch(page.level):
+            with m.Case(1):
+                m.d.comb += page_pa.eq(Cat(s1.addr[:30], page.ppn[18:]))
+            with m.Case(2):
+                m.d.comb += page_pa.eq(Cat(s1.addr[:21], page.ppn[9:]))
+            with m.Default():
+                m.d.comb += page_pa.eq(Cat(s1.addr[:GRANULE_SHIFT], page.ppn))
         translated = Signal.like(s1.addr)
-        m.d.comb += translated.eq(Mux(s1_resolved, s1_pa, Mux(bypass, s1.addr, tlb.pa)))
+        m.d.comb += translated.eq(Mux(s1_resolved, s1_pa, Mux(bypass, s1.addr, page_pa)))
 
         route_space = 1
         if self._write:
@@ -136,7 +189,7 @@ class TranslationStage(wiring.Component):
             route_space = routes.w_rdy
 
         ok = s1_valid & Mux(s1_resolved, s1_status == TranslationStatus.OK,
-                            ~s1_asked & fast_ok)
+                            ~s1_asking & fast_ok)
         m.d.comb += [
             down.valid.eq(ok & route_space),
             down.payload.eq(s1),
@@ -148,28 +201,91 @@ class TranslationStage(wiring.Component):
             self.issued.eq(take),
             self.hit.eq(down.valid & ~s1_resolved & ~bypass),
         ]
+        with m.If(take & ~s1_resolved & ~bypass):
+            m.d.sync += page_used.eq(~page_hits[0])
         with m.If(down.valid & ~down.ready & ~s1_resolved):
             # Presented: keep the address even if the entry it came from goes away.
             m.d.sync += [s1_resolved.eq(1), s1_status.eq(TranslationStatus.OK),
                          s1_pa.eq(translated)]
 
+        # The lookup of a transaction that misses the micro-TLB: in the STE cache (unless
+        # the micro-TLB has its stream) and then in the IOTLB, each answering in the next
+        # cycle; and again, in the background, after each walk, for the transactions that
+        # follow. The IOTLB compare of a known stream starts straight from s1.
+        lookup_sid = Signal.like(s1.sid)
+        lookup_addr = Signal.like(s1.addr)
+        lookup_for_s1 = Signal()    # it was started for the transaction in s1
+        finish = Signal()           # the lookup ends this cycle
+        page_filled = Signal()      # with a page from the IOTLB
+        need_lookup = s1_valid & ~s1_resolved & ~s1_asking & ~s1_looked & ~fast_ok
+        flush = self.flush | ~self.enable
+        m.d.comb += [ste.sid.eq(lookup_sid), tlb.asid.eq(ctx_asid), tlb.va.eq(lookup_addr)]
+        with m.FSM(name="lookup"):
+            with m.State("IDLE"):
+                m.d.comb += tlb.va.eq(s1.addr)
+                with m.If(~flush & (need_lookup | walk.done)):
+                    m.d.sync += [lookup_sid.eq(s1.sid), lookup_addr.eq(s1.addr),
+                                 lookup_for_s1.eq(~walk.done)]
+                    with m.If(~ctx_hit):
+                        m.next = "STE"
+                    with m.Elif(ctx_config == StreamConfig.TRANSLATE):
+                        m.next = "PAGE"
+                    with m.Elif(~walk.done):
+                        # Abort: only the walker answers it.
+                        m.d.sync += s1_looked.eq(1)
+            with m.State("STE"):
+                m.next = "CONTEXT"
+                with m.If(flush):
+                    m.next = "IDLE"
+            with m.State("CONTEXT"):
+                with m.If(ste.hit):
+                    m.d.sync += [ctx_valid.eq(1), ctx_sid.eq(lookup_sid),
+                                 ctx_config.eq(ste.config), ctx_asid.eq(ste.asid)]
+                    m.d.sync += [entry.valid.eq(0) for entry in pages]
+                with m.If(ste.hit & (ste.config == StreamConfig.TRANSLATE)):
+                    m.next = "TLB"
+                with m.Else():
+                    m.d.comb += finish.eq(1)
+                    m.next = "IDLE"
+                with m.If(flush):
+                    m.next = "IDLE"
+            with m.State("TLB"):
+                m.next = "PAGE"
+                with m.If(flush):
+                    m.next = "IDLE"
+            with m.State("PAGE"):
+                m.d.comb += [page_filled.eq(tlb.hit & ~flush), finish.eq(1)]
+                with m.If(tlb.hit):
+                    for n, entry in enumerate(pages):
+                        with m.If(page_used != n):
+                            m.d.sync += [entry.valid.eq(1),
+                                         entry.vpn.eq(lookup_addr[GRANULE_SHIFT:IA_BITS]),
+                                         entry.ppn.eq(tlb.ppn), entry.level.eq(tlb.level),
+                                         entry.read_only.eq(tlb.read_only), entry.xn.eq(tlb.xn)]
+                    m.d.sync += page_used.eq(~page_used)
+                m.next = "IDLE"
+        with m.If(flush):
+            m.d.sync += ctx_valid.eq(0)
+            m.d.sync += [entry.valid.eq(0) for entry in pages]
+        with m.If(finish & lookup_for_s1 & ~flush):
+            m.d.sync += s1_looked.eq(1)
+
         m.d.comb += [
-            walk.valid.eq(s1_valid & ~s1_resolved & (s1_asked | ~fast_ok)),
+            walk.valid.eq(s1_asking),
             walk.sid.eq(s1.sid),
             walk.addr.eq(s1.addr),
             walk.write.eq(self._write),
             walk.instr.eq(instr),
         ]
-        with m.If(walk.valid):
-            m.d.sync += s1_asked.eq(1)
+        with m.If(s1_valid & ~s1_resolved & s1_looked & ~fast_ok):
+            m.d.sync += s1_asking.eq(1)
         with m.If(walk.done):
             m.d.comb += self.miss.eq(1)
-            m.d.sync += [s1_resolved.eq(1), s1_status.eq(walk.status), s1_pa.eq(walk.pa)]
+            m.d.sync += [s1_resolved.eq(1), s1_status.eq(walk.status), s1_pa.eq(walk.pa),
+                         s1_asking.eq(0)]
 
         if self._prefetch:
-            self._elaborate_prefetch(m, s1, s1_valid, bypass,
-                                     ste.hit & (ste.config == StreamConfig.TRANSLATE) &
-                                     tlb.hit & permitted)
+            self._elaborate_prefetch(m, lookup_sid, lookup_addr, page_filled)
 
         # Responses: passed through, or the SLVERR answer of a failed transaction.
         failed = s1_valid & s1_resolved & (s1_status != TranslationStatus.OK)
@@ -215,8 +331,8 @@ class TranslationStage(wiring.Component):
             ]
 
         with m.If(up.valid & up.ready):
-            m.d.sync += [s1.eq(up.payload), s1_valid.eq(1), s1_asked.eq(0), s1_resolved.eq(0),
-                         s1_routed.eq(0), s1_beats.eq(0)]
+            m.d.sync += [s1.eq(up.payload), s1_valid.eq(1), s1_looked.eq(0), s1_asking.eq(0),
+                         s1_resolved.eq(0), s1_routed.eq(0), s1_beats.eq(0)]
         with m.Elif(take):
             m.d.sync += s1_valid.eq(0)
         with m.Elif(inject & resp_up.ready):
@@ -228,19 +344,19 @@ class TranslationStage(wiring.Component):
                     m.d.sync += s1_valid.eq(0)
         return m
 
-    def _elaborate_prefetch(self, m, s1, s1_valid, bypass, translated):
+    def _elaborate_prefetch(self, m, sid, addr, filled):
         request = self.prefetch
-        page = s1.addr[GRANULE_SHIFT:IA_BITS]
+        page = addr[GRANULE_SHIFT:IA_BITS]
         level = self.tlb.level
         covered = (((level == 1) & ~page[:18].all()) |
                    ((level == 2) & ~page[:9].all()))
         next_addr = Cat(Const(0, GRANULE_SHIFT), page + 1)
         asked_sid = Signal.like(request.sid)
         asked_addr = Signal.like(request.addr)
-        new = (s1_valid & ~bypass & translated & ~covered & ~page.all() &
-               ((next_addr != asked_addr) | (s1.sid != asked_sid)))
+        new = (filled & ~covered & ~page.all() &
+               ((next_addr != asked_addr) | (sid != asked_sid)))
         m.d.comb += [request.sid.eq(asked_sid), request.addr.eq(asked_addr)]
         with m.If(new):
-            m.d.sync += [asked_sid.eq(s1.sid), asked_addr.eq(next_addr), request.valid.eq(1)]
+            m.d.sync += [asked_sid.eq(sid), asked_addr.eq(next_addr), request.valid.eq(1)]
         with m.Elif(request.ready):
             m.d.sync += request.valid.eq(0)

@@ -5,15 +5,20 @@ translation of one transaction they could not translate from the caches; the wal
 one request at a time, chosen round-robin, and answers with the output address, a fault
 (after writing its event record, if the stream records faults) or an abort::
 
-    IDLE ─▶ START ─┬─▶ STE_AR ─▶ STE_R ─▶ STE_DECODE ─┐
-                   └──────────────────────────────────┴─▶ CONFIG ─┬─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE
-                                                                  │        ▲__________________│ (table)
-                           RESPOND ◀── EVENT_B ◀── EVENT_W ◀── EVENT_AW ◀── FAULT ◀─────────┘ (fault)
+    IDLE ─▶ LOOKUP ─▶ START ─┬─▶ STE_AR ─▶ STE_R ─▶ STE_DECODE ─┐
+                             └──────────────────────────────────┴─▶ TLB_LOOKUP ─▶ CONFIG ─┐
+          ┌───────────────────────────────────────────────────────────────────────────────┘
+          └─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE ─┐ (table: back to WALK_AR)
+       RESPOND ◀── EVENT_B ◀── EVENT_W ◀── EVENT_AW ◀── FAULT ◀─────┘ (fault)
+
+The cache lookups take a cycle: ``LOOKUP`` looks the stream up in the STE cache, for
+``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB and the walk cache, for
+``CONFIG``.
 
 An invalidation that arrives while a request is being served marks it stale: nothing it
 read is put in a cache any more, and instead of answering, the walker starts the request
-over (unless its fault record is already written), so no stale translation is ever used
-or cached.
+over from ``LOOKUP`` (unless its fault record is already written), so no stale translation
+is ever used or cached.
 
 **Prefetch.** While no client asks, the walker takes a prefetch request (the next page of
 a stream a translation stage is on) and walks it in the background, to fill the IOTLB
@@ -229,7 +234,7 @@ class Walker(wiring.Component):
                     with m.If(self.clients[index].valid):
                         m.d.comb += [pick.eq(index), asking.eq(1)]
 
-        # Lookups are made with the latched request.
+        # Lookups are made with the latched request; their results come a cycle later.
         m.d.comb += [
             self.ste.sid.eq(sid),
             self.tlb.asid.eq(asid), self.tlb.va.eq(addr),
@@ -296,7 +301,7 @@ class Walker(wiring.Component):
                             m.d.sync += [sid.eq(client.sid), addr.eq(client.addr),
                                          write.eq(client.write), instr.eq(client.instr)]
                     m.d.sync += [grant.eq(pick), prefetching.eq(0)]
-                    m.next = "START"
+                    m.next = "LOOKUP"
                 if self.n_prefetchers:
                     with m.Elif(self.enable &
                                 Cat(request.valid for request in self.prefetch).any()):
@@ -305,13 +310,16 @@ class Walker(wiring.Component):
                                 m.d.sync += [sid.eq(request.sid), addr.eq(request.addr)]
                         m.d.comb += _first_ready(self.prefetch)
                         m.d.sync += [write.eq(0), instr.eq(0), prefetching.eq(1)]
-                        m.next = "START"
+                        m.next = "LOOKUP"
 
-            with m.State("START"):
+            with m.State("LOOKUP"):
                 m.d.sync += [
                     stale.eq(0), event_written.eq(0),
                     event.sid.eq(sid), event.rnw.eq(~write), event.input_addr.eq(addr),
                 ]
+                m.next = "START"
+
+            with m.State("START"):
                 with m.If(prefetching & (asking | ~self.enable | ~self.ste.hit |
                                          ((sid >> self.strtab_log2size) != 0))):
                     m.next = "IDLE"
@@ -323,7 +331,7 @@ class Walker(wiring.Component):
                 with m.Elif(self.ste.hit):
                     m.d.sync += [config.eq(self.ste.config), record.eq(self.ste.record),
                                  asid.eq(self.ste.asid), ttb.eq(self.ste.ttb)]
-                    m.next = "CONFIG"
+                    m.next = "TLB_LOOKUP"
                 with m.Else():
                     m.d.sync += [desc_addr.eq(self.strtab_base + sid * STE_BYTES),
                                  bus_error.eq(0), beat.eq(0)]
@@ -354,7 +362,7 @@ class Walker(wiring.Component):
                                 (ste_raw.config == StreamConfig.BYPASS) |
                                 (ste_raw.config == StreamConfig.TRANSLATE))
                 with m.If(stale | self.invalidating):
-                    m.next = "START"
+                    m.next = "LOOKUP"
                 with m.Elif(bus_error):
                     fault(EventType.STE_FETCH, desc_addr)
                 with m.Elif(~ste_raw.valid | ~config_valid):
@@ -370,7 +378,10 @@ class Walker(wiring.Component):
                     ]
                     m.d.sync += [config.eq(ste_raw.config), record.eq(ste_raw.record),
                                  asid.eq(ste_raw.asid), ttb.eq(ste_raw.ttb)]
-                    m.next = "CONFIG"
+                    m.next = "TLB_LOOKUP"
+
+            with m.State("TLB_LOOKUP"):
+                m.next = "CONFIG"
 
             with m.State("CONFIG"):
                 tlb = self.tlb
@@ -463,7 +474,7 @@ class Walker(wiring.Component):
                 with m.If(prefetching):
                     m.next = "IDLE"
                 with m.Elif(stale | self.invalidating):
-                    m.next = "START"
+                    m.next = "LOOKUP"
                 with m.Elif(~record | ~evtq.enable):
                     m.next = "RESPOND"
                 with m.Elif(evtq_full):
@@ -503,7 +514,7 @@ class Walker(wiring.Component):
                 with m.If(prefetching):
                     m.next = "IDLE"
                 with m.Elif((stale | self.invalidating) & ~event_written):
-                    m.next = "START"
+                    m.next = "LOOKUP"
                 with m.Else():
                     for k, client in enumerate(self.clients):
                         m.d.comb += client.done.eq(grant == k)
