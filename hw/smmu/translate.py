@@ -158,20 +158,48 @@ class TranslationStage(wiring.Component):
         pages = [Signal(_MicroPageLayout(), name=f"page{n}") for n in range(2)]
         page_used = Signal()        # the page that hit last (or was filled last)
 
+        # Whether an address hits the micro-TLB: in a bypass context, or on a page that
+        # gives the access. Made for the transaction coming in and for the one in s1, and
+        # registered; the micro-TLB changes at the same edge clear a registered hit (so a
+        # registered hit is always good), and a miss is trusted only a cycle after them.
+        def probe(payload):
+            vpn = payload.addr[GRANULE_SHIFT:IA_BITS]
+            ctx_hit = ctx_valid & (ctx_sid == payload.sid)
+            hits = Cat(
+                entry.valid & (entry.vpn[18:] == vpn[18:]) &
+                ((entry.level == 1) | (entry.vpn[9:18] == vpn[9:18]) &
+                 ((entry.level == 2) | (entry.vpn[:9] == vpn[:9])))
+                for entry in pages)
+            way = ~hits[0]
+            entry = _MicroPageLayout()(Mux(way, pages[1], pages[0]))
+            permitted = ~(self._write & entry.read_only) & ~(payload.prot[2] & entry.xn)
+            ctx_bypass = ctx_hit & (ctx_config == StreamConfig.BYPASS)
+            page_ok = ctx_hit & hits.any() & ~payload.addr[IA_BITS] & permitted
+            return ctx_bypass, page_ok, way
+
+        flush = self.flush | ~self.enable
+        ctx_load = Signal()         # the context is replaced at this edge
+        page_fill = Signal(2)       # these pages are replaced at this edge
+        changed = Signal()          # the micro-TLB changed at the last edge
+        m.d.sync += changed.eq(flush | ctx_load | page_fill.any())
+        s1_bypass = Signal()
+        s1_ok = Signal()            # s1 hits the micro-TLB (or bypasses)
+        s1_way = Signal()           # the page it hits
+        capture = up.valid & up.ready
+        up_bypass, up_page_ok, up_way = probe(up.payload)
+        s1_ctx_bypass, s1_page_ok, s1_page_way = probe(s1)
+        next_bypass = ~self.enable | (Mux(capture, up_bypass, s1_ctx_bypass) &
+                                      ~flush & ~ctx_load)
+        next_way = Mux(capture, up_way, s1_page_way)
+        m.d.sync += [
+            s1_bypass.eq(next_bypass),
+            s1_ok.eq(next_bypass | (Mux(capture, up_page_ok, s1_page_ok) &
+                                    ~flush & ~ctx_load & ~page_fill.bit_select(next_way, 1))),
+            s1_way.eq(next_way),
+        ]
         instr = s1.prot[2]
-        vpn = s1.addr[GRANULE_SHIFT:IA_BITS]
-        ctx_hit = ctx_valid & (ctx_sid == s1.sid)
-        bypass = ~self.enable | ctx_hit & (ctx_config == StreamConfig.BYPASS)
-        page_hits = Cat(
-            page.valid & (page.vpn[18:] == vpn[18:]) &
-            ((page.level == 1) | (page.vpn[9:18] == vpn[9:18]) &
-             ((page.level == 2) | (page.vpn[:9] == vpn[:9])))
-            for page in pages)
         page = Signal(_MicroPageLayout())
-        m.d.comb += page.eq(Mux(page_hits[0], pages[0], pages[1]))
-        page_hit = ctx_hit & page_hits.any() & ~s1.addr[IA_BITS]
-        permitted = ~(self._write & page.read_only) & ~(instr & page.xn)
-        fast_ok = bypass | page_hit & permitted
+        m.d.comb += page.eq(Mux(s1_way, pages[1], pages[0]))
         page_pa = Signal.like(s1.addr)
         with m.Switch(page.level):
             with m.Case(1):
@@ -181,7 +209,7 @@ class TranslationStage(wiring.Component):
             with m.Default():
                 m.d.comb += page_pa.eq(Cat(s1.addr[:GRANULE_SHIFT], page.ppn))
         translated = Signal.like(s1.addr)
-        m.d.comb += translated.eq(Mux(s1_resolved, s1_pa, Mux(bypass, s1.addr, page_pa)))
+        m.d.comb += translated.eq(Mux(s1_resolved, s1_pa, Mux(s1_bypass, s1.addr, page_pa)))
 
         route_space = 1
         if self._write:
@@ -189,7 +217,7 @@ class TranslationStage(wiring.Component):
             route_space = routes.w_rdy
 
         ok = s1_valid & Mux(s1_resolved, s1_status == TranslationStatus.OK,
-                            ~s1_asking & fast_ok)
+                            ~s1_asking & s1_ok)
         m.d.comb += [
             down.valid.eq(ok & route_space),
             down.payload.eq(s1),
@@ -199,10 +227,10 @@ class TranslationStage(wiring.Component):
         m.d.comb += [
             up.ready.eq(~s1_valid | take),
             self.issued.eq(take),
-            self.hit.eq(down.valid & ~s1_resolved & ~bypass),
+            self.hit.eq(down.valid & ~s1_resolved & ~s1_bypass),
         ]
-        with m.If(take & ~s1_resolved & ~bypass):
-            m.d.sync += page_used.eq(~page_hits[0])
+        with m.If(take & ~s1_resolved & ~s1_bypass):
+            m.d.sync += page_used.eq(s1_way)
         with m.If(down.valid & ~down.ready & ~s1_resolved):
             # Presented: keep the address even if the entry it came from goes away.
             m.d.sync += [s1_resolved.eq(1), s1_status.eq(TranslationStatus.OK),
@@ -217,8 +245,7 @@ class TranslationStage(wiring.Component):
         lookup_for_s1 = Signal()    # it was started for the transaction in s1
         finish = Signal()           # the lookup ends this cycle
         page_filled = Signal()      # with a page from the IOTLB
-        need_lookup = s1_valid & ~s1_resolved & ~s1_asking & ~s1_looked & ~fast_ok
-        flush = self.flush | ~self.enable
+        need_lookup = s1_valid & ~s1_resolved & ~s1_asking & ~s1_looked & ~s1_ok & ~changed
         m.d.comb += [ste.sid.eq(lookup_sid), tlb.asid.eq(ctx_asid), tlb.va.eq(lookup_addr)]
         with m.FSM(name="lookup"):
             with m.State("IDLE"):
@@ -226,7 +253,7 @@ class TranslationStage(wiring.Component):
                 with m.If(~flush & (need_lookup | walk.done)):
                     m.d.sync += [lookup_sid.eq(s1.sid), lookup_addr.eq(s1.addr),
                                  lookup_for_s1.eq(~walk.done)]
-                    with m.If(~ctx_hit):
+                    with m.If(~ctx_valid | (ctx_sid != s1.sid)):
                         m.next = "STE"
                     with m.Elif(ctx_config == StreamConfig.TRANSLATE):
                         m.next = "PAGE"
@@ -239,6 +266,7 @@ class TranslationStage(wiring.Component):
                     m.next = "IDLE"
             with m.State("CONTEXT"):
                 with m.If(ste.hit):
+                    m.d.comb += ctx_load.eq(~flush)
                     m.d.sync += [ctx_valid.eq(1), ctx_sid.eq(lookup_sid),
                                  ctx_config.eq(ste.config), ctx_asid.eq(ste.asid)]
                     m.d.sync += [entry.valid.eq(0) for entry in pages]
@@ -256,6 +284,7 @@ class TranslationStage(wiring.Component):
             with m.State("PAGE"):
                 m.d.comb += [page_filled.eq(tlb.hit & ~flush), finish.eq(1)]
                 with m.If(tlb.hit):
+                    m.d.comb += page_fill.eq(Mux(flush, 0, Mux(page_used, 0b01, 0b10)))
                     for n, entry in enumerate(pages):
                         with m.If(page_used != n):
                             m.d.sync += [entry.valid.eq(1),
@@ -277,7 +306,7 @@ class TranslationStage(wiring.Component):
             walk.write.eq(self._write),
             walk.instr.eq(instr),
         ]
-        with m.If(s1_valid & ~s1_resolved & s1_looked & ~fast_ok):
+        with m.If(s1_valid & ~s1_resolved & s1_looked & ~s1_ok & ~changed):
             m.d.sync += s1_asking.eq(1)
         with m.If(walk.done):
             m.d.comb += self.miss.eq(1)
