@@ -5,8 +5,10 @@ every entry is registered, and the matching entry is read out of that mask (so a
 costs two short paths, not one long one, at any clock rate the rest of the SoC runs at). An
 entry filled at a clock edge hits the lookups made from then on. Each cache takes one fill
 per cycle (into an invalid entry, else a round-robin victim) and applies one invalidation
-per cycle (after a fill in the same cycle, so an invalidation always wins); a lookup whose
-entry is replaced or invalidated between its two cycles misses.
+per cycle, in two cycles as well (the entries it removes are worked out in the first and
+cleared in the second, over a fill in the same cycle); a lookup whose entry is replaced or
+invalidated between its two cycles misses. The invalidation's requester makes sure that no
+walk that started before it fills a cache, so the second cycle loses nothing.
 
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
@@ -101,10 +103,12 @@ class _Store:
                 m.d.sync += [entry.eq(value), entry.valid.eq(1)]
 
     def invalidate(self, predicate):
-        """Clear every entry for which ``predicate(entry)`` holds this cycle (applied
-        after :meth:`fill`, so it wins)."""
+        """Clear every entry for which ``predicate(entry)`` holds this cycle, at the edge
+        after the next one: the predicate's compares are registered (in :attr:`cleared`,
+        which also drops them from the lookups compared meanwhile). Applied after
+        :meth:`fill`, so it wins over a fill in the same cycle."""
         m = self._m
-        m.d.comb += self.cleared.eq(Cat(entry.valid & predicate(entry)
+        m.d.sync += self.cleared.eq(Cat(entry.valid & predicate(entry)
                                         for entry in self.entries))
         for n, entry in enumerate(self.entries):
             with m.If(self.cleared[n]):
