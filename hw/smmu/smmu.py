@@ -164,6 +164,11 @@ class SMMU(wiring.Component):
         connect(m, ic.subordinates[0], wiring.flipped(self.table))
 
         enable = f.CR0.smmuen.q
+        # The command queue's invalidation, registered once for every cache, the walker and
+        # the stages alike, so that its decode stays off the caches' compares.
+        invalidate = Signal.like(cmdq.invalidate)
+        invalidating = invalidate.kind != InvalidateKind.NONE
+        m.d.sync += invalidate.eq(cmdq.invalidate)
         stages = []
         for p in range(self._ports):
             read, write = self.read_stages[p], self.write_stages[p]
@@ -183,7 +188,7 @@ class SMMU(wiring.Component):
             stages += [read, write]
         for k, stage in enumerate(stages):
             m.d.comb += [stage.enable.eq(enable),
-                         stage.flush.eq(cmdq.invalidate.kind != InvalidateKind.NONE)]
+                         stage.flush.eq(invalidating)]
             connect(m, stage.ste, ste_cache.lookup[k])
             connect(m, stage.tlb, tlb.lookup[k])
             connect(m, stage.walk, walker.clients[k])
@@ -205,10 +210,10 @@ class SMMU(wiring.Component):
             walk_cache.fill.eq(walker.walk_fill),
             walk_cache.fill_entry.eq(walker.walk_fill_entry),
             walk_cache.enable.eq(f.CR0.walk_cache_en.q),
-            tlb.invalidate.eq(cmdq.invalidate),
-            walk_cache.invalidate.eq(cmdq.invalidate),
-            ste_cache.invalidate.eq(cmdq.invalidate),
-            walker.invalidating.eq(cmdq.invalidate.kind != InvalidateKind.NONE),
+            tlb.invalidate.eq(invalidate),
+            walk_cache.invalidate.eq(invalidate),
+            ste_cache.invalidate.eq(invalidate),
+            walker.invalidating.eq(invalidating),
         ]
 
         # Configuration.
