@@ -13,15 +13,17 @@
 Each stage keeps a **micro-TLB** in registers: the stream context (stream ID, config,
 ASID) of its last STE cache lookup and the pages (or blocks) of its last two IOTLB lookups. A
 transaction spends one cycle in ``s1`` when it hits there, so a hit adds one cycle and a new
-transaction is taken every cycle while hits continue (``up.ready`` follows ``down.ready``);
+transaction is taken every cycle while hits continue (a skid register in front of ``s1``
+takes the one that arrives as downstream stalls, so ``up.ready`` is a register);
 the compare is a few LUTs deep, which is what lets the SMMU run at the SoC's clock. On a
 micro-TLB miss the stage looks the transaction up in the shared caches: the STE cache
 (skipped when the micro-TLB has its stream), then the IOTLB, each answering in the next
 cycle; a hit there refills the micro-TLB (over its less recently used page), so a stream
-moving to the next page pays two cycles. Any other outcome (a miss, a permission the page does not give, an abort) goes to
-the walker, and after each walk the stage looks the page up again in the background, for
-the transactions that follow. Any invalidation empties the micro-TLB. Once presented
-downstream an address no longer changes, even if an invalidation removes its entry.
+moving to the next page pays two cycles. Any other outcome (a miss, a permission the page
+does not give, an abort) goes to the walker, and after each walk the stage looks the page
+up again in the background, for the transactions that follow. Any invalidation empties the
+micro-TLB. Once presented downstream an address no longer changes, even if an invalidation
+removes its entry.
 
 With ``prefetch``, each time the micro-TLB takes a page from the IOTLB the stage asks the
 walker to prefetch the next page of its stream, unless the leaf is a block that covers that
@@ -185,15 +187,27 @@ class TranslationStage(wiring.Component):
         s1_bypass = Signal()
         s1_ok = Signal()            # s1 hits the micro-TLB (or bypasses)
         s1_way = Signal()           # the page it hits
-        capture = up.valid & up.ready
-        up_bypass, up_page_ok, up_way = probe(up.payload)
-        s1_ctx_bypass, s1_page_ok, s1_page_way = probe(s1)
-        next_bypass = ~self.enable | (Mux(capture, up_bypass, s1_ctx_bypass) &
+        # A skid register in front of s1 takes the transaction that arrives while s1 cannot
+        # move, so that ``up.ready`` is a register and no downstream ready reaches upstream.
+        skid = Signal.like(up.payload)
+        skid_valid = Signal()
+        s1_free = Signal()          # s1 is empty or its transaction leaves
+        capture = Signal()          # s1 takes the skid register's or the upstream transaction
+        m.d.comb += [up.ready.eq(~skid_valid), capture.eq(s1_free & (skid_valid | up.valid))]
+        with m.If(up.valid & up.ready & ~s1_free):
+            m.d.sync += [skid.eq(up.payload), skid_valid.eq(1)]
+        with m.Elif(s1_free):
+            m.d.sync += skid_valid.eq(0)
+
+        up_probe, skid_probe, s1_probe = probe(up.payload), probe(skid), probe(s1)
+        in_bypass, in_page_ok, in_way = (Mux(skid_valid, from_skid, from_up)
+                                         for from_skid, from_up in zip(skid_probe, up_probe))
+        next_bypass = ~self.enable | (Mux(capture, in_bypass, s1_probe[0]) &
                                       ~flush & ~ctx_load)
-        next_way = Mux(capture, up_way, s1_page_way)
+        next_way = Mux(capture, in_way, s1_probe[2])
         m.d.sync += [
             s1_bypass.eq(next_bypass),
-            s1_ok.eq(next_bypass | (Mux(capture, up_page_ok, s1_page_ok) &
+            s1_ok.eq(next_bypass | (Mux(capture, in_page_ok, s1_probe[1]) &
                                     ~flush & ~ctx_load & ~page_fill.bit_select(next_way, 1))),
             s1_way.eq(next_way),
         ]
@@ -225,7 +239,7 @@ class TranslationStage(wiring.Component):
         ]
         take = down.valid & down.ready
         m.d.comb += [
-            up.ready.eq(~s1_valid | take),
+            s1_free.eq(~s1_valid | take),
             self.issued.eq(take),
             self.hit.eq(down.valid & ~s1_resolved & ~s1_bypass),
         ]
@@ -359,8 +373,8 @@ class TranslationStage(wiring.Component):
                 resp_down.ready.eq(resp_up.ready),
             ]
 
-        with m.If(up.valid & up.ready):
-            m.d.sync += [s1.eq(up.payload), s1_valid.eq(1), s1_looked.eq(0), s1_asking.eq(0),
+        with m.If(capture):
+            m.d.sync += [s1.eq(Mux(skid_valid, skid, up.payload)), s1_valid.eq(1), s1_looked.eq(0), s1_asking.eq(0),
                          s1_resolved.eq(0), s1_routed.eq(0), s1_beats.eq(0)]
         with m.Elif(take):
             m.d.sync += s1_valid.eq(0)

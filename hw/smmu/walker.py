@@ -249,7 +249,8 @@ class Walker(wiring.Component):
         mask = queue_mask(evtq.log2size)
         index_mask = mask >> 1
         prod = self.evtq_prod
-        evtq_full = ((prod - self.evtq_cons) & mask) == (index_mask + 1)
+        evtq_full = Signal()        # as of the previous cycle (FAULT never follows EVENT_B)
+        m.d.sync += evtq_full.eq(((prod - self.evtq_cons) & mask) == (index_mask + 1))
         with m.If(~evtq.enable):
             m.d.sync += prod.eq(0)
 
