@@ -92,6 +92,13 @@ class DMAEngine(wiring.Component):
         Counters (bytes acknowledged by write responses; cycles busy; busy cycles with data
         moving on neither R nor W while waiting on memory); kept across soft resets, cleared by
         ``clear_counters``.
+
+    Attributes
+    ----------
+    buffer_overrun : Signal
+        Not a port, for simulation checks: high in a cycle when the realigner writes a beat
+        the data buffer has no room for. The read credits rule that out;
+        :class:`~dmabuf_soc.hw.dma.sim.EngineHarness` fails a run in which it is ever high.
     """
     def __init__(self, *, addr_width=40, data_width=64, id_width=4, sid_width=8, stream_id=0,
                  max_burst_beats=16, max_outstanding_reads=4, max_outstanding_writes=4,
@@ -152,6 +159,7 @@ class DMAEngine(wiring.Component):
             "busy_cycles": Out(32),
             "stall_cycles": Out(32),
         })
+        self.buffer_overrun = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -417,6 +425,9 @@ class _Pipeline(Elaboratable):
             m.d.sync += reserved.eq(released + rd.n_first)
         with m.Else():
             m.d.sync += reserved.eq(released)
+
+        # Simulation check (see `DMAEngine.buffer_overrun`): a beat the buffer has no room for.
+        m.d.comb += e.buffer_overrun.eq(buffer.w_en & ~buffer.w_rdy)
 
         # ---- Read burst issue ----
         rd_outstanding = Signal(range(e.max_outstanding_reads + 1))
