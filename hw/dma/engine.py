@@ -410,21 +410,44 @@ class _Pipeline(Elaboratable):
         rd = _BurstCursor(m, "rd", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
         m.submodules.buffer = buffer = fifo.SyncFIFOBuffered(width=sig.data_width + bpb,
                                                              depth=e.buffer_depth)
-        reserved = Signal(range(e.buffer_depth + 1))   # buffer beats promised to reads in flight
-        credits = Signal(range(e.buffer_depth + 1))
-        m.d.comb += credits.eq(e.buffer_depth - buffer.level - reserved)
+        # The credits are the buffer beats neither occupied nor reserved for reads in flight:
+        # `buffer_depth - level - reserved`. A read burst of `n` beats reserves `n` beats, plus
+        # one for a flush beat in the transfer's first burst (`rd.n_first`); an accepted read
+        # beat releases one and the transfer's end the spare one. Every beat the realigner
+        # writes was reserved, so the buffer always has room for it: the realigner is never
+        # held by the buffer.
+        #
+        # No handshake reaches the credits through adders: the handshakes of a cycle are
+        # registered (`adjust`, `reserved_last`) and the credits of the next cycle are
+        # `prev_credits` (the previous cycle's, a register) with them added, so every carry
+        # chain here starts and ends at registers.
         reserve = Signal()              # a data read burst issued: reserve its beats
         data_beat = Signal()            # a data read beat accepted
-        # Both sums are formed from registers while `reserve` settles; it only chooses. Beats
-        # are released a cycle late, which only understates the credits.
+        # Beats are released a cycle late, which only understates the credits.
         release = Signal(2)
         m.d.sync += release.eq(data_beat + realigner.job_done)
-        released = Signal.like(reserved)
-        m.d.comb += released.eq(reserved - release)
-        with m.If(reserve):
-            m.d.sync += reserved.eq(released + rd.n_first)
-        with m.Else():
-            m.d.sync += reserved.eq(released)
+        buffer_write = Signal()
+        buffer_read = Signal()
+        m.d.comb += [
+            buffer_write.eq(buffer.w_en),       # never refused (above)
+            buffer_read.eq(buffer.r_en & buffer.r_rdy),
+        ]
+        prev_credits = Signal(range(e.buffer_depth + 1), init=e.buffer_depth)
+        adjust = Signal(range(-1, 4))   # the last cycle's releases and buffer reads and writes
+        reserved_last = Signal()        # the last cycle reserved `rd.n_first` beats
+        m.d.sync += [
+            adjust.eq(release + buffer_read - buffer_write),
+            reserved_last.eq(reserve),
+        ]
+        # Without the last cycle's reservation: `rd.ready` is low in the cycle after one, when
+        # the credits do not count. `rd.n_first` still holds the reserved beats then.
+        unreserved = Signal.like(prev_credits)
+        credits = Signal.like(prev_credits)
+        m.d.comb += [
+            unreserved.eq(prev_credits + adjust),
+            credits.eq(Mux(reserved_last, unreserved - rd.n_first, unreserved)),
+        ]
+        m.d.sync += prev_credits.eq(credits)
 
         # Simulation check (see `DMAEngine.buffer_overrun`): a beat the buffer has no room for.
         m.d.comb += e.buffer_overrun.eq(buffer.w_en & ~buffer.w_rdy)
@@ -438,7 +461,7 @@ class _Pipeline(Elaboratable):
         # for the one a flush may have added since; `rd.n_first` holds still while `rd.ready`
         # is, and a reservation drops `rd.ready`, so the registered compare is never late.
         credit_ok = Signal()
-        m.d.sync += credit_ok.eq(rd.ready & (credits > rd.n_first))
+        m.d.sync += credit_ok.eq(rd.ready & (unreserved > rd.n_first))
         rd_want = Signal()
         m.d.comb += rd_want.eq(rd.ready & credit_ok & ~stop &
                                (rd_outstanding < e.max_outstanding_reads))
@@ -500,7 +523,7 @@ class _Pipeline(Elaboratable):
             align_q.r_en.eq(realigner.jobs.ready),
             buffer.w_data.eq(Cat(realigner.write.payload.data, realigner.write.payload.strb)),
             buffer.w_en.eq(realigner.write.valid),
-            realigner.write.ready.eq(buffer.w_rdy),
+            realigner.write.ready.eq(1),   # room reserved by the read credits
         ]
 
         # ---- Write burst issue: only when the whole burst's data is buffered ----
