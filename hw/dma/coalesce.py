@@ -50,6 +50,8 @@ class IrqCoalescer(wiring.Component):
         count = Signal.like(self.pending)
         m.d.comb += count.eq(self.pending + self.event)
 
+        # The timer counts from the last event while events are pending. Its value matters only
+        # then, and the event that makes them pending clears it, so a `fire` need not.
         with m.If(self.event):
             m.d.sync += timer.eq(0)
         with m.Elif((self.pending != 0) & (timer != self.delay)):
@@ -61,10 +63,7 @@ class IrqCoalescer(wiring.Component):
         timed_out = (self.delay != 0) & (timer == self.delay) & (self.pending != 0)
         with m.If((self.event | (self.pending != 0)) & (at_threshold | timed_out | self.idle)):
             m.d.comb += self.fire.eq(1)
-            m.d.sync += [
-                self.pending.eq(0),
-                timer.eq(0),
-            ]
+            m.d.sync += self.pending.eq(0)
         with m.Else():
             m.d.sync += self.pending.eq(count)
         return m
