@@ -47,8 +47,6 @@ class IrqCoalescer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         timer = Signal(self._delay_width)
-        count = Signal.like(self.pending)
-        m.d.comb += count.eq(self.pending + self.event)
 
         # The timer counts from the last event while events are pending. Its value matters only
         # then, and the event that makes them pending clears it, so a `fire` need not.
@@ -57,13 +55,28 @@ class IrqCoalescer(wiring.Component):
         with m.Elif((self.pending != 0) & (timer != self.delay)):
             m.d.sync += timer.eq(timer + 1)
 
-        # Compares of registers only: `event` merely chooses between them.
-        at_threshold = Mux(self.event, self.pending + 1 >= self.threshold,
-                           self.pending >= self.threshold)
-        timed_out = (self.delay != 0) & (timer == self.delay) & (self.pending != 0)
-        with m.If((self.event | (self.pending != 0)) & (at_threshold | timed_out | self.idle)):
-            m.d.comb += self.fire.eq(1)
-            m.d.sync += self.pending.eq(0)
-        with m.Else():
-            m.d.sync += self.pending.eq(count)
+        # Everything is worked out from registers for both cases, with and without an event;
+        # `event`, which comes late from the engine, only chooses.
+        # `pending + 1`, kept as a register of its own (one bit wider: it does not wrap).
+        pending_succ = Signal(len(self.pending) + 1, init=1)
+        waiting = self.pending != 0
+        timed_out = (self.delay != 0) & (timer == self.delay) & waiting
+        fire_on_event = Signal()
+        fire_otherwise = Signal()
+        m.d.comb += [
+            fire_on_event.eq((pending_succ >= self.threshold) | timed_out | self.idle),
+            fire_otherwise.eq(waiting & ((self.pending >= self.threshold) | timed_out |
+                                         self.idle)),
+            self.fire.eq(Mux(self.event, fire_on_event, fire_otherwise)),
+        ]
+        with m.If(self.fire):
+            m.d.sync += [
+                self.pending.eq(0),
+                pending_succ.eq(1),
+            ]
+        with m.Elif(self.event):
+            m.d.sync += [
+                self.pending.eq(pending_succ),
+                pending_succ.eq(pending_succ[:len(self.pending)] + 1),
+            ]
         return m
