@@ -116,6 +116,12 @@ class DescriptorFetcher(wiring.Component):
         beat       = Signal(range(beats))
         beat_error = Signal(Resp)
 
+        # Every beat answering a descriptor read goes in, whatever the state: `raw` is only
+        # looked at after RECEIVE, which shifts all of a descriptor in. So the enable of this
+        # wide register does not wait on the state.
+        with m.If(self.r.valid):
+            m.d.sync += raw.eq(Cat(raw[self._data_width:], self.r.payload.data))
+
         with m.If(self.tail_write):
             m.d.sync += tail_moved.eq(1)
         with m.If(self.cur_desc_write):
@@ -175,10 +181,7 @@ class DescriptorFetcher(wiring.Component):
                     self.in_flight.eq(1),
                 ]
                 with m.If(self.r.valid):
-                    m.d.sync += [
-                        raw.eq(Cat(raw[self._data_width:], self.r.payload.data)),
-                        beat.eq(beat + 1),
-                    ]
+                    m.d.sync += beat.eq(beat + 1)
                     with m.If(self.r.payload.resp != Resp.OKAY):
                         m.d.sync += beat_error.eq(self.r.payload.resp)
                     with m.If(beat == beats - 1):
