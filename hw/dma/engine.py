@@ -247,6 +247,9 @@ class _BurstCursor:
             m.d.comb += next_n.eq(to_boundary)
         with m.Else():
             m.d.comb += next_n.eq(max_beats)
+        # What `n` holds in the next cycle.
+        self.n_next = Signal.like(self.n, name=f"{name}_n_next")
+        m.d.comb += self.n_next.eq(Mux(self._compared & ~self.ready, next_n, self.n))
         with m.If(self._compared & ~self.ready):
             m.d.sync += [
                 self.ready.eq(1),
@@ -291,6 +294,18 @@ class _BurstCursor:
         ]
 
 
+def _nonzero(m, name, count, up, down):
+    """A register that is ``count != 0`` in every cycle, for a ``count`` register that goes up
+    with ``up`` and down with ``down`` each cycle: the compare of the count stays off the
+    paths that use it."""
+    flag = Signal(name=name)
+    with m.If(up & ~down):
+        m.d.sync += flag.eq(1)
+    with m.Elif(down & ~up & (count == 1)):
+        m.d.sync += flag.eq(0)
+    return flag
+
+
 class _FifoOf:
     """A :class:`SyncFIFOBuffered` of ``layout`` records, with views on both ends."""
     def __init__(self, m, name, layout, depth):
@@ -328,11 +343,13 @@ class _Pipeline(Elaboratable):
                                                        addr_width=aw_bits)
 
         halt = Signal()
-        stop = Signal()     # issue nothing new: halted, or a soft reset waiting
-        m.d.comb += [
-            stop.eq(halt | e.resetting),
-            e.halted.eq(halt),
-        ]
+        # Issue nothing new: halted, or a soft reset waiting. `halt | e.resetting` as a register
+        # of its own, set with either of them (an error, a soft reset) and cleared with both
+        # by the core reset, so that the issue paths start at one register.
+        stop = Signal()
+        error = Signal()
+        m.d.sync += stop.eq(halt | error | e.resetting | e.soft_reset)
+        m.d.comb += e.halted.eq(halt)
 
         # ---- Transfer queues: every stage of the data path sees the transfers in order ----
         read_q = _FifoOf(m, "read_q", data.StructLayout({
@@ -348,19 +365,22 @@ class _Pipeline(Elaboratable):
         reg_transfer = Signal(TransferLayout(addr_width=aw_bits))
         zero_length_go = Signal()
         m.d.sync += zero_length_go.eq(0)
+        # `reg_transfer` only counts while `reg_pending`, and `go` is ignored then (busy or
+        # halted): it follows the inputs until then, so its enable waits on nothing else.
+        with m.If(~reg_pending):
+            m.d.sync += [
+                reg_transfer.src.eq(e.src),
+                reg_transfer.dst.eq(e.dst),
+                reg_transfer.length.eq(e.length),
+                reg_transfer.desc.eq(0),
+                reg_transfer.irq.eq(1),
+                reg_transfer.sg.eq(0),
+            ]
         with m.If(e.go & ~e.busy & ~stop):
             with m.If(e.length == 0):
                 m.d.sync += zero_length_go.eq(1)    # reported in the next cycle
             with m.Else():
-                m.d.sync += [
-                    reg_pending.eq(1),
-                    reg_transfer.src.eq(e.src),
-                    reg_transfer.dst.eq(e.dst),
-                    reg_transfer.length.eq(e.length),
-                    reg_transfer.desc.eq(0),
-                    reg_transfer.irq.eq(1),
-                    reg_transfer.sg.eq(0),
-                ]
+                m.d.sync += reg_pending.eq(1)
 
         m.d.comb += [
             fetcher.cur_desc.eq(e.cur_desc),
@@ -405,6 +425,17 @@ class _Pipeline(Elaboratable):
             write_q.w_en.eq(dispatch),
             done_q.w_en.eq(dispatch),
         ]
+        # Transfers dispatched and not completed: `done_q.level != 0`, as a register, so that
+        # `busy` and the error checks do not wait on the queue's level sum.
+        queued = Signal(range(e.queue_depth + 1))
+        queue_in = Signal()
+        queue_out = Signal()
+        m.d.comb += [
+            queue_in.eq(done_q.w_en & done_q.w_rdy),
+            queue_out.eq(done_q.r_en & done_q.r_rdy),
+        ]
+        m.d.sync += queued.eq(queued + queue_in - queue_out)
+        queued_any = _nonzero(m, "queued_any", queued, queue_in, queue_out)
 
         # ---- Realigned data buffer, with read credits ----
         rd = _BurstCursor(m, "rd", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
@@ -534,13 +565,18 @@ class _Pipeline(Elaboratable):
         # Beats count as buffered a cycle after they are, keeping the buffer's handshake off
         # the sum.
         buffer_written = Signal()
-        m.d.sync += buffer_written.eq(buffer.w_en & buffer.w_rdy)
+        m.d.sync += buffer_written.eq(buffer_write)
         buffered = Signal.like(unclaimed)
         m.d.comb += buffered.eq(unclaimed + buffer_written)
         with m.If(claim):
             m.d.sync += unclaimed.eq(buffered - wr.n)
         with m.Else():
             m.d.sync += unclaimed.eq(buffered)
+        # `unclaimed >= wr.n`, as a register: worked out from what both hold in the next cycle
+        # when no burst is claimed. A claim drops `wr.ready`, which the compare only matters
+        # with, until `wr.n` is worked out anew.
+        enough = Signal()
+        m.d.sync += enough.eq(buffered >= wr.n_next)
 
         burst_layout = data.StructLayout({"beats": range(max_beats + 1), "status": 1})
         w_bursts = _FifoOf(m, "w_bursts", burst_layout, e.max_outstanding_writes + 1)
@@ -554,7 +590,7 @@ class _Pipeline(Elaboratable):
             wr.start(m, write_q.r_data.dst, write_q.r_data.length)
             m.d.sync += wr_desc.eq(write_q.r_data.desc)
         wr_want = Signal()
-        m.d.comb += wr_want.eq(wr.ready & ~stop & (unclaimed >= wr.n) & b_track.w_rdy &
+        m.d.comb += wr_want.eq(wr.ready & ~stop & enough & b_track.w_rdy &
                                w_bursts.w_rdy)
 
         # Completion side: status write-back requests.
@@ -730,8 +766,7 @@ class _Pipeline(Elaboratable):
 
         # ---- Errors: the first one halts the channel ----
         pipeline_empty = Signal()
-        m.d.comb += pipeline_empty.eq((done_q.level == 0) & ~reg_pending)
-        error = Signal()
+        m.d.comb += pipeline_empty.eq(~queued_any & ~reg_pending)
         code = Signal(ErrorCode)
         resp = Signal(Resp)
         desc = Signal(aw_bits)
@@ -774,7 +809,7 @@ class _Pipeline(Elaboratable):
 
         # ---- Activity ----
         m.d.comb += [
-            e.busy.eq(~halt & (fetcher.active | (done_q.level != 0) | reg_pending)),
+            e.busy.eq(~halt & (fetcher.active | queued_any | reg_pending)),
             bus_quiet.eq((rd_outstanding == 0) & ~fetcher.in_flight & ~b_track.r_rdy &
                          ~status_busy & ~bus.ar.valid & ~bus.aw.valid & ~w_bursts.r_rdy),
             self.quiescent.eq(bus_quiet & ~fault_wb),
