@@ -138,6 +138,11 @@ class DescriptorFetcher(wiring.Component):
             self.transfers.payload.sg.eq(1),
         ]
 
+        # `cur == tail_seen`, a cycle late: neither changes in CHECK or OFFER, the only states
+        # OFFER is entered from, so it is up to date in OFFER, where it counts.
+        at_tail = Signal()
+        m.d.sync += at_tail.eq(cur == tail_seen)
+
         def issued():
             # The read of `cur` goes out: the tail it is compared against is the one seen now.
             m.d.sync += tail_seen.eq(self.tail_desc)
@@ -208,7 +213,7 @@ class DescriptorFetcher(wiring.Component):
                     self.transfers.valid.eq(1),
                 ]
                 with m.If(self.transfers.ready):
-                    with m.If(~self.cyclic & (cur == tail_seen)):
+                    with m.If(~self.cyclic & at_tail):
                         m.next = "AT_TAIL"
                     with m.Else():
                         m.d.sync += cur.eq(aligned(desc.next))
