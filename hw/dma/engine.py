@@ -695,6 +695,7 @@ class _Pipeline(Elaboratable):
             with m.Else():
                 m.d.sync += e.job_bytes.eq(e.job_bytes + b_track.r_data.bytes)
         m.d.sync += acked_transfers.eq(acked_transfers + transfer_acked - transfer_done)
+        acked_any = _nonzero(m, "acked_any", acked_transfers, transfer_acked, transfer_done)
 
         head = done_q.r_data
         fault_wb = Signal()         # the faulting descriptor's status is still to be written
@@ -711,7 +712,7 @@ class _Pipeline(Elaboratable):
                 with m.If(halt):
                     with m.If(fault_wb & bus_quiet):
                         m.next = "FAULT_ADDR"
-                with m.Elif(done_q.r_rdy & (acked_transfers != 0)):
+                with m.Elif(done_q.r_rdy & acked_any):
                     with m.If(head.sg):
                         m.next = "STATUS_ADDR"
                     with m.Else():
