@@ -702,61 +702,62 @@ class _Pipeline(Elaboratable):
         bus_quiet = Signal()
         status = data.View(StatusLayout(), status_word[:32])
         status_busy = Signal()      # between a status AW and its B
-        with m.FSM(name="complete"):
-            with m.State("WAIT"):
-                m.d.comb += [
-                    status.completed.eq(1),
-                    status_word[32:].eq(head.length),
-                    status_desc.eq(head.desc),
-                ]
-                with m.If(halt):
-                    with m.If(fault_wb & bus_quiet):
-                        m.next = "FAULT_ADDR"
-                with m.Elif(done_q.r_rdy & acked_any):
-                    with m.If(head.sg):
-                        m.next = "STATUS_ADDR"
-                    with m.Else():
-                        m.d.comb += transfer_done.eq(1)
-            with m.State("STATUS_ADDR"):
-                m.d.comb += [
-                    status.completed.eq(1),
-                    status_word[32:].eq(head.length),
-                    status_desc.eq(head.desc),
-                    status_want.eq(~stop),
-                ]
-                with m.If(status_taken):
-                    m.next = "STATUS_RESP"
-                with m.Elif(halt):
-                    m.next = "WAIT"
-            with m.State("STATUS_RESP"):
-                m.d.comb += [
-                    status.completed.eq(1),
-                    status_word[32:].eq(head.length),
-                    status_busy.eq(1),
-                ]
-                with m.If(b_status):
-                    with m.If(~b_error):
-                        m.d.comb += transfer_done.eq(1)
-                    m.next = "WAIT"
-            # After a halt on a descriptor the bus could reach, its status records the fault.
-            with m.State("FAULT_ADDR"):
-                m.d.comb += [
-                    status.error.eq(e.err_code),
-                    status.resp.eq(e.err_resp),
-                    status_desc.eq(e.err_desc),
-                    status_want.eq(1),
-                ]
-                with m.If(status_taken):
-                    m.next = "FAULT_RESP"
-            with m.State("FAULT_RESP"):
-                m.d.comb += [
-                    status.error.eq(e.err_code),
-                    status.resp.eq(e.err_resp),
-                    status_busy.eq(1),
-                ]
-                with m.If(b_status):
-                    m.d.sync += fault_wb.eq(0)
-                    m.next = "WAIT"
+        # The completion states, one-hot (one register each), so that the decisions that wait
+        # on them (completion, status requests) see one register rather than a state decode.
+        # WAIT: for the head transfer to be written; STATUS_ADDR and STATUS_RESP: its status
+        # write-back (descriptors); FAULT_ADDR and FAULT_RESP: after a halt on a descriptor the
+        # bus could reach, the status write-back recording the fault.
+        st_wait = Signal(init=1)
+        st_status_addr = Signal()
+        st_status_resp = Signal()
+        st_fault_addr = Signal()
+        st_fault_resp = Signal()
+
+        def goto(leave, enter):
+            m.d.sync += [leave.eq(0), enter.eq(1)]
+
+        with m.If(st_fault_addr | st_fault_resp):
+            m.d.comb += [
+                status.error.eq(e.err_code),
+                status.resp.eq(e.err_resp),
+            ]
+        with m.Else():
+            m.d.comb += [
+                status.completed.eq(1),
+                status_word[32:].eq(head.length),
+            ]
+        with m.If(st_wait | st_status_addr):
+            m.d.comb += status_desc.eq(head.desc)
+        with m.Elif(st_fault_addr):
+            m.d.comb += status_desc.eq(e.err_desc)
+        m.d.comb += [
+            status_want.eq((st_status_addr & ~stop) | st_fault_addr),
+            status_busy.eq(st_status_resp | st_fault_resp),
+        ]
+
+        with m.If(st_wait):
+            with m.If(halt):
+                with m.If(fault_wb & bus_quiet):
+                    goto(st_wait, st_fault_addr)
+            with m.Elif(done_q.r_rdy & acked_any):
+                with m.If(head.sg):
+                    goto(st_wait, st_status_addr)
+                with m.Else():
+                    m.d.comb += transfer_done.eq(1)
+        with m.If(st_status_addr):
+            with m.If(status_taken):
+                goto(st_status_addr, st_status_resp)
+            with m.Elif(halt):
+                goto(st_status_addr, st_wait)
+        with m.If(st_status_resp & b_status):
+            with m.If(~b_error):
+                m.d.comb += transfer_done.eq(1)
+            goto(st_status_resp, st_wait)
+        with m.If(st_fault_addr & status_taken):
+            goto(st_fault_addr, st_fault_resp)
+        with m.If(st_fault_resp & b_status):
+            m.d.sync += fault_wb.eq(0)
+            goto(st_fault_resp, st_wait)
         with m.If(transfer_done):
             m.d.comb += [
                 done_q.r_en.eq(1),
