@@ -47,24 +47,42 @@ class IrqCoalescer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         timer = Signal(self._delay_width)
-        count = Signal.like(self.pending)
-        m.d.comb += count.eq(self.pending + self.event)
 
-        with m.If(self.event):
-            m.d.sync += timer.eq(0)
-        with m.Elif((self.pending != 0) & (timer != self.delay)):
-            m.d.sync += timer.eq(timer + 1)
+        # The timer counts the cycles since the last event while events are pending. Its value
+        # matters only then, and the event that makes them pending clears it, so a `fire` need
+        # not. The event is taken a cycle late (`event_last`): in the cycle after one the timer
+        # is 0, whatever `timer` holds, and what it holds next is worked out as from 0.
+        event_last = Signal()
+        m.d.sync += event_last.eq(self.event)
+        waiting = self.pending != 0
+        since = Signal.like(timer)      # the cycles since the last event
+        m.d.comb += since.eq(Mux(event_last, 0, timer))
+        with m.If(waiting & (since != self.delay)):
+            m.d.sync += timer.eq(since + 1)
+        with m.Else():
+            m.d.sync += timer.eq(since)
 
-        # Compares of registers only: `event` merely chooses between them.
-        at_threshold = Mux(self.event, self.pending + 1 >= self.threshold,
-                           self.pending >= self.threshold)
-        timed_out = (self.delay != 0) & (timer == self.delay) & (self.pending != 0)
-        with m.If((self.event | (self.pending != 0)) & (at_threshold | timed_out | self.idle)):
-            m.d.comb += self.fire.eq(1)
+        # Everything is worked out from registers for both cases, with and without an event;
+        # `event`, which comes late from the engine, only chooses.
+        # `pending + 1`, kept as a register of its own (one bit wider: it does not wrap).
+        pending_succ = Signal(len(self.pending) + 1, init=1)
+        timed_out = (self.delay != 0) & (since == self.delay) & waiting
+        fire_on_event = Signal()
+        fire_otherwise = Signal()
+        m.d.comb += [
+            fire_on_event.eq((pending_succ >= self.threshold) | timed_out | self.idle),
+            fire_otherwise.eq(waiting & ((self.pending >= self.threshold) | timed_out |
+                                         self.idle)),
+            self.fire.eq(Mux(self.event, fire_on_event, fire_otherwise)),
+        ]
+        with m.If(self.fire):
             m.d.sync += [
                 self.pending.eq(0),
-                timer.eq(0),
+                pending_succ.eq(1),
             ]
-        with m.Else():
-            m.d.sync += self.pending.eq(count)
+        with m.Elif(self.event):
+            m.d.sync += [
+                self.pending.eq(pending_succ),
+                pending_succ.eq(pending_succ[:len(self.pending)] + 1),
+            ]
         return m

@@ -92,6 +92,13 @@ class DMAEngine(wiring.Component):
         Counters (bytes acknowledged by write responses; cycles busy; busy cycles with data
         moving on neither R nor W while waiting on memory); kept across soft resets, cleared by
         ``clear_counters``.
+
+    Attributes
+    ----------
+    buffer_overrun : Signal
+        Not a port, for simulation checks: high in a cycle when the realigner writes a beat
+        the data buffer has no room for. The read credits rule that out;
+        :class:`~dmabuf_soc.hw.dma.sim.EngineHarness` fails a run in which it is ever high.
     """
     def __init__(self, *, addr_width=40, data_width=64, id_width=4, sid_width=8, stream_id=0,
                  max_burst_beats=16, max_outstanding_reads=4, max_outstanding_writes=4,
@@ -152,6 +159,7 @@ class DMAEngine(wiring.Component):
             "busy_cycles": Out(32),
             "stall_cycles": Out(32),
         })
+        self.buffer_overrun = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -239,6 +247,9 @@ class _BurstCursor:
             m.d.comb += next_n.eq(to_boundary)
         with m.Else():
             m.d.comb += next_n.eq(max_beats)
+        # What `n` holds in the next cycle.
+        self.n_next = Signal.like(self.n, name=f"{name}_n_next")
+        m.d.comb += self.n_next.eq(Mux(self._compared & ~self.ready, next_n, self.n))
         with m.If(self._compared & ~self.ready):
             m.d.sync += [
                 self.ready.eq(1),
@@ -283,6 +294,18 @@ class _BurstCursor:
         ]
 
 
+def _nonzero(m, name, count, up, down):
+    """A register that is ``count != 0`` in every cycle, for a ``count`` register that goes up
+    with ``up`` and down with ``down`` each cycle: the compare of the count stays off the
+    paths that use it."""
+    flag = Signal(name=name)
+    with m.If(up & ~down):
+        m.d.sync += flag.eq(1)
+    with m.Elif(down & ~up & (count == 1)):
+        m.d.sync += flag.eq(0)
+    return flag
+
+
 class _FifoOf:
     """A :class:`SyncFIFOBuffered` of ``layout`` records, with views on both ends."""
     def __init__(self, m, name, layout, depth):
@@ -320,11 +343,13 @@ class _Pipeline(Elaboratable):
                                                        addr_width=aw_bits)
 
         halt = Signal()
-        stop = Signal()     # issue nothing new: halted, or a soft reset waiting
-        m.d.comb += [
-            stop.eq(halt | e.resetting),
-            e.halted.eq(halt),
-        ]
+        # Issue nothing new: halted, or a soft reset waiting. `halt | e.resetting` as a register
+        # of its own, set with either of them (an error, a soft reset) and cleared with both
+        # by the core reset, so that the issue paths start at one register.
+        stop = Signal()
+        error = Signal()
+        m.d.sync += stop.eq(halt | error | e.resetting | e.soft_reset)
+        m.d.comb += e.halted.eq(halt)
 
         # ---- Transfer queues: every stage of the data path sees the transfers in order ----
         read_q = _FifoOf(m, "read_q", data.StructLayout({
@@ -340,19 +365,22 @@ class _Pipeline(Elaboratable):
         reg_transfer = Signal(TransferLayout(addr_width=aw_bits))
         zero_length_go = Signal()
         m.d.sync += zero_length_go.eq(0)
+        # `reg_transfer` only counts while `reg_pending`, and `go` is ignored then (busy or
+        # halted): it follows the inputs until then, so its enable waits on nothing else.
+        with m.If(~reg_pending):
+            m.d.sync += [
+                reg_transfer.src.eq(e.src),
+                reg_transfer.dst.eq(e.dst),
+                reg_transfer.length.eq(e.length),
+                reg_transfer.desc.eq(0),
+                reg_transfer.irq.eq(1),
+                reg_transfer.sg.eq(0),
+            ]
         with m.If(e.go & ~e.busy & ~stop):
             with m.If(e.length == 0):
                 m.d.sync += zero_length_go.eq(1)    # reported in the next cycle
             with m.Else():
-                m.d.sync += [
-                    reg_pending.eq(1),
-                    reg_transfer.src.eq(e.src),
-                    reg_transfer.dst.eq(e.dst),
-                    reg_transfer.length.eq(e.length),
-                    reg_transfer.desc.eq(0),
-                    reg_transfer.irq.eq(1),
-                    reg_transfer.sg.eq(0),
-                ]
+                m.d.sync += reg_pending.eq(1)
 
         m.d.comb += [
             fetcher.cur_desc.eq(e.cur_desc),
@@ -397,26 +425,63 @@ class _Pipeline(Elaboratable):
             write_q.w_en.eq(dispatch),
             done_q.w_en.eq(dispatch),
         ]
+        # Transfers dispatched and not completed: `done_q.level != 0`, as a register, so that
+        # `busy` and the error checks do not wait on the queue's level sum.
+        queued = Signal(range(e.queue_depth + 1))
+        queue_in = Signal()
+        queue_out = Signal()
+        m.d.comb += [
+            queue_in.eq(done_q.w_en & done_q.w_rdy),
+            queue_out.eq(done_q.r_en & done_q.r_rdy),
+        ]
+        m.d.sync += queued.eq(queued + queue_in - queue_out)
+        queued_any = _nonzero(m, "queued_any", queued, queue_in, queue_out)
 
         # ---- Realigned data buffer, with read credits ----
         rd = _BurstCursor(m, "rd", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
         m.submodules.buffer = buffer = fifo.SyncFIFOBuffered(width=sig.data_width + bpb,
                                                              depth=e.buffer_depth)
-        reserved = Signal(range(e.buffer_depth + 1))   # buffer beats promised to reads in flight
-        credits = Signal(range(e.buffer_depth + 1))
-        m.d.comb += credits.eq(e.buffer_depth - buffer.level - reserved)
+        # The credits are the buffer beats neither occupied nor reserved for reads in flight:
+        # `buffer_depth - level - reserved`. A read burst of `n` beats reserves `n` beats, plus
+        # one for a flush beat in the transfer's first burst (`rd.n_first`); an accepted read
+        # beat releases one and the transfer's end the spare one. Every beat the realigner
+        # writes was reserved, so the buffer always has room for it: the realigner is never
+        # held by the buffer.
+        #
+        # No handshake reaches the credits through adders: the handshakes of a cycle are
+        # registered (`adjust`, `reserved_last`) and the credits of the next cycle are
+        # `prev_credits` (the previous cycle's, a register) with them added, so every carry
+        # chain here starts and ends at registers.
         reserve = Signal()              # a data read burst issued: reserve its beats
         data_beat = Signal()            # a data read beat accepted
-        # Both sums are formed from registers while `reserve` settles; it only chooses. Beats
-        # are released a cycle late, which only understates the credits.
+        # Beats are released a cycle late, which only understates the credits.
         release = Signal(2)
         m.d.sync += release.eq(data_beat + realigner.job_done)
-        released = Signal.like(reserved)
-        m.d.comb += released.eq(reserved - release)
-        with m.If(reserve):
-            m.d.sync += reserved.eq(released + rd.n_first)
-        with m.Else():
-            m.d.sync += reserved.eq(released)
+        buffer_write = Signal()
+        buffer_read = Signal()
+        m.d.comb += [
+            buffer_write.eq(buffer.w_en),       # never refused (above)
+            buffer_read.eq(buffer.r_en & buffer.r_rdy),
+        ]
+        prev_credits = Signal(range(e.buffer_depth + 1), init=e.buffer_depth)
+        adjust = Signal(range(-1, 4))   # the last cycle's releases and buffer reads and writes
+        reserved_last = Signal()        # the last cycle reserved `rd.n_first` beats
+        m.d.sync += [
+            adjust.eq(release + buffer_read - buffer_write),
+            reserved_last.eq(reserve),
+        ]
+        # Without the last cycle's reservation: `rd.ready` is low in the cycle after one, when
+        # the credits do not count. `rd.n_first` still holds the reserved beats then.
+        unreserved = Signal.like(prev_credits)
+        credits = Signal.like(prev_credits)
+        m.d.comb += [
+            unreserved.eq(prev_credits + adjust),
+            credits.eq(Mux(reserved_last, unreserved - rd.n_first, unreserved)),
+        ]
+        m.d.sync += prev_credits.eq(credits)
+
+        # Simulation check (see `DMAEngine.buffer_overrun`): a beat the buffer has no room for.
+        m.d.comb += e.buffer_overrun.eq(buffer.w_en & ~buffer.w_rdy)
 
         # ---- Read burst issue ----
         rd_outstanding = Signal(range(e.max_outstanding_reads + 1))
@@ -427,7 +492,7 @@ class _Pipeline(Elaboratable):
         # for the one a flush may have added since; `rd.n_first` holds still while `rd.ready`
         # is, and a reservation drops `rd.ready`, so the registered compare is never late.
         credit_ok = Signal()
-        m.d.sync += credit_ok.eq(rd.ready & (credits > rd.n_first))
+        m.d.sync += credit_ok.eq(rd.ready & (unreserved > rd.n_first))
         rd_want = Signal()
         m.d.comb += rd_want.eq(rd.ready & credit_ok & ~stop &
                                (rd_outstanding < e.max_outstanding_reads))
@@ -489,7 +554,7 @@ class _Pipeline(Elaboratable):
             align_q.r_en.eq(realigner.jobs.ready),
             buffer.w_data.eq(Cat(realigner.write.payload.data, realigner.write.payload.strb)),
             buffer.w_en.eq(realigner.write.valid),
-            realigner.write.ready.eq(buffer.w_rdy),
+            realigner.write.ready.eq(1),   # room reserved by the read credits
         ]
 
         # ---- Write burst issue: only when the whole burst's data is buffered ----
@@ -500,13 +565,18 @@ class _Pipeline(Elaboratable):
         # Beats count as buffered a cycle after they are, keeping the buffer's handshake off
         # the sum.
         buffer_written = Signal()
-        m.d.sync += buffer_written.eq(buffer.w_en & buffer.w_rdy)
+        m.d.sync += buffer_written.eq(buffer_write)
         buffered = Signal.like(unclaimed)
         m.d.comb += buffered.eq(unclaimed + buffer_written)
         with m.If(claim):
             m.d.sync += unclaimed.eq(buffered - wr.n)
         with m.Else():
             m.d.sync += unclaimed.eq(buffered)
+        # `unclaimed >= wr.n`, as a register: worked out from what both hold in the next cycle
+        # when no burst is claimed. A claim drops `wr.ready`, which the compare only matters
+        # with, until `wr.n` is worked out anew.
+        enough = Signal()
+        m.d.sync += enough.eq(buffered >= wr.n_next)
 
         burst_layout = data.StructLayout({"beats": range(max_beats + 1), "status": 1})
         w_bursts = _FifoOf(m, "w_bursts", burst_layout, e.max_outstanding_writes + 1)
@@ -520,7 +590,7 @@ class _Pipeline(Elaboratable):
             wr.start(m, write_q.r_data.dst, write_q.r_data.length)
             m.d.sync += wr_desc.eq(write_q.r_data.desc)
         wr_want = Signal()
-        m.d.comb += wr_want.eq(wr.ready & ~stop & (unclaimed >= wr.n) & b_track.w_rdy &
+        m.d.comb += wr_want.eq(wr.ready & ~stop & enough & b_track.w_rdy &
                                w_bursts.w_rdy)
 
         # Completion side: status write-back requests.
@@ -625,67 +695,69 @@ class _Pipeline(Elaboratable):
             with m.Else():
                 m.d.sync += e.job_bytes.eq(e.job_bytes + b_track.r_data.bytes)
         m.d.sync += acked_transfers.eq(acked_transfers + transfer_acked - transfer_done)
+        acked_any = _nonzero(m, "acked_any", acked_transfers, transfer_acked, transfer_done)
 
         head = done_q.r_data
         fault_wb = Signal()         # the faulting descriptor's status is still to be written
         bus_quiet = Signal()
         status = data.View(StatusLayout(), status_word[:32])
         status_busy = Signal()      # between a status AW and its B
-        with m.FSM(name="complete"):
-            with m.State("WAIT"):
-                m.d.comb += [
-                    status.completed.eq(1),
-                    status_word[32:].eq(head.length),
-                    status_desc.eq(head.desc),
-                ]
-                with m.If(halt):
-                    with m.If(fault_wb & bus_quiet):
-                        m.next = "FAULT_ADDR"
-                with m.Elif(done_q.r_rdy & (acked_transfers != 0)):
-                    with m.If(head.sg):
-                        m.next = "STATUS_ADDR"
-                    with m.Else():
-                        m.d.comb += transfer_done.eq(1)
-            with m.State("STATUS_ADDR"):
-                m.d.comb += [
-                    status.completed.eq(1),
-                    status_word[32:].eq(head.length),
-                    status_desc.eq(head.desc),
-                    status_want.eq(~stop),
-                ]
-                with m.If(status_taken):
-                    m.next = "STATUS_RESP"
-                with m.Elif(halt):
-                    m.next = "WAIT"
-            with m.State("STATUS_RESP"):
-                m.d.comb += [
-                    status.completed.eq(1),
-                    status_word[32:].eq(head.length),
-                    status_busy.eq(1),
-                ]
-                with m.If(b_status):
-                    with m.If(~b_error):
-                        m.d.comb += transfer_done.eq(1)
-                    m.next = "WAIT"
-            # After a halt on a descriptor the bus could reach, its status records the fault.
-            with m.State("FAULT_ADDR"):
-                m.d.comb += [
-                    status.error.eq(e.err_code),
-                    status.resp.eq(e.err_resp),
-                    status_desc.eq(e.err_desc),
-                    status_want.eq(1),
-                ]
-                with m.If(status_taken):
-                    m.next = "FAULT_RESP"
-            with m.State("FAULT_RESP"):
-                m.d.comb += [
-                    status.error.eq(e.err_code),
-                    status.resp.eq(e.err_resp),
-                    status_busy.eq(1),
-                ]
-                with m.If(b_status):
-                    m.d.sync += fault_wb.eq(0)
-                    m.next = "WAIT"
+        # The completion states, one-hot (one register each), so that the decisions that wait
+        # on them (completion, status requests) see one register rather than a state decode.
+        # WAIT: for the head transfer to be written; STATUS_ADDR and STATUS_RESP: its status
+        # write-back (descriptors); FAULT_ADDR and FAULT_RESP: after a halt on a descriptor the
+        # bus could reach, the status write-back recording the fault.
+        st_wait = Signal(init=1)
+        st_status_addr = Signal()
+        st_status_resp = Signal()
+        st_fault_addr = Signal()
+        st_fault_resp = Signal()
+
+        def goto(leave, enter):
+            m.d.sync += [leave.eq(0), enter.eq(1)]
+
+        with m.If(st_fault_addr | st_fault_resp):
+            m.d.comb += [
+                status.error.eq(e.err_code),
+                status.resp.eq(e.err_resp),
+            ]
+        with m.Else():
+            m.d.comb += [
+                status.completed.eq(1),
+                status_word[32:].eq(head.length),
+            ]
+        with m.If(st_wait | st_status_addr):
+            m.d.comb += status_desc.eq(head.desc)
+        with m.Elif(st_fault_addr):
+            m.d.comb += status_desc.eq(e.err_desc)
+        m.d.comb += [
+            status_want.eq((st_status_addr & ~stop) | st_fault_addr),
+            status_busy.eq(st_status_resp | st_fault_resp),
+        ]
+
+        with m.If(st_wait):
+            with m.If(halt):
+                with m.If(fault_wb & bus_quiet):
+                    goto(st_wait, st_fault_addr)
+            with m.Elif(done_q.r_rdy & acked_any):
+                with m.If(head.sg):
+                    goto(st_wait, st_status_addr)
+                with m.Else():
+                    m.d.comb += transfer_done.eq(1)
+        with m.If(st_status_addr):
+            with m.If(status_taken):
+                goto(st_status_addr, st_status_resp)
+            with m.Elif(halt):
+                goto(st_status_addr, st_wait)
+        with m.If(st_status_resp & b_status):
+            with m.If(~b_error):
+                m.d.comb += transfer_done.eq(1)
+            goto(st_status_resp, st_wait)
+        with m.If(st_fault_addr & status_taken):
+            goto(st_fault_addr, st_fault_resp)
+        with m.If(st_fault_resp & b_status):
+            m.d.sync += fault_wb.eq(0)
+            goto(st_fault_resp, st_wait)
         with m.If(transfer_done):
             m.d.comb += [
                 done_q.r_en.eq(1),
@@ -696,8 +768,7 @@ class _Pipeline(Elaboratable):
 
         # ---- Errors: the first one halts the channel ----
         pipeline_empty = Signal()
-        m.d.comb += pipeline_empty.eq((done_q.level == 0) & ~reg_pending)
-        error = Signal()
+        m.d.comb += pipeline_empty.eq(~queued_any & ~reg_pending)
         code = Signal(ErrorCode)
         resp = Signal(Resp)
         desc = Signal(aw_bits)
@@ -740,7 +811,7 @@ class _Pipeline(Elaboratable):
 
         # ---- Activity ----
         m.d.comb += [
-            e.busy.eq(~halt & (fetcher.active | (done_q.level != 0) | reg_pending)),
+            e.busy.eq(~halt & (fetcher.active | queued_any | reg_pending)),
             bus_quiet.eq((rd_outstanding == 0) & ~fetcher.in_flight & ~b_track.r_rdy &
                          ~status_busy & ~bus.ar.valid & ~bus.aw.valid & ~w_bursts.r_rdy),
             self.quiescent.eq(bus_quiet & ~fault_wb),

@@ -116,6 +116,12 @@ class DescriptorFetcher(wiring.Component):
         beat       = Signal(range(beats))
         beat_error = Signal(Resp)
 
+        # Every beat answering a descriptor read goes in, whatever the state: `raw` is only
+        # looked at after RECEIVE, which shifts all of a descriptor in. So the enable of this
+        # wide register does not wait on the state.
+        with m.If(self.r.valid):
+            m.d.sync += raw.eq(Cat(raw[self._data_width:], self.r.payload.data))
+
         with m.If(self.tail_write):
             m.d.sync += tail_moved.eq(1)
         with m.If(self.cur_desc_write):
@@ -131,6 +137,11 @@ class DescriptorFetcher(wiring.Component):
             self.transfers.payload.irq.eq(desc.control.irq_on_complete),
             self.transfers.payload.sg.eq(1),
         ]
+
+        # `cur == tail_seen`, a cycle late: neither changes in CHECK or OFFER, the only states
+        # OFFER is entered from, so it is up to date in OFFER, where it counts.
+        at_tail = Signal()
+        m.d.sync += at_tail.eq(cur == tail_seen)
 
         def issued():
             # The read of `cur` goes out: the tail it is compared against is the one seen now.
@@ -175,10 +186,7 @@ class DescriptorFetcher(wiring.Component):
                     self.in_flight.eq(1),
                 ]
                 with m.If(self.r.valid):
-                    m.d.sync += [
-                        raw.eq(Cat(raw[self._data_width:], self.r.payload.data)),
-                        beat.eq(beat + 1),
-                    ]
+                    m.d.sync += beat.eq(beat + 1)
                     with m.If(self.r.payload.resp != Resp.OKAY):
                         m.d.sync += beat_error.eq(self.r.payload.resp)
                     with m.If(beat == beats - 1):
@@ -205,7 +213,7 @@ class DescriptorFetcher(wiring.Component):
                     self.transfers.valid.eq(1),
                 ]
                 with m.If(self.transfers.ready):
-                    with m.If(~self.cyclic & (cur == tail_seen)):
+                    with m.If(~self.cyclic & at_tail):
                         m.next = "AT_TAIL"
                     with m.Else():
                         m.d.sync += cur.eq(aligned(desc.next))

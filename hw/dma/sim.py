@@ -32,7 +32,8 @@ __all__ = ["EngineHarness"]
 
 
 class EngineHarness:
-    """A :class:`DMAEngine` on a memory, with an :class:`AXI4Checker` recording its port.
+    """A :class:`DMAEngine` on a memory, with an :class:`AXI4Checker` recording its port; a run
+    fails if the engine's data buffer is ever overrun (``DMAEngine.buffer_overrun``).
 
     Parameters
     ----------
@@ -88,8 +89,12 @@ class EngineHarness:
     async def _watch(self, ctx):
         e = self.engine
         cycle = 0
-        async for _, _, done, done_irq, error in ctx.tick().sample(e.done, e.done_irq, e.error):
+        async for _, _, done, done_irq, error, overrun in ctx.tick().sample(
+                e.done, e.done_irq, e.error, e.buffer_overrun):
             cycle += 1
+            if overrun:
+                raise AssertionError(f"DMA data buffer overrun at cycle {cycle}: the read "
+                                     f"credits let the realigner write a beat with no room")
             for name, value in (("done", done), ("done_irq", done_irq), ("error", error)):
                 if value:
                     self.events.append((cycle, name))
