@@ -389,3 +389,40 @@ def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
         {13, 23, 24, 25},
         {23, 24, 25, 26},       # ... and takes it the next time
     ]
+
+
+def test_iotlb_fill_in_the_cycle_of_an_invalidation_is_judged_by_its_value():
+    """An invalidation takes the entry filled in its first cycle if it covers it, and only
+    then; a lookup compared before the entries are cleared misses all the same."""
+    from amaranth.sim import Simulator
+    from dmabuf_soc.hw.smmu.caches import IOTLB, InvalidateKind
+
+    tlb = IOTLB(entries=4, lookups=1)
+    port, = tlb.lookup
+    sim = Simulator(tlb)
+    sim.add_clock(1e-8)
+    seen = {}
+
+    async def testbench(ctx):
+        async def resident(asid, page):
+            ctx.set(port.asid, asid)
+            ctx.set(port.va, page << 12)
+            await ctx.tick()
+            return bool(ctx.get(port.hit))
+
+        for asid in (1, 2):
+            ctx.set(tlb.fill, 1)
+            ctx.set(tlb.fill_entry, {"asid": asid, "level": 3, "vpn": 7, "ppn": 70 + asid})
+            ctx.set(tlb.invalidate, {"kind": InvalidateKind.TLB_ASID, "asid": 1})
+            ctx.set(port.asid, asid)                # compared as the invalidation arrives
+            ctx.set(port.va, 7 << 12)
+            await ctx.tick()
+            ctx.set(tlb.fill, 0)
+            ctx.set(tlb.invalidate.kind, InvalidateKind.NONE)
+            await ctx.tick()
+            seen[asid] = await resident(asid, 7)
+            await ctx.tick()
+
+    sim.add_testbench(testbench)
+    sim.run()
+    assert seen == {1: False, 2: True}

@@ -5,10 +5,9 @@ every entry is registered, and the matching entry is read out of that mask (so a
 costs two short paths, not one long one, at any clock rate the rest of the SoC runs at). An
 entry filled at a clock edge hits the lookups made from then on. Each cache takes one fill
 per cycle (into an invalid entry, else a round-robin victim) and applies one invalidation
-per cycle, in two cycles as well (the entries it removes are worked out in the first and
-cleared in the second, over a fill in the same cycle); a lookup whose entry is replaced or
-invalidated between its two cycles misses. The invalidation's requester makes sure that no
-walk that started before it fills a cache, so the second cycle loses nothing.
+per cycle, in two cycles as well: the entries it removes (and the fill of the first cycle,
+if it matches) are worked out in the first and cleared in the second, over a fill in the
+same cycle. A lookup whose entry is replaced or invalidated between its two cycles misses.
 
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
@@ -77,6 +76,7 @@ class _Store:
         self.entries = [Signal(layout, name=f"{name}{n}") for n in range(count)]
         self.filled = Signal(count, name=f"{name}_filled")
         self.cleared = Signal(count, name=f"{name}_cleared")
+        self._fill_value = None
         self._m = m
         self._name = name
 
@@ -97,6 +97,7 @@ class _Store:
     def fill(self, enable, value, chosen):
         """Write ``value`` into entry ``chosen`` while ``enable``."""
         m = self._m
+        self._fill_value = value
         m.d.comb += self.filled.eq(Cat(enable & (chosen == n) for n in range(len(self.entries))))
         for n, entry in enumerate(self.entries):
             with m.If(self.filled[n]):
@@ -105,11 +106,14 @@ class _Store:
     def invalidate(self, predicate):
         """Clear every entry for which ``predicate(entry)`` holds this cycle, at the edge
         after the next one: the predicate's compares are registered (in :attr:`cleared`,
-        which also drops them from the lookups compared meanwhile). Applied after
-        :meth:`fill`, so it wins over a fill in the same cycle."""
+        which also drops them from the lookups compared meanwhile). An entry filled in the
+        same cycle is judged by the value written, so no fill escapes an invalidation, and a
+        fill in the second cycle loses to it."""
         m = self._m
-        m.d.sync += self.cleared.eq(Cat(entry.valid & predicate(entry)
-                                        for entry in self.entries))
+        fill_matches = predicate(self._fill_value)
+        m.d.sync += self.cleared.eq(Cat(entry.valid & predicate(entry) |
+                                        self.filled[n] & fill_matches
+                                        for n, entry in enumerate(self.entries)))
         for n, entry in enumerate(self.entries):
             with m.If(self.cleared[n]):
                 m.d.sync += entry.valid.eq(0)

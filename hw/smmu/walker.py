@@ -240,7 +240,8 @@ class Walker(wiring.Component):
             self.tlb.asid.eq(asid), self.tlb.va.eq(addr),
             self.walk_cache.asid.eq(asid), self.walk_cache.va.eq(addr),
         ]
-        may_fill = ~stale & ~self.invalidating
+        # A fill in the cycle an invalidation arrives is judged by the caches themselves.
+        may_fill = ~stale
         # A prefetch gives way to clients, and to an invalidation (it is never restarted).
         give_up = prefetching & (asking | stale | self.invalidating)
 
