@@ -12,10 +12,10 @@ same cycle. A lookup whose entry is replaced or invalidated between its two cycl
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
 entry its last hit came from) and that is not a fill still waiting for its first use;
-failing that, the next one not in use. It is chosen a cycle ahead, from registers. The pages a read and a write stream are
-on, and the next pages prefetched for them, stay while any other entry can go. An unused
-fill is passed over once only (the pointer clears its mark as it passes), so a prefetch that
-is never used does not hold its entry for ever.
+failing that, the next one not in use. It is chosen a cycle ahead, from registers. The
+pages a read and a write stream are on, and the next pages prefetched for them, stay while
+any other entry can go. An unused fill is passed over once only (the pointer clears its mark
+as it passes), so a prefetch that is never used does not hold its entry for ever.
 
 * :class:`IOTLB` — ASID-tagged translations of 4 KiB pages, 2 MiB and 1 GiB blocks.
 * :class:`WalkCache` — level-1 and level-2 table descriptors, so a walk can start lower.
@@ -28,13 +28,12 @@ from functools import reduce
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from .format import ASID_BITS, GRANULE_SHIFT, IA_BITS, OA_BITS, StreamConfig
 
 __all__ = [
     "InvalidateKind", "InvalidateLayout",
-    "TLBEntryLayout", "TLBLookupSignature", "IOTLB",
+    "TLBEntryLayout", "TLBLookupSignature", "IOTLB", "leaf_covers", "leaf_address",
     "WalkCacheEntryLayout", "WalkCacheLookupSignature", "WalkCache",
     "StreamEntryLayout", "StreamLookupSignature", "StreamCache",
 ]
@@ -210,13 +209,26 @@ class TLBLookupSignature(wiring.Signature):
         })
 
 
+def leaf_covers(level, leaf_vpn, vpn):
+    """Whether the leaf of ``level`` (1, 2 or 3) made for input page ``leaf_vpn`` covers
+    input page ``vpn`` (address bits [38:12]; a block's low bits are ignored)."""
+    return (((level == 1) & (leaf_vpn[18:] == vpn[18:])) |
+            ((level == 2) & (leaf_vpn[9:] == vpn[9:])) |
+            ((level == 3) & (leaf_vpn == vpn)))
+
+
+def leaf_address(level, va, ppn):
+    """The output address of ``va`` through the leaf of ``level`` whose output page number
+    (address bits [39:12]) is ``ppn``."""
+    return Mux(level == 1, Cat(va[:30], ppn[18:_PPN_BITS]),
+               Mux(level == 2, Cat(va[:21], ppn[9:_PPN_BITS]),
+                   Cat(va[:GRANULE_SHIFT], ppn[:_PPN_BITS])))
+
+
 def _covers(entry, asid, va):
     """Whether TLB ``entry`` of any level translates ``va`` for ``asid``."""
-    vpn = va[GRANULE_SHIFT:IA_BITS]
     return ((entry.asid == asid) & ~va[IA_BITS] &
-            (((entry.level == 1) & (entry.vpn[18:] == vpn[18:])) |
-             ((entry.level == 2) & (entry.vpn[9:] == vpn[9:])) |
-             ((entry.level == 3) & (entry.vpn == vpn))))
+            leaf_covers(entry.level, entry.vpn, va[GRANULE_SHIFT:IA_BITS]))
 
 
 class IOTLB(wiring.Component):
@@ -276,18 +288,12 @@ class IOTLB(wiring.Component):
                 held.append(last)
             m.d.comb += [
                 port.hit.eq(hit),
+                port.pa.eq(leaf_address(entry.level, va, entry.ppn)),
                 port.level.eq(entry.level),
                 port.ppn.eq(entry.ppn),
                 port.read_only.eq(entry.read_only),
                 port.xn.eq(entry.xn),
             ]
-            with m.Switch(entry.level):
-                with m.Case(1):
-                    m.d.comb += port.pa.eq(Cat(va[:30], entry.ppn[18:]))
-                with m.Case(2):
-                    m.d.comb += port.pa.eq(Cat(va[:21], entry.ppn[9:]))
-                with m.Default():
-                    m.d.comb += port.pa.eq(Cat(va[:12], entry.ppn))
 
         in_use = Signal(count)                  # the entries the stages hit last
         unused_fill = Signal(count)             # filled, and not hit by a stage since

@@ -41,7 +41,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AddrLayout, ReadDataLayout, Resp, WriteDataLayout, WriteRespLayout
-from .caches import StreamLookupSignature, TLBLookupSignature
+from .caches import StreamLookupSignature, TLBLookupSignature, leaf_address, leaf_covers
 from .format import ASID_BITS, GRANULE_SHIFT, IA_BITS, OA_BITS, StreamConfig
 from .walker import PrefetchRequestSignature, TranslationClientSignature, TranslationStatus
 
@@ -167,11 +167,8 @@ class TranslationStage(wiring.Component):
         def probe(payload):
             vpn = payload.addr[GRANULE_SHIFT:IA_BITS]
             ctx_hit = ctx_valid & (ctx_sid == payload.sid)
-            hits = Cat(
-                entry.valid & (entry.vpn[18:] == vpn[18:]) &
-                ((entry.level == 1) | (entry.vpn[9:18] == vpn[9:18]) &
-                 ((entry.level == 2) | (entry.vpn[:9] == vpn[:9])))
-                for entry in pages)
+            hits = Cat(entry.valid & leaf_covers(entry.level, entry.vpn, vpn)
+                       for entry in pages)
             way = ~hits[0]
             entry = _MicroPageLayout()(Mux(way, pages[1], pages[0]))
             permitted = ~(self._write & entry.read_only) & ~(payload.prot[2] & entry.xn)
@@ -214,14 +211,7 @@ class TranslationStage(wiring.Component):
         instr = s1.prot[2]
         page = Signal(_MicroPageLayout())
         m.d.comb += page.eq(Mux(s1_way, pages[1], pages[0]))
-        page_pa = Signal.like(s1.addr)
-        with m.Switch(page.level):
-            with m.Case(1):
-                m.d.comb += page_pa.eq(Cat(s1.addr[:30], page.ppn[18:]))
-            with m.Case(2):
-                m.d.comb += page_pa.eq(Cat(s1.addr[:21], page.ppn[9:]))
-            with m.Default():
-                m.d.comb += page_pa.eq(Cat(s1.addr[:GRANULE_SHIFT], page.ppn))
+        page_pa = leaf_address(page.level, s1.addr, page.ppn)
         translated = Signal.like(s1.addr)
         m.d.comb += translated.eq(Mux(s1_resolved, s1_pa, Mux(s1_bypass, s1.addr, page_pa)))
 
@@ -374,8 +364,9 @@ class TranslationStage(wiring.Component):
             ]
 
         with m.If(capture):
-            m.d.sync += [s1.eq(Mux(skid_valid, skid, up.payload)), s1_valid.eq(1), s1_looked.eq(0), s1_asking.eq(0),
-                         s1_resolved.eq(0), s1_routed.eq(0), s1_beats.eq(0)]
+            m.d.sync += [s1.eq(Mux(skid_valid, skid, up.payload)), s1_valid.eq(1),
+                         s1_looked.eq(0), s1_asking.eq(0), s1_resolved.eq(0), s1_routed.eq(0),
+                         s1_beats.eq(0)]
         with m.Elif(take):
             m.d.sync += s1_valid.eq(0)
         with m.Elif(inject & resp_up.ready):

@@ -32,13 +32,14 @@ client that asks during a prefetch starts at most one descriptor read (from its 
 being presented on the table port to its data) and two cycles later than it would have.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AXI4Signature, Burst, Resp, Size
 from .caches import (StreamEntryLayout, StreamLookupSignature, TLBEntryLayout,
-                     TLBLookupSignature, WalkCacheEntryLayout, WalkCacheLookupSignature)
+                     TLBLookupSignature, WalkCacheEntryLayout, WalkCacheLookupSignature,
+                     leaf_address)
 from .format import (EVENT_BYTES, GRANULE_SHIFT, IA_BITS, OA_BITS, STE_BYTES,
                      DescriptorLayout, EventLayout, EventType, StreamConfig,
                      StreamTableEntryLayout)
@@ -263,14 +264,7 @@ class Walker(wiring.Component):
                 m.d.comb += index.eq(addr[21:30])
             with m.Default():
                 m.d.comb += index.eq(addr[12:21])
-        leaf_pa = Signal(OA_BITS)
-        with m.Switch(level):
-            with m.Case(1):
-                m.d.comb += leaf_pa.eq(Cat(addr[:30], desc.oa[18:28]))
-            with m.Case(2):
-                m.d.comb += leaf_pa.eq(Cat(addr[:21], desc.oa[9:28]))
-            with m.Default():
-                m.d.comb += leaf_pa.eq(Cat(addr[:12], desc.oa[:28]))
+        leaf_pa = leaf_address(level, addr, desc.oa)
 
         def fault(kind, fetch_addr=0):
             m.d.sync += [
