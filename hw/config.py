@@ -72,6 +72,11 @@ class SocConfig:
     external_managers : int
         AXI4 manager ports the SoC top exposes into its interconnect, for traffic from
         outside the SoC (testbenches, benchmarks, an FPGA user's own masters).
+    register_slices : bool
+        An AXI4 register slice between each internal manager (the cache, the SMMU's
+        downstream ports and its table walker) and the interconnect, so that no path runs
+        between those blocks without a register: the clock of an FPGA build then depends
+        on each block alone. Costs two cycles per round trip (a cycle each way).
     """
     addr_width: int = 40
     data_width: int = 64
@@ -87,6 +92,7 @@ class SocConfig:
     cache_line_size: int = 64
     dma_max_burst_beats: int = 16
     external_managers: int = 1
+    register_slices: bool = True
 
     def __post_init__(self):
         for name in ("read_latency", "write_latency"):
@@ -99,6 +105,8 @@ class SocConfig:
         if not isinstance(self.external_managers, int) or self.external_managers < 0:
             raise ValueError(f"external_managers must be a non-negative integer, "
                              f"not {self.external_managers!r}")
+        if not isinstance(self.register_slices, bool):
+            raise TypeError(f"register_slices must be a bool, not {self.register_slices!r}")
         banks = sorted(self.banks, key=lambda bank: bank.base)
         for lower, upper in zip(banks, banks[1:]):
             if lower.end > upper.base:

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out, connect
 from .bus.axi import AXI4LiteSignature
 from .bus.interconnect import Interconnect, Window
 from .bus.lite_decoder import LiteDecoder
+from .bus.register_slice import AXI4RegisterSlice
 from .config import SocConfig
 from .cache.cache import Cache
 from .cache.geometry import CacheGeometry
@@ -43,12 +44,15 @@ class Soc(wiring.Component):
 
     ::
 
-        cpu ──▶ Cache ─────────────────────────┐
-        dma0, dma1 ──▶ SMMU (upstream → downstream) ┤
-                       SMMU page-table walker ──────┤
-        ext[i] ────────────────────────────────────┼──▶ Interconnect ──▶ memory
-                                                   │
+        cpu ──▶ Cache ──────────────────────────────── ▯ ──┐
+        dma0, dma1 ──▶ SMMU (upstream → downstream) ── ▯ ──┤
+                       SMMU page-table walker ──────── ▯ ──┤
+        ext[i] ────────────────────────────────────────────┼──▶ Interconnect ──▶ memory
+
         mmio ──▶ LiteDecoder ──▶ ident · dma0 · dma1 · cache · smmu   (hw/soc.rdl)
+
+    ``▯``: an :class:`~.bus.register_slice.AXI4RegisterSlice` on each internal manager's
+    port, with :attr:`SocConfig.register_slices`.
 
     The memory is the DDR model in simulation (``memory="model"``), or an AXI4 manager port
     ``mem`` towards a memory controller for FPGA builds (``memory="port"``).
@@ -88,6 +92,9 @@ class Soc(wiring.Component):
     smmu : SMMU
         Translates the DMA channels' addresses; one port pair per channel.
     interconnect : Interconnect
+    slices : dict of AXI4RegisterSlice
+        The register slices in front of the interconnect, by manager name (``cache_bus``,
+        ``smmu_downstream0`` ...); empty without :attr:`SocConfig.register_slices`.
     """
     def __init__(self, config=None, *, memory="model"):
         config = SocConfig() if config is None else config
@@ -111,7 +118,13 @@ class Soc(wiring.Component):
         self.smmu = SMMU(config, ports=len(self.dma))
         # Internal managers first, so their interconnect indices do not depend on the
         # number of external ports.
-        self._internal_managers = [self.cache.bus, *self.smmu.downstream, self.smmu.table]
+        self._internal_managers = {
+            "cache_bus": self.cache.bus,
+            **{f"smmu_downstream{index}": port for index, port in enumerate(self.smmu.downstream)},
+            "smmu_table": self.smmu.table,
+        }
+        self.slices = ({name: AXI4RegisterSlice(manager) for name in self._internal_managers}
+                       if config.register_slices else {})
         n_managers = len(self._internal_managers) + config.external_managers
         ddr_base, ddr_size = config.ddr_span
         self.interconnect = Interconnect(manager, n_managers, [Window("ddr", ddr_base, ddr_size)],
@@ -153,10 +166,13 @@ class Soc(wiring.Component):
         for index, (channel, upstream) in enumerate(zip(self.dma, self.smmu.upstream)):
             links[f"dma{index}_bus"] = (channel.bus, upstream)
         ports = iter(self.interconnect.managers)
-        internal_names = ["cache_bus", *(f"smmu_downstream{index}" for index in
-                                         range(len(self.smmu.downstream))), "smmu_table"]
-        for name, manager in zip(internal_names, self._internal_managers, strict=True):
-            links[name] = (manager, next(ports))
+        for name, manager in self._internal_managers.items():
+            if name in self.slices:
+                m.submodules[f"slice_{name}"] = self.slices[name]
+                links[name] = (manager, self.slices[name].upstream)
+                links[f"{name}_slice"] = (self.slices[name].downstream, next(ports))
+            else:
+                links[name] = (manager, next(ports))
         for index, external in enumerate(self.ext if self.config.external_managers else ()):
             links[f"ext{index}"] = (wiring.flipped(external), next(ports))
         if self.ddr is not None:

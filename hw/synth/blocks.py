@@ -61,6 +61,8 @@ def _unused(obj, seen):
         children = vars(obj).values()
     elif isinstance(obj, (list, tuple)):
         children = obj
+    elif isinstance(obj, dict):
+        children = obj.values()
     else:
         return
     for child in children:
