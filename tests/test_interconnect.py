@@ -227,6 +227,10 @@ def test_full_bandwidth_and_latency():
     ar, sub_ar = beat_cycles(log, "ar"), beat_cycles(sub_log, "ar")
     assert [s - m for m, s in zip(ar, sub_ar)][:5] == [1] * 5
     assert beat_cycles(sub_log, "r") == r and beat_cycles(sub_log, "b") == beat_cycles(log, "b")
+    # A write presenting AW and W together: its first W beat reaches the subordinate three
+    # cycles after the AW is accepted (s1, then the buffered W routing queues).
+    aw, sub_w = beat_cycles(log, "aw"), beat_cycles(sub_log, "w")
+    assert sub_w[0] - aw[0] == 3
 
 
 @pytest.mark.parametrize("same_id", [True, False])

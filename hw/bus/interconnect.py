@@ -26,8 +26,10 @@ target's round-robin grant is a register, chosen a cycle ahead from the requests
 s1, and a request's ordering check is registered as it enters s1, so no manager's request
 reaches another manager's ready (that loop limited the clock). A manager streaming to a
 target keeps its grant and pays no extra cycle. R and B are combinational; W beats are
-combinational once their AW has reached the subordinate, so a write presenting AW and W
-together sees its first W beat two cycles later than on a wire. One beat per cycle on every channel; back-to-back bursts of one
+combinational once their AW has reached the subordinate and its place in the W order is at
+the head of the (buffered) routing queues, so a write presenting AW and W together sees its
+first W beat three cycles later than on a wire. Responses are counted out of the
+outstanding tables a cycle after they pass. One beat per cycle on every channel; back-to-back bursts of one
 manager stream without bubbles (given ``max_outstanding`` covers the subordinate's latency).
 """
 
@@ -466,33 +468,50 @@ class Interconnect(wiring.Component):
         tables = self._tables(m, "read", len(targets))
         issued = self._address_path(m, "ar", targets, tables)
         returned = self._response_path(m, "r", targets, ("data", "resp", "last"))
-        for manager, table, (taken, id, target, hits), (transfer, last) in \
-                zip(self.managers, tables, issued, returned):
+        for index, (manager, table, (taken, id, target, hits), (transfer, last)) in \
+                enumerate(zip(self.managers, tables, issued, returned)):
+            retire, retire_id = self._registered_retirement(m, f"m{index}_r", transfer & last,
+                                                            manager.r.payload.id)
             table.update(issue=taken, issue_hits=hits, issue_id=id, issue_target=target,
-                         retire=transfer & last,
-                         retire_hits=table.lookup(manager.r.payload.id, "r"))
+                         retire=retire, retire_hits=table.lookup(retire_id, "r"))
+
+    @staticmethod
+    def _registered_retirement(m, name, retire, id):
+        """A response that retires a request, counted in the outstanding table a cycle
+        later: the response's routing then stays off the table's paths. A count that stays a
+        cycle longer only holds a request back, never lets one through too early."""
+        registered = Signal(name=f"{name}_retire")
+        registered_id = Signal.like(id, name=f"{name}_retire_id")
+        m.d.sync += [registered.eq(retire), registered_id.eq(id)]
+        return registered, registered_id
 
     def _write_path(self, m, targets):
         tables = self._tables(m, "write", len(targets))
         issued = self._address_path(m, "aw", targets, tables)
         returned = self._response_path(m, "b", targets, ("resp",))
-        for manager, table, (taken, id, target, hits), (transfer, _) in \
-                zip(self.managers, tables, issued, returned):
+        for index, (manager, table, (taken, id, target, hits), (transfer, _)) in \
+                enumerate(zip(self.managers, tables, issued, returned)):
+            retire, retire_id = self._registered_retirement(m, f"m{index}_b", transfer,
+                                                            manager.b.payload.id)
             table.update(issue=taken, issue_hits=hits, issue_id=id, issue_target=target,
-                         retire=transfer, retire_hits=table.lookup(manager.b.payload.id, "b"))
+                         retire=retire, retire_hits=table.lookup(retire_id, "b"))
 
         # W follows AW order: per manager the targets of its AWs, per target the managers.
+        # The queues' heads are registers (buffered FIFOs), so the W routing starts at
+        # registers. They are written without looking at `w_rdy`: the outstanding limit
+        # bounds the entries, and a buffered FIFO needs one place more than that, as it
+        # holds its head outside its memory.
         target_queues = []
         for index, (taken, _, target, _) in enumerate(issued):
-            queue = fifo.SyncFIFO(width=max(1, ceil_log2(len(targets))),
-                                  depth=self._max_outstanding)
+            queue = fifo.SyncFIFOBuffered(width=max(1, ceil_log2(len(targets))),
+                                          depth=self._max_outstanding + 1)
             m.submodules[f"m{index}_w_targets"] = queue
             m.d.comb += [queue.w_en.eq(taken), queue.w_data.eq(target)]
             target_queues.append(queue)
         manager_queues = []
         for target_index in range(len(targets)):
-            queue = fifo.SyncFIFO(width=max(1, self._index_width),
-                                  depth=self._n_managers * self._max_outstanding)
+            queue = fifo.SyncFIFOBuffered(width=max(1, self._index_width),
+                                          depth=self._n_managers * self._max_outstanding + 1)
             m.submodules[f"t{target_index}_w_managers"] = queue
             m.d.comb += queue.w_en.eq(Cat(*(taken & (target == target_index)
                                             for taken, _, target, _ in issued)).any())
