@@ -259,6 +259,9 @@ class TranslationStage(wiring.Component):
                                  lookup_for_s1.eq(~walk.done)]
                     with m.If(~ctx_valid | (ctx_sid != s1.sid)):
                         m.next = "STE"
+                    with m.Elif((ctx_config == StreamConfig.TRANSLATE) & walk.done):
+                        # Looked up a cycle later: the walker's IOTLB fill is registered.
+                        m.next = "TLB"
                     with m.Elif(ctx_config == StreamConfig.TRANSLATE):
                         m.next = "PAGE"
                     with m.Elif(~walk.done):

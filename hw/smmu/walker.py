@@ -221,19 +221,26 @@ class Walker(wiring.Component):
         event_written = Signal()
         stale = Signal()
         prefetching = Signal()      # the request is a prefetch: drop it rather than answer
+        bad_sid = Signal()          # the stream ID is outside the stream table
 
         for client in self.clients:
             m.d.comb += [client.status.eq(status), client.pa.eq(pa)]
 
-        # Round-robin choice among the clients asking.
+        # Round-robin choice among the clients asking, made a cycle ahead from registers. A
+        # client holds ``valid`` until ``done``, so only the one answered this cycle is left
+        # out; a client that starts asking is seen a cycle later.
         pick = Signal(range(n))
         asking = Signal()
+        next_pick = Signal(range(n))
+        next_asking = Signal()
         for last in range(n):
             with m.If(grant == last):
                 for k in reversed(range(n)):
                     index = (last + 1 + k) % n
-                    with m.If(self.clients[index].valid):
-                        m.d.comb += [pick.eq(index), asking.eq(1)]
+                    client = self.clients[index]
+                    with m.If(client.valid & ~client.done):
+                        m.d.comb += [next_pick.eq(index), next_asking.eq(1)]
+        m.d.sync += [pick.eq(next_pick), asking.eq(next_asking)]
 
         # Lookups are made with the latched request; their results come a cycle later.
         m.d.comb += [
@@ -241,8 +248,9 @@ class Walker(wiring.Component):
             self.tlb.asid.eq(asid), self.tlb.va.eq(addr),
             self.walk_cache.asid.eq(asid), self.walk_cache.va.eq(addr),
         ]
-        # A fill in the cycle an invalidation arrives is judged by the caches themselves.
-        may_fill = ~stale
+        # Fills are registered: one decided as an invalidation arrives is dropped, one made
+        # in the cycle an invalidation arrives is judged by the caches themselves.
+        may_fill = ~stale & ~self.invalidating
         # A prefetch gives way to clients, and to an invalidation (it is never restarted).
         give_up = prefetching & (asking | stale | self.invalidating)
 
@@ -266,17 +274,41 @@ class Walker(wiring.Component):
                 m.d.comb += index.eq(addr[12:21])
         leaf_pa = leaf_address(level, addr, desc.oa)
 
+        # The answer and the fault record are written in every cycle of the states that
+        # decide (so that their enables are the state alone), with what was decided.
+        next_status = Signal(TranslationStatus)
+        next_pa = Signal(OA_BITS)
+        next_type = Signal(EventType, init=EventType.TRANSLATION)
+        next_fetch_addr = Signal(OA_BITS)
+
         def fault(kind, fetch_addr=0):
-            m.d.sync += [
-                event.type.eq(kind),
-                event.fetch_addr.eq(fetch_addr),
-                status.eq(TranslationStatus.FAULT),
-            ]
+            m.d.comb += [next_type.eq(kind), next_fetch_addr.eq(fetch_addr),
+                         next_status.eq(TranslationStatus.FAULT)]
             m.next = "FAULT"
 
         def answer(answer_status, answer_pa=0):
-            m.d.sync += [status.eq(answer_status), pa.eq(answer_pa)]
+            m.d.comb += [next_status.eq(answer_status), next_pa.eq(answer_pa)]
             m.next = "RESPOND"
+
+        # The fills, registered; their entries are taken from the walk every cycle.
+        m.d.sync += [
+            self.ste_fill.eq(0), self.tlb_fill.eq(0), self.walk_fill.eq(0),
+            self.ste_fill_entry.sid.eq(sid),
+            self.ste_fill_entry.config.eq(ste_raw.config),
+            self.ste_fill_entry.record.eq(ste_raw.record),
+            self.ste_fill_entry.asid.eq(ste_raw.asid),
+            self.ste_fill_entry.ttb.eq(ste_raw.ttb),
+            self.walk_fill_entry.asid.eq(asid),
+            self.walk_fill_entry.level.eq(level),
+            self.walk_fill_entry.vpn.eq(addr[21:IA_BITS]),
+            self.walk_fill_entry.table.eq(desc.oa),
+            self.tlb_fill_entry.asid.eq(asid),
+            self.tlb_fill_entry.level.eq(level),
+            self.tlb_fill_entry.vpn.eq(addr[GRANULE_SHIFT:IA_BITS]),
+            self.tlb_fill_entry.ppn.eq(desc.oa),
+            self.tlb_fill_entry.read_only.eq(desc.ap[1]),
+            self.tlb_fill_entry.xn.eq(desc.xn),
+        ]
 
         m.d.comb += [
             bus.ar.payload.size.eq(Size.from_bytes(8)),
@@ -289,7 +321,7 @@ class Walker(wiring.Component):
             bus.b.ready.eq(1),
         ]
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(asking):
                     for k, client in enumerate(self.clients):
@@ -312,16 +344,16 @@ class Walker(wiring.Component):
                 m.d.sync += [
                     stale.eq(0), event_written.eq(0),
                     event.sid.eq(sid), event.rnw.eq(~write), event.input_addr.eq(addr),
+                    bad_sid.eq((sid >> self.strtab_log2size) != 0),
                 ]
                 m.next = "START"
 
             with m.State("START"):
-                with m.If(prefetching & (asking | ~self.enable | ~self.ste.hit |
-                                         ((sid >> self.strtab_log2size) != 0))):
+                with m.If(prefetching & (asking | ~self.enable | ~self.ste.hit | bad_sid)):
                     m.next = "IDLE"
                 with m.Elif(~self.enable):
                     answer(TranslationStatus.OK, addr)
-                with m.Elif((sid >> self.strtab_log2size) != 0):
+                with m.Elif(bad_sid):
                     m.d.sync += record.eq(1)
                     fault(EventType.BAD_STREAMID)
                 with m.Elif(self.ste.hit):
@@ -364,14 +396,7 @@ class Walker(wiring.Component):
                 with m.Elif(~ste_raw.valid | ~config_valid):
                     fault(EventType.BAD_STE)
                 with m.Else():
-                    m.d.comb += [
-                        self.ste_fill.eq(1),
-                        self.ste_fill_entry.sid.eq(sid),
-                        self.ste_fill_entry.config.eq(ste_raw.config),
-                        self.ste_fill_entry.record.eq(ste_raw.record),
-                        self.ste_fill_entry.asid.eq(ste_raw.asid),
-                        self.ste_fill_entry.ttb.eq(ste_raw.ttb),
-                    ]
+                    m.d.sync += self.ste_fill.eq(1)
                     m.d.sync += [config.eq(ste_raw.config), record.eq(ste_raw.record),
                                  asid.eq(ste_raw.asid), ttb.eq(ste_raw.ttb)]
                     m.next = "TLB_LOOKUP"
@@ -436,13 +461,7 @@ class Walker(wiring.Component):
                 with m.Elif(desc.oa[OA_BITS - GRANULE_SHIFT:] != 0):
                     fault(EventType.ADDR_SIZE)
                 with m.Elif(is_table):
-                    m.d.comb += [
-                        self.walk_fill.eq(may_fill),
-                        self.walk_fill_entry.asid.eq(asid),
-                        self.walk_fill_entry.level.eq(level),
-                        self.walk_fill_entry.vpn.eq(addr[21:IA_BITS]),
-                        self.walk_fill_entry.table.eq(desc.oa),
-                    ]
+                    m.d.sync += self.walk_fill.eq(may_fill)
                     m.d.sync += [level.eq(level + 1), table.eq(desc.oa)]
                     with m.If(give_up):
                         m.next = "IDLE"
@@ -451,17 +470,8 @@ class Walker(wiring.Component):
                 with m.Elif(~desc.af):
                     fault(EventType.ACCESS)
                 with m.Else():
-                    read_only = desc.ap[1]
-                    m.d.comb += [
-                        self.tlb_fill.eq(may_fill),
-                        self.tlb_fill_entry.asid.eq(asid),
-                        self.tlb_fill_entry.level.eq(level),
-                        self.tlb_fill_entry.vpn.eq(addr[GRANULE_SHIFT:IA_BITS]),
-                        self.tlb_fill_entry.ppn.eq(desc.oa),
-                        self.tlb_fill_entry.read_only.eq(read_only),
-                        self.tlb_fill_entry.xn.eq(desc.xn),
-                    ]
-                    with m.If(write & read_only | instr & desc.xn):
+                    m.d.sync += self.tlb_fill.eq(may_fill)
+                    with m.If(write & desc.ap[1] | instr & desc.xn):
                         fault(EventType.PERMISSION)
                     with m.Else():
                         answer(TranslationStatus.OK, leaf_pa)
@@ -515,6 +525,11 @@ class Walker(wiring.Component):
                     for k, client in enumerate(self.clients):
                         m.d.comb += client.done.eq(grant == k)
                     m.next = "IDLE"
+
+        with m.If(fsm.ongoing("START") | fsm.ongoing("STE_DECODE") | fsm.ongoing("CONFIG") |
+                  fsm.ongoing("WALK_DECODE")):
+            m.d.sync += [status.eq(next_status), pa.eq(next_pa),
+                         event.type.eq(next_type), event.fetch_addr.eq(next_fetch_addr)]
 
         with m.If(self.invalidating):
             m.d.sync += stale.eq(1)
