@@ -6,14 +6,17 @@ one request at a time, chosen round-robin, and answers with the output address, 
 (after writing its event record, if the stream records faults) or an abort::
 
     IDLE ─▶ LOOKUP ─▶ START ─┬─▶ STE_AR ─▶ STE_R ─▶ STE_DECODE ─┐
-                             └──────────────────────────────────┴─▶ TLB_LOOKUP ─▶ CONFIG ─┐
-          ┌───────────────────────────────────────────────────────────────────────────────┘
-          └─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE ─┐ (table: back to WALK_AR)
+                             └──────────────────────────────────┴─▶ TLB_LOOKUP ─▶ TLB_READ ─┐
+          ┌─────────────────────────────────────────────────────────────────────────────────┘
+          └─▶ CONFIG ─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE ─┐ (table: back to WALK_AR)
        RESPOND ◀── EVENT_B ◀── EVENT_W ◀── EVENT_AW ◀── FAULT ◀─────┘ (fault)
 
 The cache lookups take a cycle: ``LOOKUP`` looks the stream up in the STE cache, for
-``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB and the walk cache, for
-``CONFIG``.
+``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB and the walk cache, and
+``TLB_READ`` registers their results for ``CONFIG``. The walker's outputs that fan out widely are registered: the client to serve
+next is chosen a cycle ahead (so a request is taken a cycle after it is made), and the
+cache fills are written a cycle after they are decided (an IOTLB fill as its answer is
+given, at the end of ``RESPOND``).
 
 An invalidation that arrives while a request is being served marks it stale: nothing it
 read is put in a cache any more, and instead of answering, the walker starts the request
@@ -32,7 +35,7 @@ client that asks during a prefetch starts at most one descriptor read (from its 
 being presented on the table port to its data) and two cycles later than it would have.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -281,14 +284,29 @@ class Walker(wiring.Component):
         next_type = Signal(EventType, init=EventType.TRANSLATION)
         next_fetch_addr = Signal(OA_BITS)
 
-        def fault(kind, fetch_addr=0):
-            m.d.comb += [next_type.eq(kind), next_fetch_addr.eq(fetch_addr),
-                         next_status.eq(TranslationStatus.FAULT)]
+        def fault(kind):
+            m.d.comb += [next_type.eq(kind), next_status.eq(TranslationStatus.FAULT)]
             m.next = "FAULT"
 
-        def answer(answer_status, answer_pa=0):
-            m.d.comb += [next_status.eq(answer_status), next_pa.eq(answer_pa)]
+        def answer(answer_status):
+            m.d.comb += next_status.eq(answer_status)
             m.next = "RESPOND"
+
+        # The IOTLB and walk cache results, registered for CONFIG.
+        tlb_hit = Signal()
+        tlb_pa = Signal(OA_BITS)
+        tlb_read_only = Signal()
+        tlb_xn = Signal()
+        wc_l1_hit = Signal()
+        wc_l1_table = Signal.like(self.walk_cache.l1_table)
+        wc_l2_hit = Signal()
+        wc_l2_table = Signal.like(self.walk_cache.l2_table)
+        m.d.sync += [
+            tlb_hit.eq(self.tlb.hit), tlb_pa.eq(self.tlb.pa),
+            tlb_read_only.eq(self.tlb.read_only), tlb_xn.eq(self.tlb.xn),
+            wc_l1_hit.eq(self.walk_cache.l1_hit), wc_l1_table.eq(self.walk_cache.l1_table),
+            wc_l2_hit.eq(self.walk_cache.l2_hit), wc_l2_table.eq(self.walk_cache.l2_table),
+        ]
 
         # The fills, registered; their entries are taken from the walk every cycle.
         m.d.sync += [
@@ -349,16 +367,17 @@ class Walker(wiring.Component):
                 m.next = "START"
 
             with m.State("START"):
+                # Taken whatever the outcome: STE_DECODE replaces them after a fetch.
+                m.d.sync += [config.eq(self.ste.config), record.eq(bad_sid | self.ste.record),
+                             asid.eq(self.ste.asid), ttb.eq(self.ste.ttb)]
+                m.d.comb += next_pa.eq(addr)
                 with m.If(prefetching & (asking | ~self.enable | ~self.ste.hit | bad_sid)):
                     m.next = "IDLE"
                 with m.Elif(~self.enable):
-                    answer(TranslationStatus.OK, addr)
+                    answer(TranslationStatus.OK)
                 with m.Elif(bad_sid):
-                    m.d.sync += record.eq(1)
                     fault(EventType.BAD_STREAMID)
                 with m.Elif(self.ste.hit):
-                    m.d.sync += [config.eq(self.ste.config), record.eq(self.ste.record),
-                                 asid.eq(self.ste.asid), ttb.eq(self.ste.ttb)]
                     m.next = "TLB_LOOKUP"
                 with m.Else():
                     m.d.sync += [desc_addr.eq(self.strtab_base + sid * STE_BYTES),
@@ -385,51 +404,55 @@ class Walker(wiring.Component):
                         m.next = "STE_DECODE"
 
             with m.State("STE_DECODE"):
-                m.d.sync += record.eq(1)
                 config_valid = ((ste_raw.config == StreamConfig.ABORT) |
                                 (ste_raw.config == StreamConfig.BYPASS) |
                                 (ste_raw.config == StreamConfig.TRANSLATE))
+                ste_bad = bus_error | ~ste_raw.valid | ~config_valid
+                m.d.sync += [config.eq(ste_raw.config), record.eq(ste_bad | ste_raw.record),
+                             asid.eq(ste_raw.asid), ttb.eq(ste_raw.ttb)]
+                m.d.comb += next_fetch_addr.eq(Mux(bus_error, desc_addr, 0))
                 with m.If(stale | self.invalidating):
                     m.next = "LOOKUP"
                 with m.Elif(bus_error):
-                    fault(EventType.STE_FETCH, desc_addr)
-                with m.Elif(~ste_raw.valid | ~config_valid):
+                    fault(EventType.STE_FETCH)
+                with m.Elif(ste_bad):
                     fault(EventType.BAD_STE)
                 with m.Else():
                     m.d.sync += self.ste_fill.eq(1)
-                    m.d.sync += [config.eq(ste_raw.config), record.eq(ste_raw.record),
-                                 asid.eq(ste_raw.asid), ttb.eq(ste_raw.ttb)]
                     m.next = "TLB_LOOKUP"
 
             with m.State("TLB_LOOKUP"):
+                m.next = "TLB_READ"
+
+            with m.State("TLB_READ"):
                 m.next = "CONFIG"
 
             with m.State("CONFIG"):
-                tlb = self.tlb
+                # The walk's start, taken whatever the outcome.
+                with m.If(wc_l2_hit):
+                    m.d.sync += [level.eq(3), table.eq(wc_l2_table)]
+                with m.Elif(wc_l1_hit):
+                    m.d.sync += [level.eq(2), table.eq(wc_l1_table)]
+                with m.Else():
+                    m.d.sync += [level.eq(1), table.eq(ttb)]
+                m.d.comb += next_pa.eq(Mux(config == StreamConfig.BYPASS, addr, tlb_pa))
                 with m.If(prefetching & (give_up | (config != StreamConfig.TRANSLATE) |
-                                         (addr[IA_BITS:] != 0) | tlb.hit)):
+                                         (addr[IA_BITS:] != 0) | tlb_hit)):
                     m.next = "IDLE"
                 with m.Elif(config == StreamConfig.ABORT):
                     answer(TranslationStatus.ABORT)
                 with m.Elif(config == StreamConfig.BYPASS):
-                    answer(TranslationStatus.OK, addr)
+                    answer(TranslationStatus.OK)
                 with m.Elif(addr[IA_BITS:] != 0):
                     fault(EventType.TRANSLATION)
-                with m.Elif(tlb.hit):
-                    with m.If(write & tlb.read_only | instr & tlb.xn):
+                with m.Elif(tlb_hit):
+                    with m.If(write & tlb_read_only | instr & tlb_xn):
                         fault(EventType.PERMISSION)
                     with m.Else():
-                        answer(TranslationStatus.OK, tlb.pa)
+                        answer(TranslationStatus.OK)
                 with m.Else():
                     m.d.comb += [self.walk_start.eq(~prefetching),
                                  self.prefetch_start.eq(prefetching)]
-                    wc = self.walk_cache
-                    with m.If(wc.l2_hit):
-                        m.d.sync += [level.eq(3), table.eq(wc.l2_table)]
-                    with m.Elif(wc.l1_hit):
-                        m.d.sync += [level.eq(2), table.eq(wc.l1_table)]
-                    with m.Else():
-                        m.d.sync += [level.eq(1), table.eq(ttb)]
                     m.next = "WALK_AR"
 
             with m.State("WALK_AR"):
@@ -454,15 +477,17 @@ class Walker(wiring.Component):
             with m.State("WALK_DECODE"):
                 m.d.comb += self.walk_busy.eq(~prefetching)
                 is_table = (level != 3) & desc.table
+                # The next level, taken whatever the outcome.
+                m.d.sync += [level.eq(level + 1), table.eq(desc.oa)]
+                m.d.comb += [next_pa.eq(leaf_pa), next_fetch_addr.eq(Mux(bus_error, desc_addr, 0))]
                 with m.If(bus_error):
-                    fault(EventType.WALK_EABT, desc_addr)
+                    fault(EventType.WALK_EABT)
                 with m.Elif(~desc.valid | (level == 3) & ~desc.table):
                     fault(EventType.TRANSLATION)
                 with m.Elif(desc.oa[OA_BITS - GRANULE_SHIFT:] != 0):
                     fault(EventType.ADDR_SIZE)
                 with m.Elif(is_table):
                     m.d.sync += self.walk_fill.eq(may_fill)
-                    m.d.sync += [level.eq(level + 1), table.eq(desc.oa)]
                     with m.If(give_up):
                         m.next = "IDLE"
                     with m.Else():
@@ -474,7 +499,7 @@ class Walker(wiring.Component):
                     with m.If(write & desc.ap[1] | instr & desc.xn):
                         fault(EventType.PERMISSION)
                     with m.Else():
-                        answer(TranslationStatus.OK, leaf_pa)
+                        answer(TranslationStatus.OK)
 
             with m.State("FAULT"):
                 with m.If(prefetching):
