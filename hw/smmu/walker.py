@@ -288,9 +288,21 @@ class Walker(wiring.Component):
             m.d.comb += [next_type.eq(kind), next_status.eq(TranslationStatus.FAULT)]
             m.next = "FAULT"
 
+        # RESPOND answers the client in ``answering`` (one-hot, none for a prefetch), unless
+        # the request starts over: ``done`` comes from registers, for the stages' wide enables.
+        answering = Signal(n)
+        restart = (stale | self.invalidating) & ~event_written
+        m.d.sync += answering.eq(0)
+        for k, client in enumerate(self.clients):
+            m.d.comb += client.done.eq(answering[k] & ~restart)
+
+        def respond():
+            m.d.sync += answering.eq(Mux(prefetching, 0, Cat(grant == k for k in range(n))))
+            m.next = "RESPOND"
+
         def answer(answer_status):
             m.d.comb += next_status.eq(answer_status)
-            m.next = "RESPOND"
+            respond()
 
         # The IOTLB and walk cache results, registered for CONFIG.
         tlb_hit = Signal()
@@ -392,14 +404,16 @@ class Walker(wiring.Component):
 
             with m.State("STE_R"):
                 m.d.comb += bus.r.ready.eq(1)
+                # The data is taken whether valid or not (so the enables are the state and
+                # the beat alone): the valid beat is the last one taken into its half.
+                with m.If(beat == 0):
+                    m.d.sync += ste_raw.as_value()[:64].eq(bus.r.payload.data)
+                with m.Else():
+                    m.d.sync += ste_raw.as_value()[64:].eq(bus.r.payload.data)
                 with m.If(bus.r.valid):
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(bus.r.payload.resp != Resp.OKAY):
                         m.d.sync += bus_error.eq(1)
-                    with m.If(beat == 0):
-                        m.d.sync += ste_raw.as_value()[:64].eq(bus.r.payload.data)
-                    with m.Else():
-                        m.d.sync += ste_raw.as_value()[64:].eq(bus.r.payload.data)
                     with m.If(bus.r.payload.last):
                         m.next = "STE_DECODE"
 
@@ -469,9 +483,10 @@ class Walker(wiring.Component):
 
             with m.State("WALK_R"):
                 m.d.comb += [self.walk_busy.eq(~prefetching), bus.r.ready.eq(1)]
+                # Taken whether valid or not, as in STE_R.
+                m.d.sync += [desc.eq(bus.r.payload.data),
+                             bus_error.eq(bus.r.payload.resp != Resp.OKAY)]
                 with m.If(bus.r.valid):
-                    m.d.sync += [desc.eq(bus.r.payload.data),
-                                 bus_error.eq(bus.r.payload.resp != Resp.OKAY)]
                     m.next = "WALK_DECODE"
 
             with m.State("WALK_DECODE"):
@@ -507,10 +522,10 @@ class Walker(wiring.Component):
                 with m.Elif(stale | self.invalidating):
                     m.next = "LOOKUP"
                 with m.Elif(~record | ~evtq.enable):
-                    m.next = "RESPOND"
+                    respond()
                 with m.Elif(evtq_full):
                     m.d.sync += self.evtq_overflow.eq(~self.evtq_overflow)
-                    m.next = "RESPOND"
+                    respond()
                 with m.Else():
                     m.next = "EVENT_AW"
 
@@ -539,16 +554,14 @@ class Walker(wiring.Component):
                         m.d.sync += prod.eq((prod + 1) & mask)
                         m.d.comb += self.event.eq(1)
                     m.d.sync += event_written.eq(1)
-                    m.next = "RESPOND"
+                    respond()
 
             with m.State("RESPOND"):
                 with m.If(prefetching):
                     m.next = "IDLE"
-                with m.Elif((stale | self.invalidating) & ~event_written):
+                with m.Elif(restart):
                     m.next = "LOOKUP"
                 with m.Else():
-                    for k, client in enumerate(self.clients):
-                        m.d.comb += client.done.eq(grant == k)
                     m.next = "IDLE"
 
         with m.If(fsm.ongoing("START") | fsm.ongoing("STE_DECODE") | fsm.ongoing("CONFIG") |
