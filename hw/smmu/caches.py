@@ -229,9 +229,10 @@ class TLBLookupSignature(wiring.Signature):
 def leaf_covers(level, leaf_vpn, vpn):
     """Whether the leaf of ``level`` (1, 2 or 3) made for input page ``leaf_vpn`` covers
     input page ``vpn`` (address bits [38:12]; a block's low bits are ignored)."""
-    return (((level == 1) & (leaf_vpn[18:] == vpn[18:])) |
-            ((level == 2) & (leaf_vpn[9:] == vpn[9:])) |
-            ((level == 3) & (leaf_vpn == vpn)))
+    # The three parts of the page number compared once each, so the compare stays shallow.
+    high, middle, low = ((leaf_vpn[bits] == vpn[bits])
+                         for bits in (slice(18, None), slice(9, 18), slice(0, 9)))
+    return high & ((level == 1) | middle & ((level == 2) | low & (level == 3)))
 
 
 def leaf_address(level, va, ppn):

@@ -199,14 +199,15 @@ class TranslationStage(wiring.Component):
         up_probe, skid_probe, s1_probe = probe(up.payload), probe(skid), probe(s1)
         in_bypass, in_page_ok, in_way = (Mux(skid_valid, from_skid, from_up)
                                          for from_skid, from_up in zip(skid_probe, up_probe))
-        next_bypass = ~self.enable | (Mux(capture, in_bypass, s1_probe[0]) &
-                                      ~flush & ~ctx_load)
-        next_way = Mux(capture, in_way, s1_probe[2])
+        s1_probe_bypass, s1_probe_page_ok, s1_probe_way = s1_probe
+        # Worked out for either transaction before ``capture`` (which comes late) picks one.
+        in_ok = in_bypass | (in_page_ok & ~page_fill.bit_select(in_way, 1))
+        stay_ok = s1_probe_bypass | (s1_probe_page_ok & ~page_fill.bit_select(s1_probe_way, 1))
+        kept = ~flush & ~ctx_load
         m.d.sync += [
-            s1_bypass.eq(next_bypass),
-            s1_ok.eq(next_bypass | (Mux(capture, in_page_ok, s1_probe[1]) &
-                                    ~flush & ~ctx_load & ~page_fill.bit_select(next_way, 1))),
-            s1_way.eq(next_way),
+            s1_bypass.eq(~self.enable | (Mux(capture, in_bypass, s1_probe_bypass) & kept)),
+            s1_ok.eq(~self.enable | (Mux(capture, in_ok, stay_ok) & kept)),
+            s1_way.eq(Mux(capture, in_way, s1_probe_way)),
         ]
         instr = s1.prot[2]
         page = Signal(_MicroPageLayout())
