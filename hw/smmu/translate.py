@@ -200,13 +200,23 @@ class TranslationStage(wiring.Component):
         in_bypass, in_page_ok, in_way = (Mux(skid_valid, from_skid, from_up)
                                          for from_skid, from_up in zip(skid_probe, up_probe))
         s1_probe_bypass, s1_probe_page_ok, s1_probe_way = s1_probe
-        # Worked out for either transaction before ``capture`` (which comes late) picks one.
-        in_ok = in_bypass | (in_page_ok & ~page_fill.bit_select(in_way, 1))
-        stay_ok = s1_probe_bypass | (s1_probe_page_ok & ~page_fill.bit_select(s1_probe_way, 1))
+        # Worked out for either transaction before ``capture`` (which comes late) picks one;
+        # kept as nets, so that synthesis leaves that choice last.
         kept = ~flush & ~ctx_load
+        in_bypass_kept, in_ok_kept, stay_bypass_kept, stay_ok_kept = (
+            Signal(name=name, attrs={"keep": 1})
+            for name in ("in_bypass", "in_ok", "stay_bypass", "stay_ok"))
+        m.d.comb += [
+            in_bypass_kept.eq(~self.enable | (in_bypass & kept)),
+            in_ok_kept.eq(~self.enable |
+                          ((in_bypass | (in_page_ok & ~page_fill.bit_select(in_way, 1))) & kept)),
+            stay_bypass_kept.eq(~self.enable | (s1_probe_bypass & kept)),
+            stay_ok_kept.eq(~self.enable | ((s1_probe_bypass | (s1_probe_page_ok &
+                            ~page_fill.bit_select(s1_probe_way, 1))) & kept)),
+        ]
         m.d.sync += [
-            s1_bypass.eq(~self.enable | (Mux(capture, in_bypass, s1_probe_bypass) & kept)),
-            s1_ok.eq(~self.enable | (Mux(capture, in_ok, stay_ok) & kept)),
+            s1_bypass.eq(Mux(capture, in_bypass_kept, stay_bypass_kept)),
+            s1_ok.eq(Mux(capture, in_ok_kept, stay_ok_kept)),
             s1_way.eq(Mux(capture, in_way, s1_probe_way)),
         ]
         instr = s1.prot[2]
