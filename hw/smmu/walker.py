@@ -13,10 +13,12 @@ one request at a time, chosen round-robin, and answers with the output address, 
 
 The cache lookups take a cycle: ``LOOKUP`` looks the stream up in the STE cache, for
 ``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB and the walk cache, and
-``TLB_READ`` registers their results for ``CONFIG``. The walker's outputs that fan out widely are registered: the client to serve
-next is chosen a cycle ahead (so a request is taken a cycle after it is made), and the
-cache fills are written a cycle after they are decided (an IOTLB fill as its answer is
-given, at the end of ``RESPOND``).
+``TLB_READ`` registers their results for ``CONFIG``.
+
+What fans out widely comes from registers: the client to serve next is chosen a cycle
+ahead (so a request is taken a cycle after it is made), a client's ``done`` is registered
+as ``RESPOND`` is entered, and the cache fills are written a cycle after they are decided
+(an IOTLB fill at the end of ``RESPOND``, as its answer is given).
 
 An invalidation that arrives while a request is being served marks it stale: nothing it
 read is put in a cache any more, and instead of answering, the walker starts the request
@@ -145,6 +147,7 @@ class Walker(wiring.Component):
         Pulses when a record has been written.
     ste, tlb, walk_cache : lookup ports (``Out``)
     ste_fill, tlb_fill, walk_fill : ``Out(1)`` with ``*_entry`` values
+        Registered: a fill is written a cycle after the walk decided it.
     invalidating : ``In(1)``
         An invalidation of any kind applies this cycle.
     walk_start, walk_busy, walk_read : ``Out(1)``
