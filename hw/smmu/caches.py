@@ -4,15 +4,15 @@ Each holds entries in registers and answers a lookup in the next cycle: the comp
 every entry is registered, and the matching entry is read out of that mask (so a lookup
 costs two short paths, not one long one, at any clock rate the rest of the SoC runs at). An
 entry filled at a clock edge hits the lookups made from then on. Each cache takes one fill
-per cycle (into an invalid entry, else a round-robin victim) and applies one invalidation
-per cycle, in two cycles as well: the entries it removes (and the fill of the first cycle,
-if it matches) are worked out in the first and cleared in the second, over a fill in the
-same cycle. A lookup whose entry is replaced or invalidated between its two cycles misses.
+per cycle (the IOTLB one every three cycles), into an invalid entry, else a round-robin
+victim, and applies one invalidation per cycle, in two cycles as well: the entries it
+removes (and the fill of the first cycle, if it matches) are worked out in the first and
+cleared in the second, over a fill in the same cycle. A lookup whose entry is replaced or invalidated between its two cycles misses.
 
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
 entry its last hit came from) and that is not a fill still waiting for its first use;
-failing that, the next one not in use. It is chosen a cycle ahead, from registers. The
+failing that, the next one not in use. It is chosen two cycles ahead, from registers. The
 pages a read and a write stream are on, and the next pages prefetched for them, stay while
 any other entry can go. An unused fill is passed over once only (the pointer clears its mark
 as it passes), so a prefetch that is never used does not hold its entry for ever.
@@ -95,9 +95,13 @@ class _Store:
 
     def fill(self, enable, value, chosen):
         """Write ``value`` into entry ``chosen`` while ``enable``."""
+        self.fill_one_hot(enable, value, Cat(chosen == n for n in range(len(self.entries))))
+
+    def fill_one_hot(self, enable, value, chosen):
+        """Write ``value`` into the entry whose bit is set in ``chosen`` while ``enable``."""
         m = self._m
         self._fill_value = value
-        m.d.comb += self.filled.eq(Cat(enable & (chosen == n) for n in range(len(self.entries))))
+        m.d.comb += self.filled.eq(Mux(enable, chosen, 0))
         for n, entry in enumerate(self.entries):
             with m.If(self.filled[n]):
                 m.d.sync += [entry.eq(value), entry.valid.eq(1)]
@@ -143,24 +147,37 @@ def _first_set(m, mask, name):
     return index
 
 
-def _choose_victim(m, valid, pointer, spare):
-    """The entry to replace: the lowest invalid one; else the first one at or after
-    ``pointer`` outside the first mask of ``spare`` (masks of entries to keep, most
-    important first) that leaves a choice; else ``pointer``."""
+def _victim_candidates(m, valid, pointer, spare):
+    """The masks :func:`_choose_victim` chooses from, registered: the invalid entries, and
+    for each mask of ``spare`` (masks of entries to keep, most important first) the entries
+    it allows and those of them at or after ``pointer``."""
     count = len(valid)
-    chosen = Signal(range(count), name="victim_choice")
-    m.d.comb += chosen.eq(pointer)
-    for k, keep in reversed(list(enumerate(spare))):
-        # Applied least important first, so the most important choice stands.
+    holes = Signal(count, name="victim_holes")
+    m.d.sync += holes.eq(~valid)
+    candidates = []
+    for k, keep in enumerate(spare):
         allowed = Signal(count, name=f"victim_allowed{k}")
         after = Signal(count, name=f"victim_after{k}")
-        m.d.comb += [allowed.eq(~keep),
-                     after.eq(allowed & Cat(pointer <= n for n in range(count)))]
+        m.d.sync += [allowed.eq(~keep),
+                     after.eq(~keep & Cat(pointer <= n for n in range(count)))]
+        candidates.append((allowed, after))
+    return holes, candidates
+
+
+def _choose_victim(m, holes, candidates, pointer):
+    """The entry to replace: the lowest of ``holes``; else the lowest one at or after
+    ``pointer`` (or failing that, the lowest) of the first of ``candidates`` that allows
+    any; else ``pointer``."""
+    count = len(holes)
+    chosen = Signal(range(count), name="victim_choice")
+    m.d.comb += chosen.eq(pointer)
+    for k, (allowed, after) in reversed(list(enumerate(candidates))):
+        # Applied least important first, so the most important choice stands.
         with m.If(allowed.any()):
             m.d.comb += chosen.eq(_first_set(m, Mux(after.any(), after, allowed),
                                              f"victim_pick{k}"))
-    with m.If(~valid.all()):
-        m.d.comb += chosen.eq(_first_set(m, ~valid, "victim_hole"))
+    with m.If(holes.any()):
+        m.d.comb += chosen.eq(_first_set(m, holes, "victim_hole"))
     return chosen
 
 
@@ -212,9 +229,10 @@ class TLBLookupSignature(wiring.Signature):
 def leaf_covers(level, leaf_vpn, vpn):
     """Whether the leaf of ``level`` (1, 2 or 3) made for input page ``leaf_vpn`` covers
     input page ``vpn`` (address bits [38:12]; a block's low bits are ignored)."""
-    return (((level == 1) & (leaf_vpn[18:] == vpn[18:])) |
-            ((level == 2) & (leaf_vpn[9:] == vpn[9:])) |
-            ((level == 3) & (leaf_vpn == vpn)))
+    # The three parts of the page number compared once each, so the compare stays shallow.
+    high, middle, low = ((leaf_vpn[bits] == vpn[bits])
+                         for bits in (slice(18, None), slice(9, 18), slice(0, 9)))
+    return high & ((level == 1) | middle & ((level == 2) | low & (level == 3)))
 
 
 def leaf_address(level, va, ppn):
@@ -250,7 +268,8 @@ class IOTLB(wiring.Component):
     -------
     lookup : ``In(TLBLookupSignature()).array(lookups)``
     fill : ``In(1)``
-        Write ``fill_entry`` this cycle.
+        Write ``fill_entry`` this cycle; fills are at least three cycles apart (the victim
+        is chosen in the two cycles after the last one).
     fill_entry : ``In(TLBEntryLayout())``
     invalidate : ``In(InvalidateLayout())``
         ``TLB_*`` kinds apply.
@@ -298,17 +317,24 @@ class IOTLB(wiring.Component):
         in_use = Signal(count)                  # the entries the stages hit last
         unused_fill = Signal(count)             # filled, and not hit by a stage since
         m.d.comb += in_use.eq(reduce(operator.or_, held, 0))
-        # The victim is chosen a cycle ahead, from registers only: fills are never in
-        # consecutive cycles (each ends a walk), so it is always up to date.
+        # The victim is chosen two cycles ahead, in two registered steps: fills are many
+        # cycles apart (each ends a walk), so it is always up to date.
         pointer = Signal(range(count))
         victim = Signal(range(count))
+        victim_mask = Signal(count)             # one-hot
         replacing = Signal()                    # the victim holds a valid entry
         valid = Cat(entry.valid for entry in store.entries)
+        holes, candidates = _victim_candidates(m, valid, pointer,
+                                               (in_use | unused_fill, in_use))
+        candidates_pointer = Signal.like(pointer)
+        m.d.sync += candidates_pointer.eq(pointer)
+        choice = _choose_victim(m, holes, candidates, candidates_pointer)
         m.d.sync += [
-            victim.eq(_choose_victim(m, valid, pointer, (in_use | unused_fill, in_use))),
-            replacing.eq(valid.all()),
+            victim.eq(choice),
+            victim_mask.eq(Cat(choice == n for n in range(count))),
+            replacing.eq(~holes.any()),
         ]
-        store.fill(self.fill, self.fill_entry, victim)
+        store.fill_one_hot(self.fill, self.fill_entry, victim_mask)
         with m.If(self.fill & replacing):
             m.d.sync += pointer.eq(_next(victim, count))
         # The entries from the pointer up to the victim, passed over by this replacement.

@@ -113,9 +113,11 @@ class CommandQueue(wiring.Component):
 
             with m.State("FETCH_R"):
                 m.d.comb += [self.busy.eq(1), bus.r.ready.eq(1)]
+                # The data is taken whether valid or not (so its enable is the state and the
+                # beat alone): the valid beat is the last one taken into its word.
+                m.d.sync += command.as_value().word_select(beat, 64).eq(bus.r.payload.data)
                 with m.If(bus.r.valid):
-                    m.d.sync += [command.as_value().word_select(beat, 64).eq(bus.r.payload.data),
-                                 beat.eq(1)]
+                    m.d.sync += beat.eq(1)
                     with m.If(bus.r.payload.resp != Resp.OKAY):
                         m.d.sync += fetch_error.eq(1)
                     with m.If(bus.r.payload.last):

@@ -167,8 +167,9 @@ class SMMU(wiring.Component):
         # The command queue's invalidation, registered once for every cache, the walker and
         # the stages alike, so that its decode stays off the caches' compares.
         invalidate = Signal.like(cmdq.invalidate)
-        invalidating = invalidate.kind != InvalidateKind.NONE
-        m.d.sync += invalidate.eq(cmdq.invalidate)
+        invalidating = Signal()
+        m.d.sync += [invalidate.eq(cmdq.invalidate),
+                     invalidating.eq(cmdq.invalidate.kind != InvalidateKind.NONE)]
         stages = []
         for p in range(self._ports):
             read, write = self.read_stages[p], self.write_stages[p]

@@ -199,14 +199,25 @@ class TranslationStage(wiring.Component):
         up_probe, skid_probe, s1_probe = probe(up.payload), probe(skid), probe(s1)
         in_bypass, in_page_ok, in_way = (Mux(skid_valid, from_skid, from_up)
                                          for from_skid, from_up in zip(skid_probe, up_probe))
-        next_bypass = ~self.enable | (Mux(capture, in_bypass, s1_probe[0]) &
-                                      ~flush & ~ctx_load)
-        next_way = Mux(capture, in_way, s1_probe[2])
+        s1_probe_bypass, s1_probe_page_ok, s1_probe_way = s1_probe
+        # Worked out for either transaction before ``capture`` (which comes late) picks one;
+        # kept as nets, so that synthesis leaves that choice last.
+        kept = ~flush & ~ctx_load
+        in_bypass_kept, in_ok_kept, stay_bypass_kept, stay_ok_kept = (
+            Signal(name=name, attrs={"keep": 1})
+            for name in ("in_bypass", "in_ok", "stay_bypass", "stay_ok"))
+        m.d.comb += [
+            in_bypass_kept.eq(~self.enable | (in_bypass & kept)),
+            in_ok_kept.eq(~self.enable |
+                          ((in_bypass | (in_page_ok & ~page_fill.bit_select(in_way, 1))) & kept)),
+            stay_bypass_kept.eq(~self.enable | (s1_probe_bypass & kept)),
+            stay_ok_kept.eq(~self.enable | ((s1_probe_bypass | (s1_probe_page_ok &
+                            ~page_fill.bit_select(s1_probe_way, 1))) & kept)),
+        ]
         m.d.sync += [
-            s1_bypass.eq(next_bypass),
-            s1_ok.eq(next_bypass | (Mux(capture, in_page_ok, s1_probe[1]) &
-                                    ~flush & ~ctx_load & ~page_fill.bit_select(next_way, 1))),
-            s1_way.eq(next_way),
+            s1_bypass.eq(Mux(capture, in_bypass_kept, stay_bypass_kept)),
+            s1_ok.eq(Mux(capture, in_ok_kept, stay_ok_kept)),
+            s1_way.eq(Mux(capture, in_way, s1_probe_way)),
         ]
         instr = s1.prot[2]
         page = Signal(_MicroPageLayout())
@@ -250,18 +261,22 @@ class TranslationStage(wiring.Component):
         finish = Signal()           # the lookup ends this cycle
         page_filled = Signal()      # with a page from the IOTLB
         need_lookup = s1_valid & ~s1_resolved & ~s1_asking & ~s1_looked & ~s1_ok & ~changed
+        # The lookup after a walk starts a cycle after the answer, when the walker's IOTLB fill
+        # (registered) has been written; the answered transaction is still in s1.
+        walked = Signal()
+        m.d.sync += walked.eq(walk.done)
         m.d.comb += [ste.sid.eq(lookup_sid), tlb.asid.eq(ctx_asid), tlb.va.eq(lookup_addr)]
         with m.FSM(name="lookup"):
             with m.State("IDLE"):
                 m.d.comb += tlb.va.eq(s1.addr)
-                with m.If(~flush & (need_lookup | walk.done)):
+                with m.If(~flush & (need_lookup | walked)):
                     m.d.sync += [lookup_sid.eq(s1.sid), lookup_addr.eq(s1.addr),
-                                 lookup_for_s1.eq(~walk.done)]
+                                 lookup_for_s1.eq(~walked)]
                     with m.If(~ctx_valid | (ctx_sid != s1.sid)):
                         m.next = "STE"
                     with m.Elif(ctx_config == StreamConfig.TRANSLATE):
                         m.next = "PAGE"
-                    with m.Elif(~walk.done):
+                    with m.Elif(~walked):
                         # Abort: only the walker answers it.
                         m.d.sync += s1_looked.eq(1)
             with m.State("STE"):
@@ -378,10 +393,15 @@ class TranslationStage(wiring.Component):
                     m.d.sync += s1_valid.eq(0)
         return m
 
-    def _elaborate_prefetch(self, m, sid, addr, filled):
+    def _elaborate_prefetch(self, m, lookup_sid, lookup_addr, page_filled):
         request = self.prefetch
-        page = addr[GRANULE_SHIFT:IA_BITS]
-        level = self.tlb.level
+        # Decided a cycle after the micro-TLB takes the page, from registers.
+        filled = Signal()
+        sid = Signal.like(lookup_sid)
+        page = Signal(IA_BITS - GRANULE_SHIFT)
+        level = Signal.like(self.tlb.level)
+        m.d.sync += [filled.eq(page_filled), sid.eq(lookup_sid),
+                     page.eq(lookup_addr[GRANULE_SHIFT:IA_BITS]), level.eq(self.tlb.level)]
         covered = (((level == 1) & ~page[:18].all()) |
                    ((level == 2) & ~page[:9].all()))
         next_addr = Cat(Const(0, GRANULE_SHIFT), page + 1)

@@ -6,14 +6,19 @@ one request at a time, chosen round-robin, and answers with the output address, 
 (after writing its event record, if the stream records faults) or an abort::
 
     IDLE ─▶ LOOKUP ─▶ START ─┬─▶ STE_AR ─▶ STE_R ─▶ STE_DECODE ─┐
-                             └──────────────────────────────────┴─▶ TLB_LOOKUP ─▶ CONFIG ─┐
-          ┌───────────────────────────────────────────────────────────────────────────────┘
-          └─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE ─┐ (table: back to WALK_AR)
+                             └──────────────────────────────────┴─▶ TLB_LOOKUP ─▶ TLB_READ ─┐
+          ┌─────────────────────────────────────────────────────────────────────────────────┘
+          └─▶ CONFIG ─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE ─┐ (table: back to WALK_AR)
        RESPOND ◀── EVENT_B ◀── EVENT_W ◀── EVENT_AW ◀── FAULT ◀─────┘ (fault)
 
 The cache lookups take a cycle: ``LOOKUP`` looks the stream up in the STE cache, for
-``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB and the walk cache, for
-``CONFIG``.
+``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB and the walk cache, and
+``TLB_READ`` registers their results for ``CONFIG``.
+
+What fans out widely comes from registers: the client to serve next is chosen a cycle
+ahead (so a request is taken a cycle after it is made), a client's ``done`` is registered
+as ``RESPOND`` is entered, and the cache fills are written a cycle after they are decided
+(an IOTLB fill at the end of ``RESPOND``, as its answer is given).
 
 An invalidation that arrives while a request is being served marks it stale: nothing it
 read is put in a cache any more, and instead of answering, the walker starts the request
@@ -32,7 +37,7 @@ client that asks during a prefetch starts at most one descriptor read (from its 
 being presented on the table port to its data) and two cycles later than it would have.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -142,6 +147,7 @@ class Walker(wiring.Component):
         Pulses when a record has been written.
     ste, tlb, walk_cache : lookup ports (``Out``)
     ste_fill, tlb_fill, walk_fill : ``Out(1)`` with ``*_entry`` values
+        Registered: a fill is written a cycle after the walk decided it.
     invalidating : ``In(1)``
         An invalidation of any kind applies this cycle.
     walk_start, walk_busy, walk_read : ``Out(1)``
@@ -221,19 +227,26 @@ class Walker(wiring.Component):
         event_written = Signal()
         stale = Signal()
         prefetching = Signal()      # the request is a prefetch: drop it rather than answer
+        bad_sid = Signal()          # the stream ID is outside the stream table
 
         for client in self.clients:
             m.d.comb += [client.status.eq(status), client.pa.eq(pa)]
 
-        # Round-robin choice among the clients asking.
+        # Round-robin choice among the clients asking, made a cycle ahead from registers. A
+        # client holds ``valid`` until ``done``, so only the one answered this cycle is left
+        # out; a client that starts asking is seen a cycle later.
         pick = Signal(range(n))
         asking = Signal()
+        next_pick = Signal(range(n))
+        next_asking = Signal()
         for last in range(n):
             with m.If(grant == last):
                 for k in reversed(range(n)):
                     index = (last + 1 + k) % n
-                    with m.If(self.clients[index].valid):
-                        m.d.comb += [pick.eq(index), asking.eq(1)]
+                    client = self.clients[index]
+                    with m.If(client.valid & ~client.done):
+                        m.d.comb += [next_pick.eq(index), next_asking.eq(1)]
+        m.d.sync += [pick.eq(next_pick), asking.eq(next_asking)]
 
         # Lookups are made with the latched request; their results come a cycle later.
         m.d.comb += [
@@ -241,8 +254,9 @@ class Walker(wiring.Component):
             self.tlb.asid.eq(asid), self.tlb.va.eq(addr),
             self.walk_cache.asid.eq(asid), self.walk_cache.va.eq(addr),
         ]
-        # A fill in the cycle an invalidation arrives is judged by the caches themselves.
-        may_fill = ~stale
+        # Fills are registered: one decided as an invalidation arrives is dropped, one made
+        # in the cycle an invalidation arrives is judged by the caches themselves.
+        may_fill = ~stale & ~self.invalidating
         # A prefetch gives way to clients, and to an invalidation (it is never restarted).
         give_up = prefetching & (asking | stale | self.invalidating)
 
@@ -266,17 +280,68 @@ class Walker(wiring.Component):
                 m.d.comb += index.eq(addr[12:21])
         leaf_pa = leaf_address(level, addr, desc.oa)
 
-        def fault(kind, fetch_addr=0):
-            m.d.sync += [
-                event.type.eq(kind),
-                event.fetch_addr.eq(fetch_addr),
-                status.eq(TranslationStatus.FAULT),
-            ]
+        # The answer and the fault record are written in every cycle of the states that
+        # decide (so that their enables are the state alone), with what was decided.
+        next_status = Signal(TranslationStatus)
+        next_pa = Signal(OA_BITS)
+        next_type = Signal(EventType, init=EventType.TRANSLATION)
+        next_fetch_addr = Signal(OA_BITS)
+
+        def fault(kind):
+            m.d.comb += [next_type.eq(kind), next_status.eq(TranslationStatus.FAULT)]
             m.next = "FAULT"
 
-        def answer(answer_status, answer_pa=0):
-            m.d.sync += [status.eq(answer_status), pa.eq(answer_pa)]
+        # RESPOND answers the client in ``answering`` (one-hot, none for a prefetch), unless
+        # the request starts over: ``done`` comes from registers, for the stages' wide enables.
+        answering = Signal(n)
+        restart = (stale | self.invalidating) & ~event_written
+        m.d.sync += answering.eq(0)
+        for k, client in enumerate(self.clients):
+            m.d.comb += client.done.eq(answering[k] & ~restart)
+
+        def respond():
+            m.d.sync += answering.eq(Mux(prefetching, 0, Cat(grant == k for k in range(n))))
             m.next = "RESPOND"
+
+        def answer(answer_status):
+            m.d.comb += next_status.eq(answer_status)
+            respond()
+
+        # The IOTLB and walk cache results, registered for CONFIG.
+        tlb_hit = Signal()
+        tlb_pa = Signal(OA_BITS)
+        tlb_read_only = Signal()
+        tlb_xn = Signal()
+        wc_l1_hit = Signal()
+        wc_l1_table = Signal.like(self.walk_cache.l1_table)
+        wc_l2_hit = Signal()
+        wc_l2_table = Signal.like(self.walk_cache.l2_table)
+        m.d.sync += [
+            tlb_hit.eq(self.tlb.hit), tlb_pa.eq(self.tlb.pa),
+            tlb_read_only.eq(self.tlb.read_only), tlb_xn.eq(self.tlb.xn),
+            wc_l1_hit.eq(self.walk_cache.l1_hit), wc_l1_table.eq(self.walk_cache.l1_table),
+            wc_l2_hit.eq(self.walk_cache.l2_hit), wc_l2_table.eq(self.walk_cache.l2_table),
+        ]
+
+        # The fills, registered; their entries are taken from the walk every cycle.
+        m.d.sync += [
+            self.ste_fill.eq(0), self.tlb_fill.eq(0), self.walk_fill.eq(0),
+            self.ste_fill_entry.sid.eq(sid),
+            self.ste_fill_entry.config.eq(ste_raw.config),
+            self.ste_fill_entry.record.eq(ste_raw.record),
+            self.ste_fill_entry.asid.eq(ste_raw.asid),
+            self.ste_fill_entry.ttb.eq(ste_raw.ttb),
+            self.walk_fill_entry.asid.eq(asid),
+            self.walk_fill_entry.level.eq(level),
+            self.walk_fill_entry.vpn.eq(addr[21:IA_BITS]),
+            self.walk_fill_entry.table.eq(desc.oa),
+            self.tlb_fill_entry.asid.eq(asid),
+            self.tlb_fill_entry.level.eq(level),
+            self.tlb_fill_entry.vpn.eq(addr[GRANULE_SHIFT:IA_BITS]),
+            self.tlb_fill_entry.ppn.eq(desc.oa),
+            self.tlb_fill_entry.read_only.eq(desc.ap[1]),
+            self.tlb_fill_entry.xn.eq(desc.xn),
+        ]
 
         m.d.comb += [
             bus.ar.payload.size.eq(Size.from_bytes(8)),
@@ -289,7 +354,7 @@ class Walker(wiring.Component):
             bus.b.ready.eq(1),
         ]
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(asking):
                     for k, client in enumerate(self.clients):
@@ -312,21 +377,22 @@ class Walker(wiring.Component):
                 m.d.sync += [
                     stale.eq(0), event_written.eq(0),
                     event.sid.eq(sid), event.rnw.eq(~write), event.input_addr.eq(addr),
+                    bad_sid.eq((sid >> self.strtab_log2size) != 0),
                 ]
                 m.next = "START"
 
             with m.State("START"):
-                with m.If(prefetching & (asking | ~self.enable | ~self.ste.hit |
-                                         ((sid >> self.strtab_log2size) != 0))):
+                # Taken whatever the outcome: STE_DECODE replaces them after a fetch.
+                m.d.sync += [config.eq(self.ste.config), record.eq(bad_sid | self.ste.record),
+                             asid.eq(self.ste.asid), ttb.eq(self.ste.ttb)]
+                m.d.comb += next_pa.eq(addr)
+                with m.If(prefetching & (asking | ~self.enable | ~self.ste.hit | bad_sid)):
                     m.next = "IDLE"
                 with m.Elif(~self.enable):
-                    answer(TranslationStatus.OK, addr)
-                with m.Elif((sid >> self.strtab_log2size) != 0):
-                    m.d.sync += record.eq(1)
+                    answer(TranslationStatus.OK)
+                with m.Elif(bad_sid):
                     fault(EventType.BAD_STREAMID)
                 with m.Elif(self.ste.hit):
-                    m.d.sync += [config.eq(self.ste.config), record.eq(self.ste.record),
-                                 asid.eq(self.ste.asid), ttb.eq(self.ste.ttb)]
                     m.next = "TLB_LOOKUP"
                 with m.Else():
                     m.d.sync += [desc_addr.eq(self.strtab_base + sid * STE_BYTES),
@@ -341,70 +407,69 @@ class Walker(wiring.Component):
 
             with m.State("STE_R"):
                 m.d.comb += bus.r.ready.eq(1)
+                # The data is taken whether valid or not (so the enables are the state and
+                # the beat alone): the valid beat is the last one taken into its half.
+                with m.If(beat == 0):
+                    m.d.sync += ste_raw.as_value()[:64].eq(bus.r.payload.data)
+                with m.Else():
+                    m.d.sync += ste_raw.as_value()[64:].eq(bus.r.payload.data)
                 with m.If(bus.r.valid):
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(bus.r.payload.resp != Resp.OKAY):
                         m.d.sync += bus_error.eq(1)
-                    with m.If(beat == 0):
-                        m.d.sync += ste_raw.as_value()[:64].eq(bus.r.payload.data)
-                    with m.Else():
-                        m.d.sync += ste_raw.as_value()[64:].eq(bus.r.payload.data)
                     with m.If(bus.r.payload.last):
                         m.next = "STE_DECODE"
 
             with m.State("STE_DECODE"):
-                m.d.sync += record.eq(1)
                 config_valid = ((ste_raw.config == StreamConfig.ABORT) |
                                 (ste_raw.config == StreamConfig.BYPASS) |
                                 (ste_raw.config == StreamConfig.TRANSLATE))
+                ste_bad = bus_error | ~ste_raw.valid | ~config_valid
+                m.d.sync += [config.eq(ste_raw.config), record.eq(ste_bad | ste_raw.record),
+                             asid.eq(ste_raw.asid), ttb.eq(ste_raw.ttb)]
+                m.d.comb += next_fetch_addr.eq(Mux(bus_error, desc_addr, 0))
                 with m.If(stale | self.invalidating):
                     m.next = "LOOKUP"
                 with m.Elif(bus_error):
-                    fault(EventType.STE_FETCH, desc_addr)
-                with m.Elif(~ste_raw.valid | ~config_valid):
+                    fault(EventType.STE_FETCH)
+                with m.Elif(ste_bad):
                     fault(EventType.BAD_STE)
                 with m.Else():
-                    m.d.comb += [
-                        self.ste_fill.eq(1),
-                        self.ste_fill_entry.sid.eq(sid),
-                        self.ste_fill_entry.config.eq(ste_raw.config),
-                        self.ste_fill_entry.record.eq(ste_raw.record),
-                        self.ste_fill_entry.asid.eq(ste_raw.asid),
-                        self.ste_fill_entry.ttb.eq(ste_raw.ttb),
-                    ]
-                    m.d.sync += [config.eq(ste_raw.config), record.eq(ste_raw.record),
-                                 asid.eq(ste_raw.asid), ttb.eq(ste_raw.ttb)]
+                    m.d.sync += self.ste_fill.eq(1)
                     m.next = "TLB_LOOKUP"
 
             with m.State("TLB_LOOKUP"):
+                m.next = "TLB_READ"
+
+            with m.State("TLB_READ"):
                 m.next = "CONFIG"
 
             with m.State("CONFIG"):
-                tlb = self.tlb
+                # The walk's start, taken whatever the outcome.
+                with m.If(wc_l2_hit):
+                    m.d.sync += [level.eq(3), table.eq(wc_l2_table)]
+                with m.Elif(wc_l1_hit):
+                    m.d.sync += [level.eq(2), table.eq(wc_l1_table)]
+                with m.Else():
+                    m.d.sync += [level.eq(1), table.eq(ttb)]
+                m.d.comb += next_pa.eq(Mux(config == StreamConfig.BYPASS, addr, tlb_pa))
                 with m.If(prefetching & (give_up | (config != StreamConfig.TRANSLATE) |
-                                         (addr[IA_BITS:] != 0) | tlb.hit)):
+                                         (addr[IA_BITS:] != 0) | tlb_hit)):
                     m.next = "IDLE"
                 with m.Elif(config == StreamConfig.ABORT):
                     answer(TranslationStatus.ABORT)
                 with m.Elif(config == StreamConfig.BYPASS):
-                    answer(TranslationStatus.OK, addr)
+                    answer(TranslationStatus.OK)
                 with m.Elif(addr[IA_BITS:] != 0):
                     fault(EventType.TRANSLATION)
-                with m.Elif(tlb.hit):
-                    with m.If(write & tlb.read_only | instr & tlb.xn):
+                with m.Elif(tlb_hit):
+                    with m.If(write & tlb_read_only | instr & tlb_xn):
                         fault(EventType.PERMISSION)
                     with m.Else():
-                        answer(TranslationStatus.OK, tlb.pa)
+                        answer(TranslationStatus.OK)
                 with m.Else():
                     m.d.comb += [self.walk_start.eq(~prefetching),
                                  self.prefetch_start.eq(prefetching)]
-                    wc = self.walk_cache
-                    with m.If(wc.l2_hit):
-                        m.d.sync += [level.eq(3), table.eq(wc.l2_table)]
-                    with m.Elif(wc.l1_hit):
-                        m.d.sync += [level.eq(2), table.eq(wc.l1_table)]
-                    with m.Else():
-                        m.d.sync += [level.eq(1), table.eq(ttb)]
                     m.next = "WALK_AR"
 
             with m.State("WALK_AR"):
@@ -421,29 +486,26 @@ class Walker(wiring.Component):
 
             with m.State("WALK_R"):
                 m.d.comb += [self.walk_busy.eq(~prefetching), bus.r.ready.eq(1)]
+                # Taken whether valid or not, as in STE_R.
+                m.d.sync += [desc.eq(bus.r.payload.data),
+                             bus_error.eq(bus.r.payload.resp != Resp.OKAY)]
                 with m.If(bus.r.valid):
-                    m.d.sync += [desc.eq(bus.r.payload.data),
-                                 bus_error.eq(bus.r.payload.resp != Resp.OKAY)]
                     m.next = "WALK_DECODE"
 
             with m.State("WALK_DECODE"):
                 m.d.comb += self.walk_busy.eq(~prefetching)
                 is_table = (level != 3) & desc.table
+                # The next level, taken whatever the outcome.
+                m.d.sync += [level.eq(level + 1), table.eq(desc.oa)]
+                m.d.comb += [next_pa.eq(leaf_pa), next_fetch_addr.eq(Mux(bus_error, desc_addr, 0))]
                 with m.If(bus_error):
-                    fault(EventType.WALK_EABT, desc_addr)
+                    fault(EventType.WALK_EABT)
                 with m.Elif(~desc.valid | (level == 3) & ~desc.table):
                     fault(EventType.TRANSLATION)
                 with m.Elif(desc.oa[OA_BITS - GRANULE_SHIFT:] != 0):
                     fault(EventType.ADDR_SIZE)
                 with m.Elif(is_table):
-                    m.d.comb += [
-                        self.walk_fill.eq(may_fill),
-                        self.walk_fill_entry.asid.eq(asid),
-                        self.walk_fill_entry.level.eq(level),
-                        self.walk_fill_entry.vpn.eq(addr[21:IA_BITS]),
-                        self.walk_fill_entry.table.eq(desc.oa),
-                    ]
-                    m.d.sync += [level.eq(level + 1), table.eq(desc.oa)]
+                    m.d.sync += self.walk_fill.eq(may_fill)
                     with m.If(give_up):
                         m.next = "IDLE"
                     with m.Else():
@@ -451,20 +513,11 @@ class Walker(wiring.Component):
                 with m.Elif(~desc.af):
                     fault(EventType.ACCESS)
                 with m.Else():
-                    read_only = desc.ap[1]
-                    m.d.comb += [
-                        self.tlb_fill.eq(may_fill),
-                        self.tlb_fill_entry.asid.eq(asid),
-                        self.tlb_fill_entry.level.eq(level),
-                        self.tlb_fill_entry.vpn.eq(addr[GRANULE_SHIFT:IA_BITS]),
-                        self.tlb_fill_entry.ppn.eq(desc.oa),
-                        self.tlb_fill_entry.read_only.eq(read_only),
-                        self.tlb_fill_entry.xn.eq(desc.xn),
-                    ]
-                    with m.If(write & read_only | instr & desc.xn):
+                    m.d.sync += self.tlb_fill.eq(may_fill)
+                    with m.If(write & desc.ap[1] | instr & desc.xn):
                         fault(EventType.PERMISSION)
                     with m.Else():
-                        answer(TranslationStatus.OK, leaf_pa)
+                        answer(TranslationStatus.OK)
 
             with m.State("FAULT"):
                 with m.If(prefetching):
@@ -472,10 +525,10 @@ class Walker(wiring.Component):
                 with m.Elif(stale | self.invalidating):
                     m.next = "LOOKUP"
                 with m.Elif(~record | ~evtq.enable):
-                    m.next = "RESPOND"
+                    respond()
                 with m.Elif(evtq_full):
                     m.d.sync += self.evtq_overflow.eq(~self.evtq_overflow)
-                    m.next = "RESPOND"
+                    respond()
                 with m.Else():
                     m.next = "EVENT_AW"
 
@@ -504,17 +557,20 @@ class Walker(wiring.Component):
                         m.d.sync += prod.eq((prod + 1) & mask)
                         m.d.comb += self.event.eq(1)
                     m.d.sync += event_written.eq(1)
-                    m.next = "RESPOND"
+                    respond()
 
             with m.State("RESPOND"):
                 with m.If(prefetching):
                     m.next = "IDLE"
-                with m.Elif((stale | self.invalidating) & ~event_written):
+                with m.Elif(restart):
                     m.next = "LOOKUP"
                 with m.Else():
-                    for k, client in enumerate(self.clients):
-                        m.d.comb += client.done.eq(grant == k)
                     m.next = "IDLE"
+
+        with m.If(fsm.ongoing("START") | fsm.ongoing("STE_DECODE") | fsm.ongoing("CONFIG") |
+                  fsm.ongoing("WALK_DECODE")):
+            m.d.sync += [status.eq(next_status), pa.eq(next_pa),
+                         event.type.eq(next_type), event.fetch_addr.eq(next_fetch_addr)]
 
         with m.If(self.invalidating):
             m.d.sync += stale.eq(1)
