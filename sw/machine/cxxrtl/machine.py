@@ -74,6 +74,8 @@ def _never_elaborated(elaboratable, seen=None):
     seen.add(id(elaboratable))
     elaboratable._MustUse__silence = True
     for value in vars(elaboratable).values():
+        if isinstance(value, dict):
+            value = list(value.values())
         for item in (value if isinstance(value, (list, tuple)) else (value,)):
             if isinstance(item, Elaboratable):
                 _never_elaborated(item, seen)
