@@ -1,8 +1,7 @@
 """The blocks an FPGA build can take: each block exactly as the SoC instantiates it."""
 
-from amaranth.hdl import Elaboratable
-
 from ..config import SocConfig
+from ..unused import never_elaborated
 from .soc import SYNTH_CONFIG, SynthSoc
 
 __all__ = ["available", "build"]
@@ -38,7 +37,7 @@ def _has_smmu(top):
 def available(config=None):
     """Names of the blocks the SoC of ``config`` has, in build order (smallest first)."""
     top = SynthSoc(_checked(config))
-    _unused(top, set())
+    never_elaborated(top)       # built only to list its blocks
     return [name for name, block in _BLOCKS.items()
             if name != "smmu" or _has_smmu(top)]
 
@@ -50,32 +49,14 @@ def _checked(config):
     return config
 
 
-def _unused(obj, seen):
-    # A block taken out of the SoC leaves the rest of the SoC unelaborated; that is intended,
-    # so silence Amaranth's UnusedElaboratable warnings for everything the SoC built.
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, Elaboratable):
-        obj._MustUse__silence = True
-        children = vars(obj).values()
-    elif isinstance(obj, (list, tuple)):
-        children = obj
-    elif isinstance(obj, dict):
-        children = obj.values()
-    else:
-        return
-    for child in children:
-        _unused(child, seen)
-
-
 def build(name, config=None):
     """Block ``name`` of the SoC built for ``config`` (:data:`SYNTH_CONFIG` if ``None``), as a
     :class:`~amaranth.lib.wiring.Component`; raises ``KeyError`` naming the known blocks."""
     top = SynthSoc(_checked(config))
     if name == "soc":
         return top
-    _unused(top, set())
+    # A block taken out of the SoC leaves the rest unelaborated; that is intended.
+    never_elaborated(top)
     if name not in _BLOCKS or (name == "smmu" and not _has_smmu(top)):
         raise KeyError(f"Unknown block {name!r}; known: {', '.join(available(config))}")
     return _BLOCKS[name](top)

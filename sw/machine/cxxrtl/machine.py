@@ -10,11 +10,12 @@ backends count the same cycles for the same scenario.
 
 import ctypes
 
-from amaranth.hdl import Elaboratable, Shape
+from amaranth.hdl import Shape
 
 from ....hw.bus.axi import Resp
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
+from ....hw.unused import never_elaborated
 from ..access import split_words
 from ..base import BusError, Machine, MachineTimeout, check_resp
 from ..pysim import CLOCK_PERIOD
@@ -65,22 +66,6 @@ _PROTOTYPES = {
 }
 
 
-def _never_elaborated(elaboratable, seen=None):
-    """Tell Amaranth that ``elaboratable`` and the elaboratables it holds are not meant to be
-    elaborated (only the SoC's ports are used here), so that it does not warn of them."""
-    seen = set() if seen is None else seen
-    if id(elaboratable) in seen:
-        return
-    seen.add(id(elaboratable))
-    elaboratable._MustUse__silence = True
-    for value in vars(elaboratable).values():
-        if isinstance(value, dict):
-            value = list(value.values())
-        for item in (value if isinstance(value, (list, tuple)) else (value,)):
-            if isinstance(item, Elaboratable):
-                _never_elaborated(item, seen)
-
-
 def _load(library):
     lib = ctypes.CDLL(str(library))
     for name, (restype, argtypes) in _PROTOTYPES.items():
@@ -129,7 +114,7 @@ class CxxrtlMachine(Machine):
         if not isinstance(config, SocConfig):
             raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
         self.soc = Soc(config)
-        _never_elaborated(self.soc)
+        never_elaborated(self.soc)   # only the SoC's ports are used here
         self.config = config
         self.build = build(config)
         self._lib = _load(self.build.library)
