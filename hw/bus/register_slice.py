@@ -93,14 +93,12 @@ class AXI4RegisterSlice(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        for name in ("aw", "w", "ar"):
-            channel = getattr(self.upstream, name)
+        for name in ("aw", "w", "ar", "b", "r"):
+            # Requests flow from the upstream port to the downstream one, responses back.
+            source, sink = ((self.downstream, self.upstream) if name in ("b", "r") else
+                            (self.upstream, self.downstream))
+            channel = getattr(source, name)
             m.submodules[name] = slice = StreamRegisterSlice(channel.payload.shape())
             connect(m, flipped(channel), slice.upstream)
-            connect(m, slice.downstream, flipped(getattr(self.downstream, name)))
-        for name in ("b", "r"):
-            channel = getattr(self.downstream, name)
-            m.submodules[name] = slice = StreamRegisterSlice(channel.payload.shape())
-            connect(m, flipped(channel), slice.upstream)
-            connect(m, slice.downstream, flipped(getattr(self.upstream, name)))
+            connect(m, slice.downstream, flipped(getattr(sink, name)))
         return m
