@@ -190,7 +190,9 @@ class TranslationStage(wiring.Component):
         skid_valid = Signal()
         s1_free = Signal()          # s1 is empty or its transaction leaves
         capture = Signal()          # s1 takes the skid register's or the upstream transaction
-        m.d.comb += [up.ready.eq(~skid_valid), capture.eq(s1_free & (skid_valid | up.valid))]
+        incoming = Signal.like(up.payload)
+        m.d.comb += [up.ready.eq(~skid_valid), capture.eq(s1_free & (skid_valid | up.valid)),
+                     incoming.eq(Mux(skid_valid, skid, up.payload))]
         with m.If(up.valid & up.ready & ~s1_free):
             m.d.sync += [skid.eq(up.payload), skid_valid.eq(1)]
         with m.Elif(s1_free):
@@ -265,10 +267,16 @@ class TranslationStage(wiring.Component):
         # (registered) has been written; the answered transaction is still in s1.
         walked = Signal()
         m.d.sync += walked.eq(walk.done)
-        m.d.comb += [ste.sid.eq(lookup_sid), tlb.asid.eq(ctx_asid), tlb.va.eq(lookup_addr)]
+        # The IOTLB compares s1's address while IDLE and the lookup's in TLB (other states
+        # ignore its answer). The choice is made a cycle ahead, from the next state and the
+        # next s1, so the address the IOTLB compares is a register.
+        tlb_va = Signal.like(s1.addr)
+        tlb_va_next = Signal.like(s1.addr)
+        m.d.comb += tlb_va_next.eq(Mux(capture, incoming.addr, s1.addr))
+        m.d.sync += tlb_va.eq(tlb_va_next)
+        m.d.comb += [ste.sid.eq(lookup_sid), tlb.asid.eq(ctx_asid), tlb.va.eq(tlb_va)]
         with m.FSM(name="lookup"):
             with m.State("IDLE"):
-                m.d.comb += tlb.va.eq(s1.addr)
                 with m.If(~flush & (need_lookup | walked)):
                     m.d.sync += [lookup_sid.eq(s1.sid), lookup_addr.eq(s1.addr),
                                  lookup_for_s1.eq(~walked)]
@@ -290,6 +298,8 @@ class TranslationStage(wiring.Component):
                                  ctx_config.eq(ste.config), ctx_asid.eq(ste.asid)]
                     m.d.sync += [entry.valid.eq(0) for entry in pages]
                 with m.If(ste.hit & (ste.config == StreamConfig.TRANSLATE)):
+                    with m.If(~flush):
+                        m.d.comb += tlb_va_next.eq(lookup_addr)
                     m.next = "TLB"
                 with m.Else():
                     m.d.comb += finish.eq(1)
@@ -379,7 +389,7 @@ class TranslationStage(wiring.Component):
             ]
 
         with m.If(capture):
-            m.d.sync += [s1.eq(Mux(skid_valid, skid, up.payload)), s1_valid.eq(1),
+            m.d.sync += [s1.eq(incoming), s1_valid.eq(1),
                          s1_looked.eq(0), s1_asking.eq(0), s1_resolved.eq(0), s1_routed.eq(0),
                          s1_beats.eq(0)]
         with m.Elif(take):
