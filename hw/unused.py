@@ -8,7 +8,7 @@ __all__ = ["never_elaborated"]
 
 def never_elaborated(obj):
     """Mark ``obj`` and every elaboratable it holds (in attributes, lists, tuples and dicts,
-    at any depth) as not meant to be elaborated."""
+    at any depth) as not meant to be elaborated; returns ``obj``."""
     seen = set()
 
     def visit(obj):
@@ -28,3 +28,4 @@ def never_elaborated(obj):
             visit(child)
 
     visit(obj)
+    return obj

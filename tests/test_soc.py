@@ -12,6 +12,7 @@ from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.ddr.backdoor import clear_error_window, set_error_window
 from dmabuf_soc.hw.ident.ident import package_version
 from dmabuf_soc.hw.soc import Soc
+from dmabuf_soc.hw.unused import never_elaborated
 from dmabuf_soc.sw.ident import SOC_ID, probe
 from dmabuf_soc.sw.machine.base import BusError, MachineTimeout
 from dmabuf_soc.sw.machine.pysim import simulate
@@ -25,7 +26,9 @@ def checkers_for(soc):
                 *(AXI4Checker(port, name=f"smmu.downstream{i}")
                   for i, port in enumerate(soc.smmu.downstream)),
                 AXI4Checker(soc.smmu.table, name="smmu.table"),
-                AXI4Checker(soc.interconnect.subordinates[0], name="ddr")]
+                AXI4Checker(soc.interconnect.subordinates[0], name="ddr"),
+                *(AXI4Checker(register_slice.downstream, name=f"{name} slice")
+                  for name, register_slice in soc.slices.items())]
     if soc.config.external_managers:
         checkers += [AXI4Checker(port, name=f"ext{i}") for i, port in enumerate(soc.ext)]
     return checkers
@@ -74,12 +77,21 @@ def test_cpu_loads_and_stores_of_any_length_and_alignment():
     run_checked(scenario)
 
 
-def test_random_multi_manager_traffic_matches_the_reference_memory():
+def test_register_slices_sit_between_every_pair_of_blocks():
+    sliced, wired = (never_elaborated(Soc(SocConfig(register_slices=on))) for on in (True, False))
+    assert sorted(sliced.slices) == ["cache_bus", "dma0_bus", "dma1_bus", "memory",
+                                     "smmu_downstream0", "smmu_downstream1", "smmu_table"]
+    assert wired.slices == {}
+
+
+@pytest.mark.parametrize("register_slices", [True, False])
+def test_random_multi_manager_traffic_matches_the_reference_memory(register_slices):
     """Two external managers stream random bursts while the CPU stores and loads, each in a
     region of its own, with a protocol checker on every port. Each round writes, then reads
     back; read beats are compared lane by lane with the reference memory."""
     rng = random.Random(11)
-    config = SocConfig(external_managers=2, read_latency=7, write_latency=3)
+    config = SocConfig(external_managers=2, read_latency=7, write_latency=3,
+                       register_slices=register_slices)
     soc = Soc(config)
     checkers = checkers_for(soc)
     managers = [AXI4Manager(port, rng=random.Random(i), valid_gap=0.2, ready_gap=0.2)

@@ -6,8 +6,9 @@ costs two short paths, not one long one, at any clock rate the rest of the SoC r
 entry filled at a clock edge hits the lookups made from then on. Each cache takes one fill
 per cycle (the IOTLB one every three cycles), into an invalid entry, else a round-robin
 victim, and applies one invalidation per cycle, in two cycles as well: the entries it
-removes (and the fill of the first cycle, if it matches) are worked out in the first and
-cleared in the second, over a fill in the same cycle. A lookup whose entry is replaced or invalidated between its two cycles misses.
+removes (and the fill of the first cycle, whatever it maps, if the invalidation is of a kind
+the cache holds) are worked out in the first and cleared in the second, over a fill in the
+same cycle. A lookup whose entry is replaced or invalidated between its two cycles misses.
 
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
@@ -75,7 +76,6 @@ class _Store:
         self.entries = [Signal(layout, name=f"{name}{n}") for n in range(count)]
         self.filled = Signal(count, name=f"{name}_filled")
         self.cleared = Signal(count, name=f"{name}_cleared")
-        self._fill_value = None
         self._m = m
         self._name = name
 
@@ -100,22 +100,22 @@ class _Store:
     def fill_one_hot(self, enable, value, chosen):
         """Write ``value`` into the entry whose bit is set in ``chosen`` while ``enable``."""
         m = self._m
-        self._fill_value = value
         m.d.comb += self.filled.eq(Mux(enable, chosen, 0))
         for n, entry in enumerate(self.entries):
             with m.If(self.filled[n]):
                 m.d.sync += [entry.eq(value), entry.valid.eq(1)]
 
-    def invalidate(self, predicate):
+    def invalidate(self, applies, predicate):
         """Clear every entry for which ``predicate(entry)`` holds this cycle, at the edge
         after the next one: the predicate's compares are registered (in :attr:`cleared`,
-        which also drops them from the lookups compared meanwhile). An entry filled in the
-        same cycle is judged by the value written, so no fill escapes an invalidation, and a
-        fill in the second cycle loses to it."""
+        which also drops them from the lookups compared meanwhile). ``applies`` is whether
+        this cycle's invalidation is of a kind this cache holds: an entry filled in the same
+        cycle is then cleared whatever it maps (a cache may always drop an entry; comparing
+        the fill too would spread one compare over every entry's clear), so no fill escapes
+        an invalidation. A fill in the second cycle loses to it as well."""
         m = self._m
-        fill_matches = predicate(self._fill_value)
         m.d.sync += self.cleared.eq(Cat(entry.valid & predicate(entry) |
-                                        self.filled[n] & fill_matches
+                                        self.filled[n] & applies
                                         for n, entry in enumerate(self.entries)))
         for n, entry in enumerate(self.entries):
             with m.If(self.cleared[n]):
@@ -346,11 +346,12 @@ class IOTLB(wiring.Component):
         m.d.sync += unused_fill.eq(
             (unused_fill & ~in_use & ~Mux(self.fill & replacing, passed, 0)) | store.filled)
         inv = self.invalidate
-        store.invalidate(lambda e:
-            (inv.kind == InvalidateKind.TLB_ALL) |
-            (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid) |
-            ((inv.kind == InvalidateKind.TLB_VA) | (inv.kind == InvalidateKind.TLB_VA_LEAF)) &
-            _covers(e, inv.asid, inv.va))
+        by_va = (inv.kind == InvalidateKind.TLB_VA) | (inv.kind == InvalidateKind.TLB_VA_LEAF)
+        store.invalidate(
+            (inv.kind == InvalidateKind.TLB_ALL) | (inv.kind == InvalidateKind.TLB_ASID) | by_va,
+            lambda e: (inv.kind == InvalidateKind.TLB_ALL) |
+                      (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid) |
+                      by_va & _covers(e, inv.asid, inv.va))
         return m
 
 
@@ -433,10 +434,12 @@ class WalkCache(wiring.Component):
         fill = self.fill & self.enable
         store.fill(fill, self.fill_entry, store.round_robin(fill))
         inv = self.invalidate
-        store.invalidate(lambda e:
-            (inv.kind == InvalidateKind.TLB_ALL) |
-            (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid) |
-            (inv.kind == InvalidateKind.TLB_VA) & _walk_covers(e, inv.asid, inv.va))
+        store.invalidate(
+            (inv.kind == InvalidateKind.TLB_ALL) | (inv.kind == InvalidateKind.TLB_ASID) |
+            (inv.kind == InvalidateKind.TLB_VA),
+            lambda e: (inv.kind == InvalidateKind.TLB_ALL) |
+                      (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid) |
+                      (inv.kind == InvalidateKind.TLB_VA) & _walk_covers(e, inv.asid, inv.va))
         return m
 
 
@@ -515,7 +518,8 @@ class StreamCache(wiring.Component):
             ]
         store.fill(self.fill, self.fill_entry, store.round_robin(self.fill))
         inv = self.invalidate
-        store.invalidate(lambda e:
-            (inv.kind == InvalidateKind.STE_ALL) |
-            (inv.kind == InvalidateKind.STE) & (e.sid == inv.sid))
+        store.invalidate(
+            (inv.kind == InvalidateKind.STE_ALL) | (inv.kind == InvalidateKind.STE),
+            lambda e: (inv.kind == InvalidateKind.STE_ALL) |
+                      (inv.kind == InvalidateKind.STE) & (e.sid == inv.sid))
         return m
