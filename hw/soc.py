@@ -47,13 +47,13 @@ class Soc(wiring.Component):
         cpu ──▶ Cache ──────────────────────────────────── ▯ ──┐
         dma0, dma1 ── ▯ ──▶ SMMU (upstream → downstream) ── ▯ ──┤
                             SMMU page-table walker ──────── ▯ ──┤
-        ext[i] ─────────────────────────────────────────────────┼──▶ Interconnect ── ▯ ──▶ memory
+        ext[i] ─────────────────────────────────────────────────┼──▶ Interconnect ──▶ memory
 
         mmio ──▶ LiteDecoder ──▶ ident · dma0 · dma1 · cache · smmu   (hw/soc.rdl)
 
     ``▯``: an :class:`~.bus.register_slice.AXI4RegisterSlice` on each internal manager's
     port, with :attr:`SocConfig.register_slices`; a DMA channel has one in front of the SMMU
-    too, and the memory one behind the interconnect.
+    too.
 
     The memory is the DDR model in simulation (``memory="model"``), or an AXI4 manager port
     ``mem`` towards a memory controller for FPGA builds (``memory="port"``).
@@ -95,9 +95,8 @@ class Soc(wiring.Component):
     interconnect : Interconnect
     slices : dict of AXI4RegisterSlice
         The register slices in front of the interconnect, by manager name (``cache_bus``,
-        ``smmu_downstream0`` ...), between each DMA channel and the SMMU (``dma0_bus`` ...)
-        and between the interconnect and the memory (``memory``); empty without
-        :attr:`SocConfig.register_slices`.
+        ``smmu_downstream0`` ...), and between each DMA channel and the SMMU (``dma0_bus``
+        ...); empty without :attr:`SocConfig.register_slices`.
     """
     def __init__(self, config=None, *, memory="model"):
         config = SocConfig() if config is None else config
@@ -134,8 +133,6 @@ class Soc(wiring.Component):
         self.interconnect = Interconnect(manager, n_managers, [Window("ddr", ddr_base, ddr_size)],
                                          max_outstanding=config.max_outstanding)
         memory_signature = self.interconnect.subordinate_signature
-        if config.register_slices:
-            self.slices["memory"] = AXI4RegisterSlice(memory_signature)
         self.ddr = (DDRModel(config, id_width=memory_signature.id_width)
                     if memory == "model" else None)
         self.mmio_decoder = LiteDecoder(soc_windows(), addr_width=config.mmio_addr_width)
@@ -187,10 +184,9 @@ class Soc(wiring.Component):
             links[f"ext{index}"] = (wiring.flipped(external), next(ports))
         if self.ddr is not None:
             m.submodules.ddr = self.ddr
-            memory = self.ddr.bus
+            links["memory"] = (self.interconnect.subordinates[0], self.ddr.bus)
         else:
-            memory = wiring.flipped(self.mem)
-        link_through_slice("memory", self.interconnect.subordinates[0], memory)
+            links["memory"] = (self.interconnect.subordinates[0], wiring.flipped(self.mem))
         links["mmio"] = (wiring.flipped(self.mmio), self.mmio_decoder.bus)
         links["ident_regs"] = (self.mmio_decoder.ident, self.ident.bus)
         links["cache_regs"] = (self.mmio_decoder.cache, self.cache.regs)
