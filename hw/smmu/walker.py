@@ -254,8 +254,8 @@ class Walker(wiring.Component):
             self.tlb.asid.eq(asid), self.tlb.va.eq(addr),
             self.walk_cache.asid.eq(asid), self.walk_cache.va.eq(addr),
         ]
-        # Fills are registered: one decided as an invalidation arrives is dropped, one made
-        # in the cycle an invalidation arrives is judged by the caches themselves.
+        # Fills are registered: one decided as an invalidation arrives is dropped, and the
+        # caches drop one made in the cycle an invalidation of their kind arrives.
         may_fill = ~stale & ~self.invalidating
         # A prefetch gives way to clients, and to an invalidation (it is never restarted).
         give_up = prefetching & (asking | stale | self.invalidating)
