@@ -74,9 +74,10 @@ class SocConfig:
         outside the SoC (testbenches, benchmarks, an FPGA user's own masters).
     register_slices : bool
         An AXI4 register slice between each internal manager (the cache, the SMMU's
-        downstream ports and its table walker) and the interconnect, so that no path runs
-        between those blocks without a register: the clock of an FPGA build then depends
-        on each block alone. Costs two cycles per round trip (a cycle each way).
+        downstream ports and its table walker) and the interconnect, and between each DMA
+        channel and its SMMU port, so that no path runs between those blocks without a
+        register: the clock of an FPGA build then depends on each block alone. Costs two
+        cycles per round trip (a cycle each way) per slice.
     """
     addr_width: int = 40
     data_width: int = 64

@@ -44,15 +44,16 @@ class Soc(wiring.Component):
 
     ::
 
-        cpu ──▶ Cache ──────────────────────────────── ▯ ──┐
-        dma0, dma1 ──▶ SMMU (upstream → downstream) ── ▯ ──┤
-                       SMMU page-table walker ──────── ▯ ──┤
-        ext[i] ────────────────────────────────────────────┼──▶ Interconnect ──▶ memory
+        cpu ──▶ Cache ──────────────────────────────────── ▯ ──┐
+        dma0, dma1 ── ▯ ──▶ SMMU (upstream → downstream) ── ▯ ──┤
+                            SMMU page-table walker ──────── ▯ ──┤
+        ext[i] ─────────────────────────────────────────────────┼──▶ Interconnect ──▶ memory
 
         mmio ──▶ LiteDecoder ──▶ ident · dma0 · dma1 · cache · smmu   (hw/soc.rdl)
 
     ``▯``: an :class:`~.bus.register_slice.AXI4RegisterSlice` on each internal manager's
-    port, with :attr:`SocConfig.register_slices`.
+    port, with :attr:`SocConfig.register_slices`; a DMA channel has one in front of the SMMU
+    too.
 
     The memory is the DDR model in simulation (``memory="model"``), or an AXI4 manager port
     ``mem`` towards a memory controller for FPGA builds (``memory="port"``).
@@ -94,7 +95,8 @@ class Soc(wiring.Component):
     interconnect : Interconnect
     slices : dict of AXI4RegisterSlice
         The register slices in front of the interconnect, by manager name (``cache_bus``,
-        ``smmu_downstream0`` ...); empty without :attr:`SocConfig.register_slices`.
+        ``smmu_downstream0`` ...), and between each DMA channel and the SMMU (``dma0_bus``
+        ...); empty without :attr:`SocConfig.register_slices`.
     """
     def __init__(self, config=None, *, memory="model"):
         config = SocConfig() if config is None else config
@@ -123,7 +125,8 @@ class Soc(wiring.Component):
             **{f"smmu_downstream{index}": port for index, port in enumerate(self.smmu.downstream)},
             "smmu_table": self.smmu.table,
         }
-        self.slices = ({name: AXI4RegisterSlice(manager) for name in self._internal_managers}
+        sliced = [*self._internal_managers, *(f"dma{index}_bus" for index in range(len(self.dma)))]
+        self.slices = ({name: AXI4RegisterSlice(manager) for name in sliced}
                        if config.register_slices else {})
         n_managers = len(self._internal_managers) + config.external_managers
         ddr_base, ddr_size = config.ddr_span
@@ -163,16 +166,20 @@ class Soc(wiring.Component):
         m.submodules.ident        = self.ident
 
         links = {"cpu": (wiring.flipped(self.cpu), self.cache.cpu)}
-        for index, (channel, upstream) in enumerate(zip(self.dma, self.smmu.upstream)):
-            links[f"dma{index}_bus"] = (channel.bus, upstream)
-        ports = iter(self.interconnect.managers)
-        for name, manager in self._internal_managers.items():
+
+        def link_through_slice(name, manager, subordinate):
             if name in self.slices:
                 m.submodules[f"slice_{name}"] = self.slices[name]
                 links[name] = (manager, self.slices[name].upstream)
-                links[f"{name}_slice"] = (self.slices[name].downstream, next(ports))
+                links[f"{name}_slice"] = (self.slices[name].downstream, subordinate)
             else:
-                links[name] = (manager, next(ports))
+                links[name] = (manager, subordinate)
+
+        for index, (channel, upstream) in enumerate(zip(self.dma, self.smmu.upstream)):
+            link_through_slice(f"dma{index}_bus", channel.bus, upstream)
+        ports = iter(self.interconnect.managers)
+        for name, manager in self._internal_managers.items():
+            link_through_slice(name, manager, next(ports))
         for index, external in enumerate(self.ext if self.config.external_managers else ()):
             links[f"ext{index}"] = (wiring.flipped(external), next(ports))
         if self.ddr is not None:
