@@ -77,10 +77,10 @@ def test_cpu_loads_and_stores_of_any_length_and_alignment():
     run_checked(scenario)
 
 
-def test_register_slices_sit_between_the_internal_managers_and_the_interconnect():
+def test_register_slices_sit_between_every_pair_of_blocks():
     sliced, wired = (never_elaborated(Soc(SocConfig(register_slices=on))) for on in (True, False))
-    assert sorted(sliced.slices) == ["cache_bus", "smmu_downstream0", "smmu_downstream1",
-                                     "smmu_table"]
+    assert sorted(sliced.slices) == ["cache_bus", "dma0_bus", "dma1_bus", "smmu_downstream0",
+                                     "smmu_downstream1", "smmu_table"]
     assert wired.slices == {}
 
 
