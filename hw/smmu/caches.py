@@ -2,13 +2,16 @@
 
 Each holds entries in registers and answers a lookup in the next cycle: the compare of
 every entry is registered, and the matching entry is read out of that mask (so a lookup
-costs two short paths, not one long one, at any clock rate the rest of the SoC runs at). An
-entry filled at a clock edge hits the lookups made from then on. Each cache takes one fill
-per cycle (the IOTLB one every three cycles), into an invalid entry, else a round-robin
-victim, and applies one invalidation per cycle, in two cycles as well: the entries it
-removes (and the fill of the first cycle, whatever it maps, if the invalidation is of a kind
-the cache holds) are worked out in the first and cleared in the second, over a fill in the
-same cycle. A lookup whose entry is replaced or invalidated between its two cycles misses.
+costs two short paths, not one long one, at any clock rate the rest of the SoC runs at).
+The IOTLB, the widest compare (ASID and page number, against every entry, for five ports),
+answers in the second cycle: it registers the compares of the page number's three parts
+first, and combines them with the entry's level the cycle after. An entry filled at a clock
+edge hits the lookups made from then on. Each cache takes one fill per cycle (the IOTLB one
+every three cycles), into an invalid entry, else a round-robin victim, and applies one
+invalidation per cycle, pipelined as its lookups are: the entries it removes (and the fills
+made meanwhile, whatever they map, if the invalidation is of a kind the cache holds) are
+worked out in one cycle (two in the IOTLB) and cleared in the next, over a fill in the same
+cycle. A lookup whose entry is replaced or invalidated during its compare misses.
 
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
@@ -105,6 +108,22 @@ class _Store:
             with m.If(self.filled[n]):
                 m.d.sync += [entry.eq(value), entry.valid.eq(1)]
 
+    def invalidate_in_two(self, applies, parts, combine):
+        """:meth:`invalidate` with its compare over two cycles, as :meth:`compare_in_two`:
+        the entries are cleared at the third edge, and fills in the first two cycles of an
+        invalidation of a kind this cache holds are dropped (each over the entry it wrote)."""
+        m = self._m
+        registered = self._registered_parts(parts, f"{self._name}_inv")
+        applied = Signal(name=f"{self._name}_inv_applies")
+        dropped = Signal(len(self.entries), name=f"{self._name}_inv_dropped")
+        m.d.sync += [applied.eq(applies), dropped.eq(Mux(applies, self.filled, 0))]
+        m.d.sync += self.cleared.eq(Cat(entry.valid & combine(entry, registered[n]) |
+                                        dropped[n] | self.filled[n] & applied
+                                        for n, entry in enumerate(self.entries)))
+        for n, entry in enumerate(self.entries):
+            with m.If(self.cleared[n]):
+                m.d.sync += entry.valid.eq(0)
+
     def invalidate(self, applies, predicate):
         """Clear every entry for which ``predicate(entry)`` holds this cycle, at the edge
         after the next one: the predicate's compares are registered (in :attr:`cleared`,
@@ -128,6 +147,32 @@ class _Store:
         self._m.d.sync += matches.eq(Cat(entry.valid & predicate(entry)
                                          for entry in self.entries) &
                                      ~self.filled & ~self.cleared)
+        return matches
+
+    def _registered_parts(self, parts, name):
+        """Per entry, the values of ``parts(entry)`` this cycle, registered."""
+        registered = []
+        for n, entry in enumerate(self.entries):
+            values = parts(entry)
+            part_regs = [Signal(name=f"{name}{n}_part{k}") for k in range(len(values))]
+            self._m.d.sync += [reg.eq(value) for reg, value in zip(part_regs, values)]
+            registered.append(part_regs)
+        return registered
+
+    def compare_in_two(self, parts, combine, name):
+        """:meth:`compare` over two cycles, for wide compares: the one-bit ``parts(entry)``
+        are registered in the first, and ``combine(entry, parts)`` of them (and of the
+        entry's fields then) is the registered mask of the second. Entries replaced or
+        cleared at either edge are dropped."""
+        kept = Signal(len(self.entries), name=f"{name}_kept")
+        matches = Signal(len(self.entries), name=f"{name}_match")
+        registered = self._registered_parts(parts, f"{name}_entry")
+        self._m.d.sync += [
+            kept.eq(~self.filled & ~self.cleared),
+            matches.eq(Cat(entry.valid & kept[n] & combine(entry, registered[n])
+                           for n, entry in enumerate(self.entries)) &
+                       ~self.filled & ~self.cleared),
+        ]
         return matches
 
     def select(self, matches, name):
@@ -211,7 +256,7 @@ class TLBEntryLayout(data.StructLayout):
 
 class TLBLookupSignature(wiring.Signature):
     """One IOTLB lookup port, from the requester's side: ``asid`` and ``va`` out, the
-    result back in the next cycle (``pa`` is ``va``'s output address, ``ppn`` the entry's
+    result back two cycles later (``pa`` is ``va``'s output address, ``ppn`` the entry's
     output page or block number)."""
     def __init__(self):
         super().__init__({
@@ -226,13 +271,22 @@ class TLBLookupSignature(wiring.Signature):
         })
 
 
+def _page_parts(leaf_vpn, vpn):
+    """Whether the three level-sized parts (high, middle, low) of two input page numbers
+    are equal."""
+    return [leaf_vpn[bits] == vpn[bits] for bits in (slice(18, None), slice(9, 18), slice(0, 9))]
+
+
+def _leaf_of_parts(level, high, middle, low):
+    """Whether a leaf of ``level`` covers a page whose parts compare as given."""
+    return high & ((level == 1) | middle & ((level == 2) | low & (level == 3)))
+
+
 def leaf_covers(level, leaf_vpn, vpn):
     """Whether the leaf of ``level`` (1, 2 or 3) made for input page ``leaf_vpn`` covers
     input page ``vpn`` (address bits [38:12]; a block's low bits are ignored)."""
     # The three parts of the page number compared once each, so the compare stays shallow.
-    high, middle, low = ((leaf_vpn[bits] == vpn[bits])
-                         for bits in (slice(18, None), slice(9, 18), slice(0, 9)))
-    return high & ((level == 1) | middle & ((level == 2) | low & (level == 3)))
+    return _leaf_of_parts(level, *_page_parts(leaf_vpn, vpn))
 
 
 def leaf_address(level, va, ppn):
@@ -243,10 +297,16 @@ def leaf_address(level, va, ppn):
                    Cat(va[:GRANULE_SHIFT], ppn[:_PPN_BITS])))
 
 
-def _covers(entry, asid, va):
-    """Whether TLB ``entry`` of any level translates ``va`` for ``asid``."""
-    return ((entry.asid == asid) & ~va[IA_BITS] &
-            leaf_covers(entry.level, entry.vpn, va[GRANULE_SHIFT:IA_BITS]))
+def _covers_parts(entry, asid, va):
+    """The parts of :func:`_covers`, for a compare over two cycles: the stream's ASID and
+    the high part of the page, the middle part, the low part."""
+    high, middle, low = _page_parts(entry.vpn, va[GRANULE_SHIFT:IA_BITS])
+    return [(entry.asid == asid) & ~va[IA_BITS] & high, middle, low]
+
+
+def _covers_of_parts(entry, parts):
+    """Whether TLB ``entry`` covers the address whose :func:`_covers_parts` are ``parts``."""
+    return _leaf_of_parts(entry.level, *parts)
 
 
 class IOTLB(wiring.Component):
@@ -296,10 +356,12 @@ class IOTLB(wiring.Component):
         store = _Store(m, TLBEntryLayout(), count, "tlb")
         held = []                               # per stage port: the entry it hit last
         for n, port in enumerate(self.lookup):
-            matches = store.compare(lambda e: _covers(e, port.asid, port.va), f"lookup{n}")
+            matches = store.compare_in_two(lambda e: _covers_parts(e, port.asid, port.va),
+                                           _covers_of_parts, f"lookup{n}")
             hit, entry = store.select(matches, f"lookup{n}")
+            compared_va = Signal.like(port.va, name=f"lookup{n}_compared_va")
             va = Signal.like(port.va, name=f"lookup{n}_va")
-            m.d.sync += va.eq(port.va)
+            m.d.sync += [compared_va.eq(port.va), va.eq(compared_va)]
             if n < self.users:
                 last = Signal(count, name=f"lookup{n}_last")
                 with m.If(hit):
@@ -347,11 +409,17 @@ class IOTLB(wiring.Component):
             (unused_fill & ~in_use & ~Mux(self.fill & replacing, passed, 0)) | store.filled)
         inv = self.invalidate
         by_va = (inv.kind == InvalidateKind.TLB_VA) | (inv.kind == InvalidateKind.TLB_VA_LEAF)
-        store.invalidate(
-            (inv.kind == InvalidateKind.TLB_ALL) | (inv.kind == InvalidateKind.TLB_ASID) | by_va,
-            lambda e: (inv.kind == InvalidateKind.TLB_ALL) |
-                      (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid) |
-                      by_va & _covers(e, inv.asid, inv.va))
+        whole = (inv.kind == InvalidateKind.TLB_ALL) | (inv.kind == InvalidateKind.TLB_ASID)
+
+        def invalidated_parts(e):
+            high, middle, low = _covers_parts(e, inv.asid, inv.va)
+            return [(inv.kind == InvalidateKind.TLB_ALL) |
+                    (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid),
+                    by_va & high, middle, low]
+
+        store.invalidate_in_two(
+            whole | by_va, invalidated_parts,
+            lambda e, parts: parts[0] | _covers_of_parts(e, parts[1:]))
         return m
 
 

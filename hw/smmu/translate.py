@@ -4,7 +4,7 @@
 
     up addr ──▶ s1 register ──(micro-TLB compare)──▶ down addr (translated)
                      │ micro-TLB miss
-                     ├──▶ lookup: STE cache ─▶ IOTLB ─▶ micro-TLB (one cycle each)
+                     ├──▶ lookup: STE cache ─▶ IOTLB ─▶ micro-TLB (one, two, one cycles)
                      │ IOTLB miss, fault, abort
                      └──▶ walker ──▶ answer (output address, or fault: SLVERR upstream)
     up R/B ◀── down R/B, or the SLVERR response of a faulting transaction
@@ -17,9 +17,10 @@ transaction is taken every cycle while hits continue (a skid register in front o
 takes the one that arrives as downstream stalls, so ``up.ready`` is a register);
 the compare is a few LUTs deep, which is what lets the SMMU run at the SoC's clock. On a
 micro-TLB miss the stage looks the transaction up in the shared caches: the STE cache
-(skipped when the micro-TLB has its stream), then the IOTLB, each answering in the next
-cycle; a hit there refills the micro-TLB (over its less recently used page), so a stream
-moving to the next page pays two cycles. Any other outcome (a miss, a permission the page
+(skipped when the micro-TLB has its stream), answering in the next cycle, then the IOTLB,
+answering in the second (its compare is registered twice); a hit there refills the
+micro-TLB (over its less recently used page), so a stream moving to the next page pays
+three cycles. Any other outcome (a miss, a permission the page
 does not give, an abort) goes to the walker, and after each walk the stage looks the page
 up again in the background, for the transactions that follow. Any invalidation empties the
 micro-TLB. Once presented downstream an address no longer changes, even if an invalidation
@@ -254,8 +255,8 @@ class TranslationStage(wiring.Component):
                          s1_pa.eq(translated)]
 
         # The lookup of a transaction that misses the micro-TLB: in the STE cache (unless
-        # the micro-TLB has its stream) and then in the IOTLB, each answering in the next
-        # cycle; and again, in the background, after each walk, for the transactions that
+        # the micro-TLB has its stream), answering in the next cycle, and then in the IOTLB,
+        # answering in the second; and again, in the background, after each walk, for the transactions that
         # follow. The IOTLB compare of a known stream starts straight from s1.
         lookup_sid = Signal.like(s1.sid)
         lookup_addr = Signal.like(s1.addr)
@@ -283,7 +284,7 @@ class TranslationStage(wiring.Component):
                     with m.If(~ctx_valid | (ctx_sid != s1.sid)):
                         m.next = "STE"
                     with m.Elif(ctx_config == StreamConfig.TRANSLATE):
-                        m.next = "PAGE"
+                        m.next = "MATCH"
                     with m.Elif(~walked):
                         # Abort: only the walker answers it.
                         m.d.sync += s1_looked.eq(1)
@@ -307,6 +308,11 @@ class TranslationStage(wiring.Component):
                 with m.If(flush):
                     m.next = "IDLE"
             with m.State("TLB"):
+                m.next = "MATCH"
+                with m.If(flush):
+                    m.next = "IDLE"
+            with m.State("MATCH"):
+                # The IOTLB's compare takes two cycles; its answer comes in PAGE.
                 m.next = "PAGE"
                 with m.If(flush):
                     m.next = "IDLE"

@@ -6,13 +6,14 @@ one request at a time, chosen round-robin, and answers with the output address, 
 (after writing its event record, if the stream records faults) or an abort::
 
     IDLE ─▶ LOOKUP ─▶ START ─┬─▶ STE_AR ─▶ STE_R ─▶ STE_DECODE ─┐
-                             └──────────────────────────────────┴─▶ TLB_LOOKUP ─▶ TLB_READ ─┐
-          ┌─────────────────────────────────────────────────────────────────────────────────┘
+                             └──────────────────────────────────┴─▶ TLB_LOOKUP ─▶ TLB_MATCH ─┐
+          ┌─────────────────────────────────────────────────────────────── TLB_READ ◀──────────┘
           └─▶ CONFIG ─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE ─┐ (table: back to WALK_AR)
        RESPOND ◀── EVENT_B ◀── EVENT_W ◀── EVENT_AW ◀── FAULT ◀─────┘ (fault)
 
-The cache lookups take a cycle: ``LOOKUP`` looks the stream up in the STE cache, for
-``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB and the walk cache, and
+The STE cache and walk cache lookups take a cycle, the IOTLB's two: ``LOOKUP`` looks the
+stream up in the STE cache, for ``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB
+and the walk cache, ``TLB_MATCH`` waits for the IOTLB's second compare cycle, and
 ``TLB_READ`` registers their results for ``CONFIG``.
 
 What fans out widely comes from registers: the client to serve next is chosen a cycle
@@ -439,6 +440,10 @@ class Walker(wiring.Component):
                     m.next = "TLB_LOOKUP"
 
             with m.State("TLB_LOOKUP"):
+                m.next = "TLB_MATCH"
+
+            with m.State("TLB_MATCH"):
+                # The IOTLB's compare takes two cycles; the walk cache has answered already.
                 m.next = "TLB_READ"
 
             with m.State("TLB_READ"):
