@@ -347,12 +347,12 @@ def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
     held = []
 
     async def testbench(ctx):
-        async def fill(page):                       # fills are at least 3 cycles apart
+        async def fill(page):                       # fills are at least 4 cycles apart
             ctx.set(tlb.fill, 1)
             ctx.set(tlb.fill_entry, {"asid": 1, "level": 3, "vpn": page, "ppn": page})
             await ctx.tick()
             ctx.set(tlb.fill, 0)
-            await ctx.tick().repeat(2)
+            await ctx.tick().repeat(3)
 
         async def resident():
             found = set()
@@ -367,7 +367,7 @@ def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
         async def use(page):                        # and stay on it: in use
             ctx.set(stage.asid, 1)
             ctx.set(stage.va, page << 12)
-            await ctx.tick().repeat(5)              # compared, held, next victim chosen
+            await ctx.tick().repeat(6)              # compared, held, next victim chosen
 
         for page in (10, 11, 12, 13):
             await fill(page)
@@ -419,7 +419,7 @@ def test_iotlb_fill_in_the_cycle_of_an_invalidation_is_dropped(delay):
 
         for name, asid, invalidation in cases:
             ctx.set(tlb.invalidate, invalidation)
-            for cycle in range(3):                  # fills are three cycles apart
+            for cycle in range(4):                  # fills are four cycles apart
                 ctx.set(tlb.fill, cycle == delay)
                 ctx.set(tlb.fill_entry, {"asid": asid, "level": 3, "vpn": 7,
                                          "ppn": 70 + asid})

@@ -7,7 +7,7 @@ The IOTLB, the widest compare (ASID and page number, against every entry, for fi
 answers in the second cycle: it registers the compares of the page number's three parts
 first, and combines them with the entry's level the cycle after. An entry filled at a clock
 edge hits the lookups made from then on. Each cache takes one fill per cycle (the IOTLB one
-every three cycles), into an invalid entry, else a round-robin victim, and applies one
+every four cycles), into an invalid entry, else a round-robin victim, and applies one
 invalidation per cycle, pipelined as its lookups are: the entries it removes (and the fills
 made meanwhile, whatever they map, if the invalidation is of a kind the cache holds) are
 worked out in one cycle (two in the IOTLB) and cleared in the next, over a fill in the same
@@ -16,7 +16,7 @@ cycle. A lookup whose entry is replaced or invalidated during its compare misses
 The IOTLB's victim is chosen with more care, because prefetch fills it ahead of use: among
 valid entries, it takes the next one round-robin that no translation stage is using (the
 entry its last hit came from) and that is not a fill still waiting for its first use;
-failing that, the next one not in use. It is chosen two cycles ahead, from registers. The
+failing that, the next one not in use. It is chosen three cycles ahead, from registers. The
 pages a read and a write stream are on, and the next pages prefetched for them, stay while
 any other entry can go. An unused fill is passed over once only (the pointer clears its mark
 as it passes), so a prefetch that is never used does not hold its entry for ever.
@@ -183,15 +183,6 @@ class _Store:
         return matches.any(), chosen
 
 
-def _first_set(m, mask, name):
-    """Index of the lowest set bit of ``mask`` (0 if none)."""
-    index = Signal(range(len(mask)), name=name)
-    for n in reversed(range(len(mask))):
-        with m.If(mask[n]):
-            m.d.comb += index.eq(n)
-    return index
-
-
 def _victim_candidates(m, valid, pointer, spare):
     """The masks :func:`_choose_victim` chooses from, registered: the invalid entries, and
     for each mask of ``spare`` (masks of entries to keep, most important first) the entries
@@ -210,20 +201,27 @@ def _victim_candidates(m, valid, pointer, spare):
 
 
 def _choose_victim(m, holes, candidates, pointer):
-    """The entry to replace: the lowest of ``holes``; else the lowest one at or after
-    ``pointer`` (or failing that, the lowest) of the first of ``candidates`` that allows
-    any; else ``pointer``."""
+    """The entry to replace, as ``(index, one_hot, replacing)``, in two registered steps:
+    the first registers the mask to choose from (``holes`` if any; else, of the first of
+    ``candidates`` that allows any, its entries at or after ``pointer`` or failing that all
+    it allows; else ``pointer``), the second that mask's lowest entry, and whether it is
+    not a hole."""
     count = len(holes)
-    chosen = Signal(range(count), name="victim_choice")
-    m.d.comb += chosen.eq(pointer)
-    for k, (allowed, after) in reversed(list(enumerate(candidates))):
+    choices = Cat(pointer == n for n in range(count))
+    for allowed, after in reversed(candidates):
         # Applied least important first, so the most important choice stands.
-        with m.If(allowed.any()):
-            m.d.comb += chosen.eq(_first_set(m, Mux(after.any(), after, allowed),
-                                             f"victim_pick{k}"))
-    with m.If(holes.any()):
-        m.d.comb += chosen.eq(_first_set(m, holes, "victim_hole"))
-    return chosen
+        choices = Mux(allowed.any(), Mux(after.any(), after, allowed), choices)
+    picked = Signal(count, name="victim_picked")
+    picked_valid = Signal(name="victim_picked_valid")
+    m.d.sync += [picked.eq(Mux(holes.any(), holes, choices)), picked_valid.eq(~holes.any())]
+
+    lowest = Cat(picked[n] & ~picked[:n].any() if n else picked[0] for n in range(count))
+    index = Signal(range(count), name="victim")
+    one_hot = Signal(count, name="victim_mask")
+    replacing = Signal(name="victim_replacing")
+    m.d.sync += [index.eq(reduce(operator.or_, (Mux(lowest[n], n, 0) for n in range(count)))),
+                 one_hot.eq(lowest), replacing.eq(picked_valid)]
+    return index, one_hot, replacing
 
 
 def _next(counter, count):
@@ -328,8 +326,8 @@ class IOTLB(wiring.Component):
     -------
     lookup : ``In(TLBLookupSignature()).array(lookups)``
     fill : ``In(1)``
-        Write ``fill_entry`` this cycle; fills are at least three cycles apart (the victim
-        is chosen in the two cycles after the last one).
+        Write ``fill_entry`` this cycle; fills are at least four cycles apart (the victim
+        is chosen in the three cycles after the last one).
     fill_entry : ``In(TLBEntryLayout())``
     invalidate : ``In(InvalidateLayout())``
         ``TLB_*`` kinds apply.
@@ -379,23 +377,17 @@ class IOTLB(wiring.Component):
         in_use = Signal(count)                  # the entries the stages hit last
         unused_fill = Signal(count)             # filled, and not hit by a stage since
         m.d.comb += in_use.eq(reduce(operator.or_, held, 0))
-        # The victim is chosen two cycles ahead, in two registered steps: fills are many
-        # cycles apart (each ends a walk), so it is always up to date.
+        # The victim is chosen three cycles ahead, in three registered steps: fills are
+        # many cycles apart (each ends a walk), so it is always up to date.
         pointer = Signal(range(count))
-        victim = Signal(range(count))
-        victim_mask = Signal(count)             # one-hot
-        replacing = Signal()                    # the victim holds a valid entry
         valid = Cat(entry.valid for entry in store.entries)
         holes, candidates = _victim_candidates(m, valid, pointer,
                                                (in_use | unused_fill, in_use))
         candidates_pointer = Signal.like(pointer)
         m.d.sync += candidates_pointer.eq(pointer)
-        choice = _choose_victim(m, holes, candidates, candidates_pointer)
-        m.d.sync += [
-            victim.eq(choice),
-            victim_mask.eq(Cat(choice == n for n in range(count))),
-            replacing.eq(~holes.any()),
-        ]
+        # One-hot victim_mask; replacing: the victim holds a valid entry.
+        victim, victim_mask, replacing = _choose_victim(m, holes, candidates,
+                                                        candidates_pointer)
         store.fill_one_hot(self.fill, self.fill_entry, victim_mask)
         with m.If(self.fill & replacing):
             m.d.sync += pointer.eq(_next(victim, count))
