@@ -423,10 +423,15 @@ class TranslationStage(wiring.Component):
         next_addr = Cat(Const(0, GRANULE_SHIFT), page + 1)
         asked_sid = Signal.like(request.sid)
         asked_addr = Signal.like(request.addr)
+        # The page the last request was made from: comparing it, not the address asked
+        # for, keeps the increment off the decision. (Its reset value is the page before
+        # address 0, the reset value of ``asked_addr``.)
+        asked_from = Signal.like(page, init=(1 << len(page)) - 1)
         new = (filled & ~covered & ~page.all() &
-               ((next_addr != asked_addr) | (sid != asked_sid)))
+               ((page != asked_from) | (sid != asked_sid)))
         m.d.comb += [request.sid.eq(asked_sid), request.addr.eq(asked_addr)]
         with m.If(new):
-            m.d.sync += [asked_sid.eq(sid), asked_addr.eq(next_addr), request.valid.eq(1)]
+            m.d.sync += [asked_sid.eq(sid), asked_addr.eq(next_addr), asked_from.eq(page),
+                         request.valid.eq(1)]
         with m.Elif(request.ready):
             m.d.sync += request.valid.eq(0)
