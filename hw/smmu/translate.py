@@ -343,10 +343,13 @@ class TranslationStage(wiring.Component):
         ]
         with m.If(s1_valid & ~s1_resolved & s1_looked & ~s1_ok & ~changed):
             m.d.sync += s1_asking.eq(1)
+        with m.If(s1_asking):
+            # The walker's answer registers, taken in every cycle of the request: its done
+            # (which fans out less that way) only sets the flags.
+            m.d.sync += [s1_status.eq(walk.status), s1_pa.eq(walk.pa)]
         with m.If(walk.done):
             m.d.comb += self.miss.eq(1)
-            m.d.sync += [s1_resolved.eq(1), s1_status.eq(walk.status), s1_pa.eq(walk.pa),
-                         s1_asking.eq(0)]
+            m.d.sync += [s1_resolved.eq(1), s1_asking.eq(0)]
 
         if self._prefetch:
             self._elaborate_prefetch(m, lookup_sid, lookup_addr, page_filled)
