@@ -79,6 +79,7 @@ class _Store:
         self.entries = [Signal(layout, name=f"{name}{n}") for n in range(count)]
         self.filled = Signal(count, name=f"{name}_filled")
         self.cleared = Signal(count, name=f"{name}_cleared")
+        self._kept = None           # entries neither replaced nor cleared at the last edge
         self._m = m
         self._name = name
 
@@ -117,12 +118,9 @@ class _Store:
         applied = Signal(name=f"{self._name}_inv_applies")
         dropped = Signal(len(self.entries), name=f"{self._name}_inv_dropped")
         m.d.sync += [applied.eq(applies), dropped.eq(Mux(applies, self.filled, 0))]
-        m.d.sync += self.cleared.eq(Cat(entry.valid & combine(entry, registered[n]) |
-                                        dropped[n] | self.filled[n] & applied
-                                        for n, entry in enumerate(self.entries)))
-        for n, entry in enumerate(self.entries):
-            with m.If(self.cleared[n]):
-                m.d.sync += entry.valid.eq(0)
+        self._clear(Cat(entry.valid & combine(entry, registered[n]) |
+                        dropped[n] | self.filled[n] & applied
+                        for n, entry in enumerate(self.entries)))
 
     def invalidate(self, applies, predicate):
         """Clear every entry for which ``predicate(entry)`` holds this cycle, at the edge
@@ -132,10 +130,13 @@ class _Store:
         cycle is then cleared whatever it maps (a cache may always drop an entry; comparing
         the fill too would spread one compare over every entry's clear), so no fill escapes
         an invalidation. A fill in the second cycle loses to it as well."""
+        self._clear(Cat(entry.valid & predicate(entry) | self.filled[n] & applies
+                        for n, entry in enumerate(self.entries)))
+
+    def _clear(self, marked):
+        """Register ``marked`` in :attr:`cleared`, and clear those entries at the next edge."""
         m = self._m
-        m.d.sync += self.cleared.eq(Cat(entry.valid & predicate(entry) |
-                                        self.filled[n] & applies
-                                        for n, entry in enumerate(self.entries)))
+        m.d.sync += self.cleared.eq(marked)
         for n, entry in enumerate(self.entries):
             with m.If(self.cleared[n]):
                 m.d.sync += entry.valid.eq(0)
@@ -164,15 +165,15 @@ class _Store:
         are registered in the first, and ``combine(entry, parts)`` of them (and of the
         entry's fields then) is the registered mask of the second. Entries replaced or
         cleared at either edge are dropped."""
-        kept = Signal(len(self.entries), name=f"{name}_kept")
+        if self._kept is None:      # one register for every lookup port
+            self._kept = Signal(len(self.entries), name=f"{self._name}_kept")
+            self._m.d.sync += self._kept.eq(~self.filled & ~self.cleared)
+        kept = self._kept
         matches = Signal(len(self.entries), name=f"{name}_match")
         registered = self._registered_parts(parts, f"{name}_entry")
-        self._m.d.sync += [
-            kept.eq(~self.filled & ~self.cleared),
-            matches.eq(Cat(entry.valid & kept[n] & combine(entry, registered[n])
-                           for n, entry in enumerate(self.entries)) &
-                       ~self.filled & ~self.cleared),
-        ]
+        self._m.d.sync += matches.eq(Cat(entry.valid & kept[n] & combine(entry, registered[n])
+                                         for n, entry in enumerate(self.entries)) &
+                                     ~self.filled & ~self.cleared)
         return matches
 
     def select(self, matches, name):
@@ -296,8 +297,8 @@ def leaf_address(level, va, ppn):
 
 
 def _covers_parts(entry, asid, va):
-    """The parts of :func:`_covers`, for a compare over two cycles: the stream's ASID and
-    the high part of the page, the middle part, the low part."""
+    """Whether TLB ``entry`` matches ``va`` for ``asid``, in parts for a compare over two
+    cycles: the ASID with the high part of the page number, the middle part, the low part."""
     high, middle, low = _page_parts(entry.vpn, va[GRANULE_SHIFT:IA_BITS])
     return [(entry.asid == asid) & ~va[IA_BITS] & high, middle, low]
 

@@ -20,10 +20,9 @@ micro-TLB miss the stage looks the transaction up in the shared caches: the STE 
 (skipped when the micro-TLB has its stream), answering in the next cycle, then the IOTLB,
 answering in the second (its compare is registered twice); a hit there refills the
 micro-TLB (over its less recently used page), so a stream moving to the next page pays
-three cycles. Any other outcome (a miss, a permission the page
-does not give, an abort) goes to the walker, and after each walk the stage looks the page
-up again in the background, for the transactions that follow. Any invalidation empties the
-micro-TLB. Once presented downstream an address no longer changes, even if an invalidation
+three cycles. Any other outcome (a miss, a permission the page does not give, an abort)
+goes to the walker, and after each walk the stage looks the page up again in the
+background, for the transactions that follow. Any invalidation empties the micro-TLB. Once presented downstream an address no longer changes, even if an invalidation
 removes its entry.
 
 With ``prefetch``, each time the micro-TLB takes a page from the IOTLB the stage asks the
@@ -256,8 +255,8 @@ class TranslationStage(wiring.Component):
 
         # The lookup of a transaction that misses the micro-TLB: in the STE cache (unless
         # the micro-TLB has its stream), answering in the next cycle, and then in the IOTLB,
-        # answering in the second; and again, in the background, after each walk, for the transactions that
-        # follow. The IOTLB compare of a known stream starts straight from s1.
+        # answering in the second; and again, in the background, after each walk, for the
+        # transactions that follow. The IOTLB compare of a known stream starts straight from s1.
         lookup_sid = Signal.like(s1.sid)
         lookup_addr = Signal.like(s1.addr)
         lookup_for_s1 = Signal()    # it was started for the transaction in s1
