@@ -334,6 +334,35 @@ def test_sequential_streams_miss_once():
         b"".join(n.to_bytes(8, "little") for n in range(16))
 
 
+def test_stage_latency():
+    """A read that hits the stage's micro-TLB reaches downstream one cycle after it is
+    taken; one whose page is in the IOTLB but not in the micro-TLB (a stream moving to the
+    next, prefetched, page), six cycles: the stage's IOTLB lookup (three cycles) and the
+    refill of its micro-TLB."""
+    harness = make_harness(random.Random(6), set())
+    tables = Tables(harness.memory)
+    ttb = tables.page()
+    write_ste(harness.memory, 2, ttb=ttb, asid=3)
+    for n in range(3):
+        tables.map(ttb, 0x10_0000 + n * 0x1000, DATA + n * 0x1000, 3)
+    manager = harness.managers[0]
+
+    async def testbench(ctx):
+        await configure(harness, ctx)
+        await harness.write_reg(ctx, "CR0", smmuen=1, cmdqen=1, evtqen=1, prefetch_en=1)
+        await manager.wait(ctx, manager.read(0x10_0000, sid=2))    # walks; prefetches 0x10_1000
+        await ctx.tick().repeat(40)
+        for addr in (0x10_0008, 0x10_1000, 0x10_1008, 0x10_0010):
+            await manager.wait(ctx, manager.read(addr, sid=2))
+
+    harness.run(testbench)
+    harness.assert_clean()
+    taken = [cycle for cycle, ch, _ in harness.checkers["upstream0"].log if ch == "ar"]
+    issued = [cycle for cycle, ch, _ in harness.checkers["downstream0"].log if ch == "ar"]
+    # micro-TLB hit, next page from the IOTLB, hit, the other micro-TLB page
+    assert [d - t for t, d in zip(taken, issued)][1:] == [1, 6, 1, 1]
+
+
 def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
     """Replacement: the entry a stage's lookup hits, and fills not yet used, stay while
     other entries can go; an unused fill is passed over once only."""

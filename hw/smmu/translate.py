@@ -4,7 +4,7 @@
 
     up addr ──▶ s1 register ──(micro-TLB compare)──▶ down addr (translated)
                      │ micro-TLB miss
-                     ├──▶ lookup: STE cache ─▶ IOTLB ─▶ micro-TLB (one, two, one cycles)
+                     ├──▶ lookup: STE cache ─▶ IOTLB ─▶ micro-TLB (one, three, one cycles)
                      │ IOTLB miss, fault, abort
                      └──▶ walker ──▶ answer (output address, or fault: SLVERR upstream)
     up R/B ◀── down R/B, or the SLVERR response of a faulting transaction
@@ -18,9 +18,10 @@ takes the one that arrives as downstream stalls, so ``up.ready`` is a register);
 the compare is a few LUTs deep, which is what lets the SMMU run at the SoC's clock. On a
 micro-TLB miss the stage looks the transaction up in the shared caches: the STE cache
 (skipped when the micro-TLB has its stream), answering in the next cycle, then the IOTLB,
-answering in the second (its compare is registered twice); a hit there refills the
-micro-TLB (over its less recently used page), so a stream moving to the next page pays
-three cycles. Any other outcome (a miss, a permission the page does not give, an abort)
+answering in the third (its compare is registered twice, and its answer once more, in the
+stage); a hit there refills the micro-TLB (over its less recently used page), so a
+transaction on a page the micro-TLB does not have reaches downstream six cycles after it
+is taken, five more than a hit (``test_stage_latency``). Any other outcome (a miss, a permission the page does not give, an abort)
 goes to the walker, and after each walk the stage looks the page up again in the
 background, for the transactions that follow. Any invalidation empties the micro-TLB. Once presented downstream an address no longer changes, even if an invalidation
 removes its entry.
@@ -164,17 +165,19 @@ class TranslationStage(wiring.Component):
         # gives the access. Made for the transaction coming in and for the one in s1, and
         # registered; the micro-TLB changes at the same edge clear a registered hit (so a
         # registered hit is always good), and a miss is trusted only a cycle after them.
+        # The page that hits is the first that covers the address; each page's permission
+        # check is made beside its compare rather than after the choice, to keep it shallow.
         def probe(payload):
             vpn = payload.addr[GRANULE_SHIFT:IA_BITS]
             ctx_hit = ctx_valid & (ctx_sid == payload.sid)
-            hits = Cat(entry.valid & leaf_covers(entry.level, entry.vpn, vpn)
-                       for entry in pages)
-            way = ~hits[0]
-            entry = _MicroPageLayout()(Mux(way, pages[1], pages[0]))
-            permitted = ~(self._write & entry.read_only) & ~(payload.prot[2] & entry.xn)
+            hits = [entry.valid & leaf_covers(entry.level, entry.vpn, vpn) for entry in pages]
+            permitted = [~(self._write & entry.read_only) & ~(payload.prot[2] & entry.xn)
+                         for entry in pages]
             ctx_bypass = ctx_hit & (ctx_config == StreamConfig.BYPASS)
-            page_ok = ctx_hit & hits.any() & ~payload.addr[IA_BITS] & permitted
-            return ctx_bypass, page_ok, way
+            in_space = ctx_hit & ~payload.addr[IA_BITS]
+            page_ok = Cat(in_space & hits[0] & permitted[0],
+                          in_space & ~hits[0] & hits[1] & permitted[1])
+            return ctx_bypass, page_ok, ~hits[0]
 
         flush = self.flush | ~self.enable
         ctx_load = Signal()         # the context is replaced at this edge
@@ -211,10 +214,10 @@ class TranslationStage(wiring.Component):
         m.d.comb += [
             in_bypass_kept.eq(~self.enable | (in_bypass & kept)),
             in_ok_kept.eq(~self.enable |
-                          ((in_bypass | (in_page_ok & ~page_fill.bit_select(in_way, 1))) & kept)),
+                          ((in_bypass | (in_page_ok & ~page_fill).any()) & kept)),
             stay_bypass_kept.eq(~self.enable | (s1_probe_bypass & kept)),
-            stay_ok_kept.eq(~self.enable | ((s1_probe_bypass | (s1_probe_page_ok &
-                            ~page_fill.bit_select(s1_probe_way, 1))) & kept)),
+            stay_ok_kept.eq(~self.enable |
+                            ((s1_probe_bypass | (s1_probe_page_ok & ~page_fill).any()) & kept)),
         ]
         m.d.sync += [
             s1_bypass.eq(Mux(capture, in_bypass_kept, stay_bypass_kept)),
@@ -255,13 +258,14 @@ class TranslationStage(wiring.Component):
 
         # The lookup of a transaction that misses the micro-TLB: in the STE cache (unless
         # the micro-TLB has its stream), answering in the next cycle, and then in the IOTLB,
-        # answering in the second; and again, in the background, after each walk, for the
+        # answering in the third; and again, in the background, after each walk, for the
         # transactions that follow. The IOTLB compare of a known stream starts straight from s1.
         lookup_sid = Signal.like(s1.sid)
         lookup_addr = Signal.like(s1.addr)
         lookup_for_s1 = Signal()    # it was started for the transaction in s1
         finish = Signal()           # the lookup ends this cycle
         page_filled = Signal()      # with a page from the IOTLB
+        answer = Signal(_MicroPageLayout())     # the IOTLB's answer, as a micro-TLB page
         need_lookup = s1_valid & ~s1_resolved & ~s1_asking & ~s1_looked & ~s1_ok & ~changed
         # The lookup after a walk starts a cycle after the answer, when the walker's IOTLB fill
         # (registered) has been written; the answered transaction is still in s1.
@@ -311,20 +315,26 @@ class TranslationStage(wiring.Component):
                 with m.If(flush):
                     m.next = "IDLE"
             with m.State("MATCH"):
-                # The IOTLB's compare takes two cycles; its answer comes in PAGE.
+                # The IOTLB's compare takes two cycles; its answer comes in ANSWER.
+                m.next = "ANSWER"
+                with m.If(flush):
+                    m.next = "IDLE"
+            with m.State("ANSWER"):
+                # Registered, so that the IOTLB's hit reaches no further than here.
+                m.d.sync += [answer.valid.eq(tlb.hit),
+                             answer.vpn.eq(lookup_addr[GRANULE_SHIFT:IA_BITS]),
+                             answer.ppn.eq(tlb.ppn), answer.level.eq(tlb.level),
+                             answer.read_only.eq(tlb.read_only), answer.xn.eq(tlb.xn)]
                 m.next = "PAGE"
                 with m.If(flush):
                     m.next = "IDLE"
             with m.State("PAGE"):
-                m.d.comb += [page_filled.eq(tlb.hit & ~flush), finish.eq(1)]
-                with m.If(tlb.hit):
+                m.d.comb += [page_filled.eq(answer.valid & ~flush), finish.eq(1)]
+                with m.If(answer.valid):
                     m.d.comb += page_fill.eq(Mux(flush, 0, Mux(page_used, 0b01, 0b10)))
                     for n, entry in enumerate(pages):
                         with m.If(page_used != n):
-                            m.d.sync += [entry.valid.eq(1),
-                                         entry.vpn.eq(lookup_addr[GRANULE_SHIFT:IA_BITS]),
-                                         entry.ppn.eq(tlb.ppn), entry.level.eq(tlb.level),
-                                         entry.read_only.eq(tlb.read_only), entry.xn.eq(tlb.xn)]
+                            m.d.sync += entry.eq(answer)
                     m.d.sync += page_used.eq(~page_used)
                 m.next = "IDLE"
         with m.If(flush):
@@ -351,7 +361,7 @@ class TranslationStage(wiring.Component):
             m.d.sync += [s1_resolved.eq(1), s1_asking.eq(0)]
 
         if self._prefetch:
-            self._elaborate_prefetch(m, lookup_sid, lookup_addr, page_filled)
+            self._elaborate_prefetch(m, lookup_sid, answer, page_filled)
 
         # Responses: passed through, or the SLVERR answer of a failed transaction.
         failed = s1_valid & s1_resolved & (s1_status != TranslationStatus.OK)
@@ -411,15 +421,13 @@ class TranslationStage(wiring.Component):
                     m.d.sync += s1_valid.eq(0)
         return m
 
-    def _elaborate_prefetch(self, m, lookup_sid, lookup_addr, page_filled):
+    def _elaborate_prefetch(self, m, lookup_sid, answer, page_filled):
         request = self.prefetch
-        # Decided a cycle after the micro-TLB takes the page, from registers.
+        # Decided a cycle after the micro-TLB takes the page, from registers (the lookup's
+        # stream and the IOTLB's answer stay until the next lookup starts).
         filled = Signal()
-        sid = Signal.like(lookup_sid)
-        page = Signal(IA_BITS - GRANULE_SHIFT)
-        level = Signal.like(self.tlb.level)
-        m.d.sync += [filled.eq(page_filled), sid.eq(lookup_sid),
-                     page.eq(lookup_addr[GRANULE_SHIFT:IA_BITS]), level.eq(self.tlb.level)]
+        m.d.sync += filled.eq(page_filled)
+        sid, page, level = lookup_sid, answer.vpn, answer.level
         covered = (((level == 1) & ~page[:18].all()) |
                    ((level == 2) & ~page[:9].all()))
         next_addr = Cat(Const(0, GRANULE_SHIFT), page + 1)
