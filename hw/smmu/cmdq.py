@@ -75,7 +75,7 @@ class CommandQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus, cfg = self.bus, self.cmdq
-        mask = queue_mask(cfg.log2size)
+        mask = queue_mask(m, cfg.log2size)
         cons = self.cons
         command = Signal(CommandLayout())
         beat = Signal()

@@ -10,21 +10,22 @@
     up R/B ◀── down R/B, or the SLVERR response of a faulting transaction
     up W ──(route FIFO: forward or drop, in AW order)──▶ down W            (write stage)
 
-Each stage keeps a **micro-TLB** in registers: the stream context (stream ID, config,
-ASID) of its last STE cache lookup and the pages (or blocks) of its last two IOTLB lookups. A
+Each stage keeps a **micro-TLB** in registers: the stream context (stream ID, config, ASID)
+of its last STE cache lookup and the pages (or blocks) of its last two IOTLB lookups. A
 transaction spends one cycle in ``s1`` when it hits there, so a hit adds one cycle and a new
 transaction is taken every cycle while hits continue (a skid register in front of ``s1``
-takes the one that arrives as downstream stalls, so ``up.ready`` is a register);
-the compare is a few LUTs deep, which is what lets the SMMU run at the SoC's clock. On a
-micro-TLB miss the stage looks the transaction up in the shared caches: the STE cache
-(skipped when the micro-TLB has its stream), answering in the next cycle, then the IOTLB,
-answering in the third (its compare is registered twice, and its answer once more, in the
-stage); a hit there refills the micro-TLB (over its less recently used page), so a
-transaction on a page the micro-TLB does not have reaches downstream six cycles after it
-is taken, five more than a hit (``test_stage_latency``). Any other outcome (a miss, a permission the page does not give, an abort)
-goes to the walker, and after each walk the stage looks the page up again in the
-background, for the transactions that follow. Any invalidation empties the micro-TLB. Once presented downstream an address no longer changes, even if an invalidation
-removes its entry.
+takes the one that arrives as downstream stalls, so ``up.ready`` is a register); the compare
+is a few LUTs deep, which is what lets the SMMU run at the SoC's clock. On a micro-TLB miss
+the stage looks the transaction up in the shared caches: the STE cache (skipped when the
+micro-TLB has its stream), answering in the next cycle, then the IOTLB, answering in the
+third (its compare is registered twice, and its answer once more, in the stage); a hit there
+refills the micro-TLB (over its less recently used page), so a transaction on a page the
+micro-TLB does not have reaches downstream six cycles after it is taken, five more than a
+hit (``test_stage_latency``). Any other outcome (a miss, a permission the page does not
+give, an abort) goes to the walker, and after each walk the stage looks the page up again in
+the background, for the transactions that follow. Any invalidation empties the micro-TLB.
+Once presented downstream an address no longer changes, even if an invalidation removes its
+entry.
 
 With ``prefetch``, each time the micro-TLB takes a page from the IOTLB the stage asks the
 walker to prefetch the next page of its stream, unless the leaf is a block that covers that
@@ -146,6 +147,8 @@ class TranslationStage(wiring.Component):
         s1_asking = Signal()        # the walker has (or may have) taken the request
         s1_resolved = Signal()      # s1_status / s1_pa hold the answer
         s1_status = Signal(TranslationStatus)
+        s1_pass = Signal()          # resolved OK: s1_valid & s1_resolved & (s1_status == OK)
+        s1_open = Signal()          # s1_valid & ~s1_resolved & ~s1_asking
         s1_pa = Signal.like(s1.addr)
         s1_routed = Signal()        # a failed write's drop route is queued
         s1_beats = Signal(9)        # SLVERR beats of a failed read sent so far
@@ -236,8 +239,9 @@ class TranslationStage(wiring.Component):
             m.submodules.routes = routes = fifo.SyncFIFO(width=1, depth=self._max_outstanding)
             route_space = routes.w_rdy
 
-        ok = s1_valid & Mux(s1_resolved, s1_status == TranslationStatus.OK,
-                            ~s1_asking & s1_ok)
+        # (s1_pass and s1_open, registers of their own, keep this one LUT deep: it starts the
+        # downstream handshake, which decides whether s1 takes the next transaction.)
+        ok = s1_pass | (s1_open & s1_ok)
         m.d.comb += [
             down.valid.eq(ok & route_space),
             down.payload.eq(s1),
@@ -253,7 +257,8 @@ class TranslationStage(wiring.Component):
             m.d.sync += page_used.eq(s1_way)
         with m.If(down.valid & ~down.ready & ~s1_resolved):
             # Presented: keep the address even if the entry it came from goes away.
-            m.d.sync += [s1_resolved.eq(1), s1_status.eq(TranslationStatus.OK),
+            m.d.sync += [s1_resolved.eq(1), s1_open.eq(0), s1_pass.eq(1),
+                         s1_status.eq(TranslationStatus.OK),
                          s1_pa.eq(translated)]
 
         # The lookup of a transaction that misses the micro-TLB: in the STE cache (unless
@@ -351,14 +356,15 @@ class TranslationStage(wiring.Component):
             walk.instr.eq(instr),
         ]
         with m.If(s1_valid & ~s1_resolved & s1_looked & ~s1_ok & ~changed):
-            m.d.sync += s1_asking.eq(1)
+            m.d.sync += [s1_asking.eq(1), s1_open.eq(0)]
         with m.If(s1_asking):
             # The walker's answer registers, taken in every cycle of the request: its done
             # (which fans out less that way) only sets the flags.
             m.d.sync += [s1_status.eq(walk.status), s1_pa.eq(walk.pa)]
         with m.If(walk.done):
             m.d.comb += self.miss.eq(1)
-            m.d.sync += [s1_resolved.eq(1), s1_asking.eq(0)]
+            m.d.sync += [s1_resolved.eq(1), s1_asking.eq(0), s1_open.eq(0),
+                         s1_pass.eq(walk.status == TranslationStatus.OK)]
 
         if self._prefetch:
             self._elaborate_prefetch(m, lookup_sid, answer, page_filled)
@@ -408,10 +414,10 @@ class TranslationStage(wiring.Component):
 
         with m.If(capture):
             m.d.sync += [s1.eq(incoming), s1_valid.eq(1),
-                         s1_looked.eq(0), s1_asking.eq(0), s1_resolved.eq(0), s1_routed.eq(0),
-                         s1_beats.eq(0)]
+                         s1_looked.eq(0), s1_asking.eq(0), s1_resolved.eq(0), s1_pass.eq(0),
+                         s1_open.eq(1), s1_routed.eq(0), s1_beats.eq(0)]
         with m.Elif(take):
-            m.d.sync += s1_valid.eq(0)
+            m.d.sync += [s1_valid.eq(0), s1_pass.eq(0), s1_open.eq(0)]
         with m.Elif(inject & resp_up.ready):
             m.d.sync += s1_beats.eq(s1_beats + 1)
             if self._write:

@@ -112,9 +112,13 @@ def _first_ready(requests):
     return statements
 
 
-def queue_mask(log2size):
-    """All-ones over the index bits and the wrap bit of a queue of ``2**log2size``."""
-    return (Const(2, QUEUE_INDEX_WIDTH + 1) << log2size) - 1
+def queue_mask(m, log2size):
+    """All-ones over the index bits and the wrap bit of a queue of ``2**log2size``; a
+    register, a cycle behind ``log2size`` (which software sets while the queue is disabled),
+    so that the paths through a queue's indices do not start at the shift."""
+    mask = Signal(QUEUE_INDEX_WIDTH + 1)
+    m.d.sync += mask.eq((Const(2, QUEUE_INDEX_WIDTH + 1) << log2size) - 1)
+    return mask
 
 
 class Walker(wiring.Component):
@@ -263,7 +267,7 @@ class Walker(wiring.Component):
 
         # Event queue.
         evtq = self.evtq
-        mask = queue_mask(evtq.log2size)
+        mask = queue_mask(m, evtq.log2size)
         index_mask = mask >> 1
         prod = self.evtq_prod
         evtq_full = Signal()        # as of the previous cycle (FAULT never follows EVENT_B)
