@@ -433,7 +433,8 @@ class WalkCacheEntryLayout(data.StructLayout):
 
 class WalkCacheLookupSignature(wiring.Signature):
     """The walk cache lookup port, from the walker's side: the level-1 and level-2
-    descriptors cached for ``asid`` and ``va``, in the next cycle."""
+    descriptors cached for ``asid`` and ``va``, in the second cycle (``asid`` and ``va``
+    held for the first)."""
     def __init__(self):
         super().__init__({
             "asid":     Out(ASID_BITS),
@@ -445,10 +446,21 @@ class WalkCacheLookupSignature(wiring.Signature):
         })
 
 
+def _walk_parts(entry, asid, va):
+    """Whether the ASID (and the address is in range), the high and the middle part of
+    the address match the entry."""
+    return [(entry.asid == asid) & ~va[IA_BITS], entry.vpn[9:] == va[30:IA_BITS],
+            entry.vpn[:9] == va[21:30]]
+
+
+def _walk_of_parts(entry, parts):
+    """Whether the entry covers an address whose parts compare as given."""
+    context, high, middle = parts
+    return context & high & ((entry.level == 1) | middle & (entry.level == 2))
+
+
 def _walk_covers(entry, asid, va):
-    return ((entry.asid == asid) & ~va[IA_BITS] &
-            (((entry.level == 1) & (entry.vpn[9:] == va[30:IA_BITS])) |
-             ((entry.level == 2) & (entry.vpn == va[21:IA_BITS]))))
+    return _walk_of_parts(entry, _walk_parts(entry, asid, va))
 
 
 class WalkCache(wiring.Component):
@@ -483,11 +495,12 @@ class WalkCache(wiring.Component):
         m = Module()
         store = _Store(m, WalkCacheEntryLayout(), self.entries, "walk")
         port = self.lookup
+        # Over two cycles, as the IOTLB's, so that the compare stays a few LUTs deep.
+        matches = store.compare_in_two(lambda e: _walk_parts(e, port.asid, port.va),
+                                       _walk_of_parts, "lookup")
         for level in (1, 2):
-            matches = store.compare(
-                lambda e: (e.level == level) & _walk_covers(e, port.asid, port.va),
-                f"l{level}")
-            hit, entry = store.select(matches, f"l{level}")
+            hit, entry = store.select(Cat(matches[n] & (e.level == level)
+                                          for n, e in enumerate(store.entries)), f"l{level}")
             m.d.comb += [
                 getattr(port, f"l{level}_hit").eq(hit & self.enable),
                 getattr(port, f"l{level}_table").eq(entry.table),

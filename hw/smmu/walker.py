@@ -11,9 +11,9 @@ one request at a time, chosen round-robin, and answers with the output address, 
           └─▶ CONFIG ─▶ WALK_AR ─▶ WALK_R ─▶ WALK_DECODE ─┐ (table: back to WALK_AR)
        RESPOND ◀── EVENT_B ◀── EVENT_W ◀── EVENT_AW ◀── FAULT ◀─────┘ (fault)
 
-The STE cache and walk cache lookups take a cycle, the IOTLB's two: ``LOOKUP`` looks the
-stream up in the STE cache, for ``START``; ``TLB_LOOKUP`` looks the address up in the IOTLB
-and the walk cache, ``TLB_MATCH`` waits for the IOTLB's second compare cycle, and
+The STE cache's lookup takes a cycle, the IOTLB's and the walk cache's two: ``LOOKUP``
+looks the stream up in the STE cache, for ``START``; ``TLB_LOOKUP`` looks the address up in
+the IOTLB and the walk cache, ``TLB_MATCH`` waits for their second compare cycle, and
 ``TLB_READ`` registers their results for ``CONFIG``.
 
 What fans out widely comes from registers: the client to serve next is chosen a cycle
@@ -447,7 +447,7 @@ class Walker(wiring.Component):
                 m.next = "TLB_MATCH"
 
             with m.State("TLB_MATCH"):
-                # The IOTLB's compare takes two cycles; the walk cache has answered already.
+                # The IOTLB's and the walk cache's compares take two cycles.
                 m.next = "TLB_READ"
 
             with m.State("TLB_READ"):
