@@ -363,6 +363,33 @@ def test_stage_latency():
     assert [d - t for t, d in zip(taken, issued)][1:] == [1, 6, 1, 1]
 
 
+def test_waiting_transaction_sees_micro_tlb_refill():
+    """A transaction waits in the stage's skid register, having hit the micro-TLB as it
+    arrived, while the transaction ahead of it refills the micro-TLB over that very page:
+    it must be translated afresh, not by the page that was replaced."""
+    harness = make_harness(random.Random(7), set())
+    tables = Tables(harness.memory)
+    ttb = tables.page()
+    write_ste(harness.memory, 2, ttb=ttb, asid=3)
+    q, p, r = (0x30_0000 + n * 0x1000 for n in range(3))
+    pas = {iova: DATA + 0x10_0000 * (n + 1) for n, iova in enumerate((q, p, r))}
+    for iova, pa in pas.items():
+        tables.map(ttb, iova, pa, 3)
+    manager = harness.managers[0]
+
+    async def testbench(ctx):
+        await configure(harness, ctx)
+        for iova in (q, p, r):                  # the micro-TLB then holds p and r, r last
+            await manager.wait(ctx, manager.read(iova, sid=2))
+        # q hits the IOTLB only, and its refill replaces p while the read of p waits.
+        await manager.wait(ctx, manager.read(q + 8, sid=2), manager.read(p + 8, sid=2))
+
+    harness.run(testbench)
+    harness.assert_clean()
+    ars = [f["addr"] for _, ch, f in harness.checkers["downstream0"].log if ch == "ar"]
+    assert ars == [pas[q], pas[p], pas[r], pas[q] + 8, pas[p] + 8]
+
+
 def test_iotlb_keeps_pages_in_use_and_prefetched_pages_once():
     """Replacement: the entry a stage's lookup hits, and fills not yet used, stay while
     other entries can go; an unused fill is passed over once only."""
