@@ -185,9 +185,8 @@ class TranslationStage(wiring.Component):
         flush = self.flush | ~self.enable
         ctx_load = Signal()         # the context is replaced at this edge
         page_fill = Signal(2)       # these pages are replaced at this edge
-        change = Signal()           # the micro-TLB changes at this edge
-        changed = Signal()          # it changed at the last edge (or s1's probe is stale)
-        m.d.comb += change.eq(flush | ctx_load | page_fill.any())
+        changed = Signal()          # the micro-TLB changed at the last edge
+        m.d.sync += changed.eq(flush | ctx_load | page_fill.any())
         s1_bypass = Signal()
         s1_ok = Signal()            # s1 hits the micro-TLB (or bypasses)
         s1_way = Signal()           # the page it hits
@@ -200,26 +199,14 @@ class TranslationStage(wiring.Component):
         incoming = Signal.like(up.payload)
         m.d.comb += [up.ready.eq(~skid_valid), capture.eq(s1_free & (skid_valid | up.valid)),
                      incoming.eq(Mux(skid_valid, skid, up.payload))]
-        up_probe, s1_probe = probe(up.payload), probe(s1)
-        # The skid register's probe is the one made as it was loaded, good while the
-        # micro-TLB stays as it was (``skid_fresh``); a stale one counts as a miss, and as a
-        # change for s1, whose own probe then decides in the next cycle.
-        skid_probe = [Signal.like(value, name=f"skid_probe{n}")
-                      for n, value in enumerate(up_probe)]
-        skid_fresh = Signal()
         with m.If(up.valid & up.ready & ~s1_free):
-            m.d.sync += [skid.eq(up.payload), skid_valid.eq(1), skid_fresh.eq(~change)]
-            m.d.sync += [reg.eq(value) for reg, value in zip(skid_probe, up_probe)]
+            m.d.sync += [skid.eq(up.payload), skid_valid.eq(1)]
         with m.Elif(s1_free):
             m.d.sync += skid_valid.eq(0)
-        with m.If(change):
-            m.d.sync += skid_fresh.eq(0)
-        m.d.sync += changed.eq(change | (capture & skid_valid & ~skid_fresh))
-        skid_bypass, skid_page_ok, skid_way = skid_probe
-        in_bypass, in_page_ok, in_way = (
-            Mux(skid_valid, from_skid, from_up) for from_skid, from_up in
-            zip((skid_bypass & skid_fresh, skid_page_ok & skid_fresh.replicate(2), skid_way),
-                up_probe))
+
+        up_probe, skid_probe, s1_probe = probe(up.payload), probe(skid), probe(s1)
+        in_bypass, in_page_ok, in_way = (Mux(skid_valid, from_skid, from_up)
+                                         for from_skid, from_up in zip(skid_probe, up_probe))
         s1_probe_bypass, s1_probe_page_ok, s1_probe_way = s1_probe
         # Worked out for either transaction before ``capture`` (which comes late) picks one;
         # kept as nets, so that synthesis leaves that choice last.
