@@ -134,6 +134,15 @@ def test_a_block_with_more_ports_than_pins_is_refused(tmp_path):
         flow.synth("ecp5", "gpu", outdir=tmp_path)
 
 
+@pytest.mark.parametrize("weight, error", [("30", TypeError), (True, TypeError),
+                                           (-1, ValueError)])
+def test_a_bad_timing_weight_is_refused(tmp_path, weight, error):
+    with pytest.raises(error, match=repr(weight).replace("'", ".")):
+        flow.synth("ecp5", "ident", outdir=tmp_path, timing_weight=weight,
+                   tools=flow.Tools.find(yosys="false"))
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_failing_tool_is_reported_with_its_log(tmp_path):
     tools = flow.Tools.find(yosys="false")
     with pytest.raises(flow.SynthError, match="yosys failed"):
@@ -168,6 +177,7 @@ def test_cli_builds_ident_out_of_context_on_ecp5(tmp_path, capsys):
     assert (result["device"], result["package"], result["speed_grade"]) == \
         ("LFE5U-85F", "CABGA381", "6")
     assert result["placement"] == "out of context"
+    assert result["timing_weight"] == flow.TARGETS["ecp5"].timing_weight == 30
     assert result["constraint_mhz"] == flow.GOALS_MHZ["ident"]
     assert result["met"] == (result["fmax_mhz"] >= result["constraint_mhz"])
     assert "TRELLIS_IO" not in result["nextpnr_cells"]

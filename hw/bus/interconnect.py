@@ -39,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .axi import AXI4Signature, Resp
+from ..one_hot import one_hot_fsm
 
 __all__ = ["Window", "DecodeErrorSubordinate", "Interconnect"]
 
@@ -110,7 +111,7 @@ class DecodeErrorSubordinate(wiring.Component):
             bus.r.payload.resp.eq(Resp.DECERR),
             bus.r.payload.last.eq(r_beats_left == 0),
         ]
-        with m.FSM(name="read"):
+        with one_hot_fsm(m, name="read"):
             with m.State("IDLE"):
                 m.d.comb += bus.ar.ready.eq(1)
                 with m.If(bus.ar.valid):
@@ -125,7 +126,7 @@ class DecodeErrorSubordinate(wiring.Component):
 
         b_id = Signal.like(bus.b.payload.id)
         m.d.comb += [bus.b.payload.id.eq(b_id), bus.b.payload.resp.eq(Resp.DECERR)]
-        with m.FSM(name="write"):
+        with one_hot_fsm(m, name="write"):
             with m.State("IDLE"):
                 m.d.comb += bus.aw.ready.eq(1)
                 with m.If(bus.aw.valid):

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from .axi import AXI4LiteSignature, Resp
+from ..one_hot import one_hot_fsm
 
 __all__ = ["LiteDecoder"]
 
@@ -123,7 +124,7 @@ class LiteDecoder(wiring.Component):
         w_sel  = Signal(len(subs))
         aw_done = Signal()
         w_done  = Signal()
-        with m.FSM(name="write"):
+        with one_hot_fsm(m, name="write"):
             with m.State("IDLE"):
                 m.d.comb += bus.aw.ready.eq(1)
                 with m.If(bus.aw.valid):
@@ -158,7 +159,7 @@ class LiteDecoder(wiring.Component):
         r_addr = Signal.like(bus.ar.payload.addr)
         r_prot = Signal.like(bus.ar.payload.prot)
         r_sel  = Signal(len(subs))
-        with m.FSM(name="read"):
+        with one_hot_fsm(m, name="read"):
             with m.State("IDLE"):
                 m.d.comb += bus.ar.ready.eq(1)
                 with m.If(bus.ar.valid):

@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 from ..bus.axi import AXI4Signature, Burst, Resp, Size
 from ..cpu.bridge import UncachedBridge
 from ..cpu.port import CpuPortSignature
+from ..one_hot import one_hot_fsm
 from . import plru
 from .geometry import CacheGeometry
 
@@ -593,7 +594,7 @@ class CacheCore(wiring.Component):
                 fsm_data_ren.eq(1),
             ]
 
-        with m.FSM():
+        with one_hot_fsm(m):
             with m.State("ACCESS"):
                 s2_cached_hit = s2_valid & s2_req.cacheable & s2_hit
                 s2_done = Signal()

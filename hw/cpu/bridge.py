@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AXI4Signature, Burst, Resp, Size
+from ..one_hot import one_hot_fsm
 from .port import CpuPortSignature
 
 __all__ = ["UncachedBridge"]
@@ -63,7 +64,7 @@ class UncachedBridge(wiring.Component):
         aw_done = Signal()
         w_done  = Signal()
 
-        with m.FSM():
+        with one_hot_fsm(m):
             with m.State("IDLE"):
                 m.d.comb += self.cpu.req.ready.eq(1)
                 with m.If(self.cpu.req.valid):

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..bus.axi import Resp
+from ..one_hot import one_hot_fsm
 from .descriptor import DESCRIPTOR_BYTES, DescriptorLayout, ErrorCode
 
 __all__ = ["TransferLayout", "FetchRequestLayout", "DescriptorFetcher"]
@@ -155,7 +156,7 @@ class DescriptorFetcher(wiring.Component):
             ]
             m.next = "FAULT"
 
-        with m.FSM():
+        with one_hot_fsm(m):
             with m.State("IDLE"):
                 m.d.comb += self.active.eq(tail_moved)
                 with m.If(tail_moved):

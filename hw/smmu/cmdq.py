@@ -14,6 +14,7 @@ from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AXI4Signature, Burst, Resp, Size
+from ..one_hot import one_hot_fsm
 from .caches import InvalidateKind, InvalidateLayout
 from .format import CMD_BYTES, GRANULE_SHIFT, CommandLayout, Opcode, SyncCompletion
 from .walker import QUEUE_INDEX_WIDTH, QueueConfigLayout, queue_mask
@@ -98,7 +99,7 @@ class CommandQueue(wiring.Component):
             for name, value in fields.items():
                 m.d.comb += getattr(self.invalidate, name).eq(value)
 
-        with m.FSM():
+        with one_hot_fsm(m):
             with m.State("IDLE"):
                 with m.If(~cfg.enable):
                     m.d.sync += cons.eq(0)

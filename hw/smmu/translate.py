@@ -43,6 +43,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AddrLayout, ReadDataLayout, Resp, WriteDataLayout, WriteRespLayout
+from ..one_hot import one_hot_fsm
 from .caches import StreamLookupSignature, TLBLookupSignature, leaf_address, leaf_covers
 from .format import ASID_BITS, GRANULE_SHIFT, IA_BITS, OA_BITS, StreamConfig
 from .walker import PrefetchRequestSignature, TranslationClientSignature, TranslationStatus
@@ -284,7 +285,7 @@ class TranslationStage(wiring.Component):
         m.d.comb += tlb_va_next.eq(Mux(capture, incoming.addr, s1.addr))
         m.d.sync += tlb_va.eq(tlb_va_next)
         m.d.comb += [ste.sid.eq(lookup_sid), tlb.asid.eq(ctx_asid), tlb.va.eq(tlb_va)]
-        with m.FSM(name="lookup"):
+        with one_hot_fsm(m, name="lookup"):
             with m.State("IDLE"):
                 with m.If(~flush & (need_lookup | walked)):
                     m.d.sync += [lookup_sid.eq(s1.sid), lookup_addr.eq(s1.addr),

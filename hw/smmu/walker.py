@@ -43,6 +43,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AXI4Signature, Burst, Resp, Size
+from ..one_hot import one_hot_fsm
 from .caches import (StreamEntryLayout, StreamLookupSignature, TLBEntryLayout,
                      TLBLookupSignature, WalkCacheEntryLayout, WalkCacheLookupSignature,
                      leaf_address)
@@ -359,7 +360,7 @@ class Walker(wiring.Component):
             bus.b.ready.eq(1),
         ]
 
-        with m.FSM() as fsm:
+        with one_hot_fsm(m) as fsm:
             with m.State("IDLE"):
                 with m.If(asking):
                     for k, client in enumerate(self.clients):

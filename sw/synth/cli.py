@@ -35,6 +35,9 @@ def add_parser(subparsers):
                         help="nextpnr-ecp5 or nextpnr-ice40 to run (default: $NEXTPNR_ECP5 "
                              "or $NEXTPNR_ICE40, else YoWASP)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default: 1)")
+    parser.add_argument("--timing-weight", type=int, metavar="N",
+                        help="nextpnr placer timing weight (--placer-heap-timingweight; "
+                             "default: 30 on ecp5, nextpnr's own on ice40)")
     parser.add_argument("--threads", type=int, metavar="N", help="nextpnr threads")
     parser.set_defaults(func=run)
     return parser
@@ -61,6 +64,8 @@ def run(args):
     try:
         results = synth(args.target, args.synth_block, outdir=args.outdir,
                         board=True if args.board else None, tools=tools, seed=args.seed,
+                        timing_weight="target" if args.timing_weight is None
+                        else args.timing_weight,
                         threads=args.threads, progress=_progress())
     except SynthError as error:
         raise SystemExit(f"dmabuf-soc synth: {error}") from None
