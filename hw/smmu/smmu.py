@@ -284,9 +284,13 @@ class SMMU(wiring.Component):
             "WALK_READS": walker.walk_read,
             "PREFETCHES": walker.prefetch_start,
         }
+        # Each counts its pulses a cycle late, from a register: the pulses come from the
+        # stages' handshakes and the walker's state, which reach no carry chain so.
         for name, pulses in counters.items():
             count = Signal(_COUNTER_WIDTH, name=name.lower())
-            increment = sum(pulses[n] for n in range(len(pulses)))
+            pulsed = Signal(len(pulses), name=f"{name.lower()}_pulsed")
+            m.d.sync += pulsed.eq(pulses)
+            increment = sum(pulsed[n] for n in range(len(pulsed)))
             m.d.sync += count.eq(count + increment)
             m.d.comb += getattr(f, name).count.d.eq(count)
         return m
