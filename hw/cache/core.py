@@ -735,6 +735,15 @@ class CacheCore(wiring.Component):
                     tag_ren.eq(maint_advance),
                     *offer_write_back(s3m_index, s3m_way, s3m_tag),
                 ]
+                # s3's line is invalidated in every cycle it waits, not only as it moves on,
+                # so that the write-back's handshake stays off the tag memories' write enables
+                # (writing it again is harmless, and the write-back takes its tag from s3).
+                with m.If(s3m_match & maint_inval):
+                    m.d.comb += [
+                        tag_waddr.eq(s3m_index),
+                        tag_wdata.valid.eq(0),
+                        tag_we.eq(s3m_match_ways),
+                    ]
                 with m.If(maint_advance):
                     m.d.sync += [
                         s2m_valid.eq(walk_more),
@@ -748,12 +757,7 @@ class CacheCore(wiring.Component):
                     with m.If(walk_more):
                         m.d.sync += walk.eq(walk + 1)
                     with m.If(s3m_match):
-                        m.d.comb += [
-                            wb_start.eq(s3m_clean),
-                            tag_waddr.eq(s3m_index),
-                            tag_wdata.valid.eq(0),
-                            tag_we.eq(Mux(maint_inval, s3m_match_ways, 0)),
-                        ]
+                        m.d.comb += wb_start.eq(s3m_clean)
                         m.d.sync += s3m_dirty.eq(s3m_dirty & ~s3m_match_ways)
                         with m.If(s3m_clean):
                             m.d.sync += counters.lines_cleaned.eq(counters.lines_cleaned + 1)
