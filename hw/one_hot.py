@@ -1,5 +1,5 @@
-"""FSMs whose state synthesis encodes one-hot, for FSMs whose state decodes are on timing
-paths."""
+"""FSMs that synthesis encodes one-hot: one flip-flop per state, so that being in a state
+is one bit on every timing path that decodes it."""
 
 from contextlib import contextmanager
 
