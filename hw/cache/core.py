@@ -7,9 +7,10 @@ reference-model tests drive.
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..bus.axi import AXI4Signature, Burst, Resp, Size
+from ..bus.register_slice import StreamRegisterSlice
 from ..cpu.bridge import UncachedBridge
 from ..cpu.port import CpuPortSignature
 from ..one_hot import one_hot_fsm
@@ -275,14 +276,21 @@ class CacheCore(wiring.Component):
         for ax in (bus.aw.payload, bus.ar.payload):
             m.d.comb += [ax.size.eq(full_size), ax.burst.eq(Burst.INCR)]
 
+        # W beats leave through a register slice beside the data memories, whose read ports
+        # are not registered: the memory's clock-to-output and the way choice end there
+        # rather than in the next block. Each burst's data follows its AW a cycle later.
+        m.submodules.w_slice = w_slice = StreamRegisterSlice(bus.w.payload.shape())
+        connect(m, w_slice.downstream, flipped(bus.w))
+        requests = {"aw": bus.aw, "w": w_slice.upstream, "ar": bus.ar}
+
         # Uncached accesses: the bridge owns the bus while the FSM is in its UNCACHED states.
 
         m.submodules.bridge = bridge = UncachedBridge(self._bus_signature)
         uncached_owns_bus = Signal()
 
         with m.If(uncached_owns_bus):
-            for name in ("aw", "w", "ar"):
-                ours, theirs = getattr(bus, name), getattr(bridge.bus, name)
+            for name, ours in requests.items():
+                theirs = getattr(bridge.bus, name)
                 m.d.comb += [ours.valid.eq(theirs.valid), ours.payload.eq(theirs.payload),
                              theirs.ready.eq(ours.ready)]
             for name in ("b", "r"):
@@ -317,7 +325,7 @@ class CacheCore(wiring.Component):
         b_taken  = Signal()
         m.d.comb += [
             aw_taken.eq(wb_aw_pending & bus.aw.ready),
-            w_taken.eq(wb_w_active & bus.w.ready),
+            w_taken.eq(wb_w_active & requests["w"].ready),
             w_last.eq(wb_beat == line_beats - 1),
             w_done.eq(w_taken & w_last),
             b_taken.eq(bus.b.valid & ~uncached_owns_bus),
@@ -337,15 +345,15 @@ class CacheCore(wiring.Component):
                 bus.aw.valid.eq(wb_aw_pending),
                 bus.aw.payload.addr.eq(wb_aw_addr),
                 bus.aw.payload.len.eq(line_beats - 1),
-                bus.w.valid.eq(wb_w_active),
-                bus.w.payload.data.eq(Mux(wb_way == 0, data_rdata[0], 0)),
-                bus.w.payload.strb.eq(Const(-1, g.bytes_per_word)),
-                bus.w.payload.last.eq(w_last),
+                requests["w"].valid.eq(wb_w_active),
+                requests["w"].payload.data.eq(Mux(wb_way == 0, data_rdata[0], 0)),
+                requests["w"].payload.strb.eq(Const(-1, g.bytes_per_word)),
+                requests["w"].payload.last.eq(w_last),
                 bus.b.ready.eq(1),
             ]
             for way in ways[1:]:
                 with m.If(wb_way == way):
-                    m.d.comb += bus.w.payload.data.eq(data_rdata[way])
+                    m.d.comb += requests["w"].payload.data.eq(data_rdata[way])
 
         with m.If(aw_taken):
             m.d.sync += wb_aw_pending.eq(0)
