@@ -24,13 +24,16 @@ Latency (measured in tests/test_interconnect.py): AR and AW take one cycle more 
 (the s1 register), and one more when the target's grant is with another manager: each
 target's round-robin grant is a register, chosen a cycle ahead from the requests waiting in
 s1, and a request's ordering check is registered as it enters s1, so no manager's request
-reaches another manager's ready (that loop limited the clock). A manager streaming to a
-target keeps its grant and pays no extra cycle. R and B are combinational; W beats are
-combinational once their AW has reached the subordinate and its place in the W order is at
-the head of the (buffered) routing queues, so a write presenting AW and W together sees its
-first W beat three cycles later than on a wire. Responses are counted out of the
-outstanding tables a cycle after they pass. One beat per cycle on every channel; back-to-back bursts of one
-manager stream without bubbles (given ``max_outstanding`` covers the subordinate's latency).
+reaches another manager's ready (that loop limited the clock). A manager's AR and AW ready
+are registers too: a request arriving while s1's waits is held in a skid register beside s1
+and enters it, checked, as s1's leaves, so a stalled target costs no bubble. A manager
+streaming to a target keeps its grant and pays no extra cycle. R and B are combinational; W
+beats are combinational once their AW has reached the subordinate and its place in the W
+order is at the head of the (buffered) routing queues, so a write presenting AW and W
+together sees its first W beat three cycles later than on a wire. Responses are counted out
+of the outstanding tables a cycle after they pass. One beat per cycle on every channel;
+back-to-back bursts of one manager stream without bubbles (given ``max_outstanding`` covers
+the subordinate's latency).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -383,24 +386,40 @@ class Interconnect(wiring.Component):
             # previous cycle: kept off the arbitration paths. It can only be conservative: the
             # table changes by retirements, or by s1's own request, counted when it enters.
             s1_allowed = Signal(name=f"{name}_s1_allowed")
+            # A request that arrives while s1 holds one that is not taken waits in the skid
+            # register, so the manager's ready is a register, not the target's ready.
+            skid_valid = Signal(name=f"{name}_skid_valid")
+            skid_payload = Signal.like(bus.payload, name=f"{name}_skid_payload")
+            skid_target = Signal.like(s1_target, name=f"{name}_skid_target")
             in_target = self._decode(m, name, bus.payload.addr)
             in_hits = tables[index].lookup(bus.payload.id, f"{channel}_in")
             s1_hits = tables[index].lookup(s1_payload.id, f"{channel}_s1")
-            m.d.comb += bus.ready.eq(~s1_valid | s1_taken)
-            with m.If(bus.valid & bus.ready):
-                m.d.sync += [s1_valid.eq(1), s1_payload.eq(bus.payload),
-                             s1_target.eq(in_target),
-                             s1_allowed.eq(tables[index].allows(
-                                 in_hits, bus.payload.id, in_target, issuing=s1_taken,
-                                 issuing_id=s1_payload.id, issuing_target=s1_target))]
+            skid_hits = tables[index].lookup(skid_payload.id, f"{channel}_skid")
+
+            def enter_s1(payload, target, hits):
+                return [s1_valid.eq(1), s1_payload.eq(payload), s1_target.eq(target),
+                        s1_allowed.eq(tables[index].allows(
+                            hits, payload.id, target, issuing=s1_taken,
+                            issuing_id=s1_payload.id, issuing_target=s1_target))]
+
+            m.d.comb += bus.ready.eq(~skid_valid)
+            with m.If(~s1_valid | s1_taken):
+                with m.If(skid_valid):
+                    m.d.sync += [*enter_s1(skid_payload, skid_target, skid_hits),
+                                 skid_valid.eq(0)]
+                with m.Elif(bus.valid):
+                    m.d.sync += enter_s1(bus.payload, in_target, in_hits)
+                with m.Else():
+                    m.d.sync += s1_valid.eq(0)
             with m.Else():
                 # Once allowed, a waiting request stays allowed: only retirements change the
                 # table meanwhile. (Rechecking only a refused one keeps simulation fast.)
                 with m.If(~s1_allowed):
                     m.d.sync += s1_allowed.eq(
                         tables[index].allows(s1_hits, s1_payload.id, s1_target))
-                with m.If(s1_taken):
-                    m.d.sync += s1_valid.eq(0)
+                with m.If(bus.valid & ~skid_valid):
+                    m.d.sync += [skid_valid.eq(1), skid_payload.eq(bus.payload),
+                                 skid_target.eq(in_target)]
             requests = [s1_valid & s1_allowed & (s1_target == target)
                         for target in range(n_targets)]
             stages.append((s1_payload, s1_target, s1_taken, requests, s1_hits))
