@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -77,6 +77,11 @@ class DMAChannel(wiring.Component):
         def address(lo, hi):
             return Cat(lo.addr.q, hi.addr.q)[:aw]
 
+        # A completion reaches the interrupt coalescer a cycle late, from a register: it is
+        # decided from the bus's write responses, which come from the far side of the chip.
+        done_irq = Signal()
+        m.d.sync += done_irq.eq(engine.done_irq)
+
         m.d.comb += [
             engine.go.eq(f.CTRL.go.q),
             engine.soft_reset.eq(f.CTRL.soft_reset.q),
@@ -103,7 +108,7 @@ class DMAChannel(wiring.Component):
             f.BUSY_CYCLES.count.d.eq(engine.busy_cycles),
             f.STALL_CYCLES.count.d.eq(engine.stall_cycles),
 
-            coalescer.event.eq(engine.done_irq),
+            coalescer.event.eq(done_irq),
             coalescer.idle.eq(~engine.busy),
             coalescer.threshold.eq(f.COALESCE.threshold.q),
             coalescer.delay.eq(f.COALESCE.delay.q),

@@ -69,7 +69,8 @@ class DMAEngine(wiring.Component):
     busy : ``Out(1)``
         Transfers pending or in flight, or a chain being walked (and not halted).
     halted : ``Out(1)``
-        Stopped by an error, until reset.
+        Stopped by an error, until reset: set in the cycle after the error, with ``err_code``,
+        ``err_resp`` and ``err_desc``.
     resetting : ``Out(1)``
         A soft reset is waiting for the bus to fall quiet.
     quiet : ``Out(1)``
@@ -349,7 +350,6 @@ class _Pipeline(Elaboratable):
         stop = Signal()
         error = Signal()
         m.d.sync += stop.eq(halt | error | e.resetting | e.soft_reset)
-        m.d.comb += e.halted.eq(halt)
 
         # ---- Transfer queues: every stage of the data path sees the transfers in order ----
         read_q = _FifoOf(m, "read_q", data.StructLayout({
@@ -678,11 +678,17 @@ class _Pipeline(Elaboratable):
         b_data = Signal()
         b_status = Signal()
         b_error = Signal()
+        # Every response is taken at once and registered before it is looked at, so that what
+        # it decides (a transfer's completion, an error, the FIFOs' reads) starts at a register
+        # beside the engine rather than at the far end of the bus: a cycle per response.
+        b_valid = Signal()
+        b_payload = Signal.like(bus.b.payload)
+        m.d.sync += [b_valid.eq(bus.b.valid), b_payload.eq(bus.b.payload)]
         m.d.comb += [
             bus.b.ready.eq(1),
-            b_data.eq(bus.b.valid & (bus.b.payload.id == WRITE_ID_DATA)),
-            b_status.eq(bus.b.valid & (bus.b.payload.id == WRITE_ID_STATUS)),
-            b_error.eq(bus.b.payload.resp != Resp.OKAY),
+            b_data.eq(b_valid & (b_payload.id == WRITE_ID_DATA)),
+            b_status.eq(b_valid & (b_payload.id == WRITE_ID_STATUS)),
+            b_error.eq(b_payload.resp != Resp.OKAY),
         ]
         with m.If(b_data):
             m.d.comb += [
@@ -787,11 +793,11 @@ class _Pipeline(Elaboratable):
                          writes_back.eq(realigner.desc != 0)]
         with m.Elif(b_data & b_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.WRITE),
-                         resp.eq(bus.b.payload.resp), desc.eq(b_track.r_data.desc),
+                         resp.eq(b_payload.resp), desc.eq(b_track.r_data.desc),
                          writes_back.eq(b_track.r_data.desc != 0)]
         with m.Elif(b_status & b_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.STATUS_WB),
-                         resp.eq(bus.b.payload.resp), desc.eq(head.desc)]
+                         resp.eq(b_payload.resp), desc.eq(head.desc)]
         with m.Elif(fetcher.fault & pipeline_empty):
             m.d.comb += [error.eq(1), code.eq(fetcher.fault_code),
                          resp.eq(fetcher.fault_resp), desc.eq(fetcher.fault_desc),
@@ -799,19 +805,39 @@ class _Pipeline(Elaboratable):
         with m.Elif(zero_length_go):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.ZERO_LEN), resp.eq(Resp.OKAY),
                          desc.eq(0)]
-        with m.If(error & ~halt):
+        # The first error stops the channel at once (`halt`). Its record is taken in that cycle
+        # into registers that load every cycle, and kept a cycle later, when the channel
+        # reports itself halted: the record's enables then start at a register, not at the
+        # bus's responses, and software never sees `halted` without the record.
+        first_error = Signal()
+        first_code = Signal.like(code)
+        first_resp = Signal.like(resp)
+        first_desc = Signal.like(desc)
+        first_writes_back = Signal()
+        halted = Signal()
+        m.d.sync += [
+            first_error.eq(error & ~halt),
+            first_code.eq(code),
+            first_resp.eq(resp),
+            first_desc.eq(desc),
+            first_writes_back.eq(writes_back),
+        ]
+        with m.If(error):
+            m.d.sync += halt.eq(1)
+        with m.If(first_error):
             m.d.comb += e.error.eq(1)
             m.d.sync += [
-                halt.eq(1),
-                e.err_code.eq(code),
-                e.err_resp.eq(resp),
-                e.err_desc.eq(desc),
-                fault_wb.eq(writes_back),
+                halted.eq(1),
+                e.err_code.eq(first_code),
+                e.err_resp.eq(first_resp),
+                e.err_desc.eq(first_desc),
+                fault_wb.eq(first_writes_back),
             ]
+        m.d.comb += e.halted.eq(halted)
 
         # ---- Activity ----
         m.d.comb += [
-            e.busy.eq(~halt & (fetcher.active | queued_any | reg_pending)),
+            e.busy.eq(~halted & (fetcher.active | queued_any | reg_pending)),
             bus_quiet.eq((rd_outstanding == 0) & ~fetcher.in_flight & ~b_track.r_rdy &
                          ~status_busy & ~bus.ar.valid & ~bus.aw.valid & ~w_bursts.r_rdy),
             self.quiescent.eq(bus_quiet & ~fault_wb),
