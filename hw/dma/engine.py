@@ -596,7 +596,7 @@ class _Pipeline(Elaboratable):
         # Completion side: status write-back requests.
         status_want = Signal()
         status_taken = Signal()
-        status_desc = Signal(aw_bits)
+        status_addr = Signal(aw_bits)   # where the status write-back goes, a register
 
         # What a write burst queues does not depend on whether it is issued: only the
         # enables do, so the issue conditions stay off the queues' data inputs.
@@ -621,7 +621,7 @@ class _Pipeline(Elaboratable):
                 m.d.sync += [
                     bus.aw.valid.eq(1),
                     bus.aw.payload.id.eq(WRITE_ID_STATUS),
-                    bus.aw.payload.addr.eq(status_desc + STATUS_OFFSET),
+                    bus.aw.payload.addr.eq(status_addr),
                     bus.aw.payload.len.eq(0),
                 ]
             with m.Elif(wr_want):
@@ -732,10 +732,11 @@ class _Pipeline(Elaboratable):
                 status.completed.eq(1),
                 status_word[32:].eq(head.length),
             ]
-        with m.If(st_wait | st_status_addr):
-            m.d.comb += status_desc.eq(head.desc)
-        with m.Elif(st_fault_addr):
-            m.d.comb += status_desc.eq(e.err_desc)
+        # The status address is worked out a cycle ahead, so that the completion state and the
+        # adder stay off the AW register's inputs. The head transfer stays while its status
+        # waits, and the fault's record is set (with `fault_wb`) before FAULT_ADDR is entered;
+        # `fault_wb` implies `stop`, so no descriptor's own status is requested meanwhile.
+        m.d.sync += status_addr.eq(Mux(fault_wb, e.err_desc, head.desc) + STATUS_OFFSET)
         m.d.comb += [
             status_want.eq((st_status_addr & ~stop) | st_fault_addr),
             status_busy.eq(st_status_resp | st_fault_resp),
