@@ -230,6 +230,7 @@ class CacheCore(wiring.Component):
 
         tag_rdata  = []
         data_rdata = []
+        data_rp_data = []
         for way in ways:
             tag_mem  = Memory(shape=tag_layout, depth=g.sets, init=[])
             data_mem = Memory(shape=unsigned(g.data_width), depth=g.sets * line_beats, init=[])
@@ -254,6 +255,7 @@ class CacheCore(wiring.Component):
                 data_wp.en.eq(Mux(data_we[way], data_wstrb, 0)),
             ]
             tag_rdata.append(tag_rp.data)
+            data_rp_data.append(data_rp.data)
             way_data_rdata = Signal(g.data_width, name=f"data_rdata_{way}")
             for byte in range(g.bytes_per_word):
                 m.d.comb += way_data_rdata.word_select(byte, 8).eq(
@@ -268,17 +270,24 @@ class CacheCore(wiring.Component):
         dirty    = Signal(g.sets * g.ways)
         s3_store_dirty = dirty.word_select(s3_store_addr[g.word_bits:], g.ways)
         m.d.sync += s3_store_dirty.eq(s3_store_dirty | s3_store_ways)
-        counters = Signal(CounterLayout())
-        m.d.comb += self.counters.eq(counters)
+        # Every event reaches its counter a cycle late, from a register, so that no counter's
+        # enable waits on the condition of its event; the counters shown include it already.
+        counters    = Signal(CounterLayout())
+        events      = Signal(data.StructLayout({name: 1 for name in CounterLayout().members}))
+        events_late = Signal.like(events)
+        m.d.sync += events_late.eq(events)
+        for name in CounterLayout().members:
+            m.d.sync += counters[name].eq(counters[name] + events_late[name])
+            m.d.comb += self.counters[name].eq(counters[name] + events_late[name])
 
         bus = self.bus
         full_size = Size.from_bytes(g.bytes_per_word)
         for ax in (bus.aw.payload, bus.ar.payload):
             m.d.comb += [ax.size.eq(full_size), ax.burst.eq(Burst.INCR)]
 
-        # W beats leave through a register slice beside the data memories, whose read ports
-        # are not registered: the memory's clock-to-output and the way choice end there
-        # rather than in the next block. Each burst's data follows its AW a cycle later.
+        # W beats leave through a register slice, so that the way choice ends in the cache
+        # rather than in the next block. Each burst's data follows its AW two cycles later
+        # (one in the write-back's beat register, one in the slice).
         m.submodules.w_slice = w_slice = StreamRegisterSlice(bus.w.payload.shape())
         connect(m, w_slice.downstream, flipped(bus.w))
         requests = {"aw": bus.aw, "w": w_slice.upstream, "ar": bus.ar}
@@ -301,6 +310,13 @@ class CacheCore(wiring.Component):
         # Write-back engine: each line handed to it becomes an AW and a burst of W beats read
         # from the data memories. While one burst streams, the next line may be handed over:
         # its AW goes out at once and its beats follow the current burst's without a bubble.
+        #
+        # The data memories' read ports are not registered (yosys does not use the block
+        # RAMs' output registers), so each beat is first registered as read, every way whole,
+        # in the beat register (``wb_q_*``); the store bypass and the way choice act on that
+        # register. ``wb_w_active`` means that the memories' output holds a beat of the line
+        # being written back; the beat moves into the beat register when that is free, and
+        # until then the same row is read again (so a store landing meanwhile is seen).
 
         wb_start     = Signal()
         wb_start_set = Signal(g.index_bits)
@@ -318,73 +334,90 @@ class CacheCore(wiring.Component):
         wb_outstanding = Signal(range(MAX_WRITEBACKS_OUTSTANDING + 1))
         wb_idle       = Signal()
 
+        wb_q_valid  = Signal()
+        wb_q_last   = Signal()
+        wb_q_way    = Signal(range(g.ways))
+        wb_q_rdata  = Signal(data.ArrayLayout(g.data_width, g.ways))
+        wb_q_bypass = Signal(g.bytes_per_word)
+        wb_q_bypass_data = Signal.like(store_bypass_data)
+
         aw_taken = Signal()
-        w_taken  = Signal()
-        w_last   = Signal()
-        w_done   = Signal()
+        beat_taken  = Signal()
+        beat_last   = Signal()
+        line_read   = Signal()
         b_taken  = Signal()
         m.d.comb += [
             aw_taken.eq(wb_aw_pending & bus.aw.ready),
-            w_taken.eq(wb_w_active & requests["w"].ready),
-            w_last.eq(wb_beat == line_beats - 1),
-            w_done.eq(w_taken & w_last),
+            beat_taken.eq(wb_w_active & (~wb_q_valid | requests["w"].ready)),
+            beat_last.eq(wb_beat == line_beats - 1),
+            line_read.eq(beat_taken & beat_last),
             b_taken.eq(bus.b.valid & ~uncached_owns_bus),
         ]
         wb_can_start = Signal()
         wb_start_now = Signal()
         m.d.comb += [
             wb_can_start.eq((~wb_aw_pending | aw_taken) &
-                            (~wb_next_valid | w_done) &
+                            (~wb_next_valid | line_read) &
                             (wb_outstanding != MAX_WRITEBACKS_OUTSTANDING)),
-            wb_start_now.eq(wb_start & (~wb_w_active | (w_done & ~wb_next_valid))),
+            wb_start_now.eq(wb_start & (~wb_w_active | (line_read & ~wb_next_valid))),
             wb_idle.eq(~wb_aw_pending & ~wb_w_active & (wb_outstanding == 0)),
         ]
+
+        with m.If(requests["w"].ready):
+            m.d.sync += wb_q_valid.eq(0)
+        with m.If(beat_taken):
+            m.d.sync += [
+                wb_q_valid.eq(1),
+                wb_q_last.eq(beat_last),
+                wb_q_way.eq(wb_way),
+                wb_q_rdata.eq(Cat(data_rp_data)),
+                wb_q_bypass.eq(Mux(store_bypass & store_bypass_ways.bit_select(wb_way, 1),
+                                   store_bypass_strb, 0)),
+                wb_q_bypass_data.eq(store_bypass_data),
+            ]
+        wb_q_data = Signal(g.data_width)
+        for byte in range(g.bytes_per_word):
+            m.d.comb += wb_q_data.word_select(byte, 8).eq(
+                Mux(wb_q_bypass[byte], wb_q_bypass_data.word_select(byte, 8),
+                    wb_q_rdata[wb_q_way].word_select(byte, 8)))
 
         with m.If(~uncached_owns_bus):
             m.d.comb += [
                 bus.aw.valid.eq(wb_aw_pending),
                 bus.aw.payload.addr.eq(wb_aw_addr),
                 bus.aw.payload.len.eq(line_beats - 1),
-                requests["w"].valid.eq(wb_w_active),
-                requests["w"].payload.data.eq(Mux(wb_way == 0, data_rdata[0], 0)),
+                requests["w"].valid.eq(wb_q_valid),
+                requests["w"].payload.data.eq(wb_q_data),
                 requests["w"].payload.strb.eq(Const(-1, g.bytes_per_word)),
-                requests["w"].payload.last.eq(w_last),
+                requests["w"].payload.last.eq(wb_q_last),
                 bus.b.ready.eq(1),
             ]
-            for way in ways[1:]:
-                with m.If(wb_way == way):
-                    m.d.comb += requests["w"].payload.data.eq(data_rdata[way])
+
+        # The line registers take the line on offer whenever they are free, not only when it
+        # is handed over (only ``wb_start`` makes them count), so that their enables wait on
+        # the bus and the beat register alone, never on the control FSM's hand-over.
+        with m.If(~wb_aw_pending | aw_taken):
+            m.d.sync += wb_aw_addr.eq(Cat(Const(0, g.offset_bits), wb_start_set, wb_start_tag))
+        with m.If(~wb_w_active | line_read):
+            m.d.sync += [wb_set.eq(Mux(wb_next_valid, wb_next_set, wb_start_set)),
+                         wb_way.eq(Mux(wb_next_valid, wb_next_way, wb_start_way))]
+        with m.If(~wb_next_valid | line_read):
+            m.d.sync += [wb_next_set.eq(wb_start_set), wb_next_way.eq(wb_start_way)]
 
         with m.If(aw_taken):
             m.d.sync += wb_aw_pending.eq(0)
-        with m.If(w_taken):
+        # ``wb_beat`` wraps to 0 as a line's last beat is read, so it is 0 when a line starts.
+        with m.If(beat_taken):
             m.d.sync += wb_beat.eq(wb_beat + 1)
-        with m.If(w_done):
-            m.d.sync += [
-                wb_w_active.eq(wb_next_valid),
-                wb_set.eq(wb_next_set),
-                wb_way.eq(wb_next_way),
-                wb_next_valid.eq(0),
-            ]
+        with m.If(line_read):
+            m.d.sync += [wb_w_active.eq(wb_next_valid), wb_next_valid.eq(0)]
+        m.d.comb += events.writebacks.eq(wb_start)
         with m.If(wb_start):
-            m.d.sync += [
-                wb_aw_pending.eq(1),
-                wb_aw_addr.eq(Cat(Const(0, g.offset_bits), wb_start_set, wb_start_tag)),
-                counters.writebacks.eq(counters.writebacks + 1),
-            ]
+            m.d.sync += wb_aw_pending.eq(1)
             with m.If(wb_start_now):
-                m.d.sync += [
-                    wb_w_active.eq(1),
-                    wb_set.eq(wb_start_set),
-                    wb_way.eq(wb_start_way),
-                    wb_beat.eq(0),
-                ]
+                m.d.sync += wb_w_active.eq(1)
             with m.Else():
-                m.d.sync += [
-                    wb_next_valid.eq(1),
-                    wb_next_set.eq(wb_start_set),
-                    wb_next_way.eq(wb_start_way),
-                ]
+                m.d.sync += wb_next_valid.eq(1)
         m.d.sync += wb_outstanding.eq(wb_outstanding + wb_start - b_taken)
 
         # The data memories' read row: the write-back engine's next beat while it streams,
@@ -392,12 +425,12 @@ class CacheCore(wiring.Component):
         # handed over is read whether or not it is, so that the hand-over never selects the row.
         fsm_data_raddr = Signal.like(data_raddr)
         fsm_data_ren   = Signal()
-        with m.If(w_done):
+        with m.If(line_read):
             first_set = Mux(wb_next_valid, wb_next_set, wb_start_set)
             m.d.comb += [data_raddr.eq(Cat(Const(0, g.word_bits), first_set)),
                          data_ren.eq(1)]
         with m.Elif(wb_w_active):
-            next_beat = (wb_beat + w_taken)[:g.word_bits]
+            next_beat = (wb_beat + beat_taken)[:g.word_bits]
             m.d.comb += [data_raddr.eq(Cat(next_beat, wb_set)), data_ren.eq(1)]
         with m.Else():
             m.d.comb += [data_raddr.eq(fsm_data_raddr), data_ren.eq(fsm_data_ren)]
@@ -575,23 +608,6 @@ class CacheCore(wiring.Component):
                 fsm_data_ren.eq(1),
             ]
 
-        # Hits and misses reach their counters a cycle after their lookup, from registers;
-        # the counters shown already include them.
-        s2_counted_hit  = Signal()
-        s2_counted_miss = Signal()
-        s3_counted_hit  = Signal()
-        s3_counted_miss = Signal()
-        m.d.sync += [
-            s3_counted_hit.eq(s2_counted_hit),
-            s3_counted_miss.eq(s2_counted_miss),
-            counters.hits.eq(counters.hits + s3_counted_hit),
-            counters.misses.eq(counters.misses + s3_counted_miss),
-        ]
-        m.d.comb += [
-            self.counters.hits.eq(counters.hits + s3_counted_hit),
-            self.counters.misses.eq(counters.misses + s3_counted_miss),
-        ]
-
         def offer_write_back(index, way, tag):
             # The line the write-back engine takes if it is dirty, and its first beat's read.
             return [
@@ -637,13 +653,13 @@ class CacheCore(wiring.Component):
                         victim_tags.eq(Cat(tag_rdata[way].tag for way in ways)),
                     ]
                 m.d.comb += [
-                    s2_counted_hit.eq(s2_done & ~s2_replayed),
+                    events.hits.eq(s2_done & ~s2_replayed),
                     s2_touch.eq(s2_done),
                 ]
                 with m.If(s2_valid & cpu.rsp.ready & ~s2_req.cacheable):
                     m.next = "UNCACHED"
                 with m.Elif(s2_valid & cpu.rsp.ready & ~s2_hit):
-                    m.d.comb += s2_counted_miss.eq(1)
+                    m.d.comb += events.misses.eq(1)
                     m.next = "MISS"
                 with m.Elif(~s2_valid & ~s3_waiting & maint_pending):
                     m.d.sync += [s2m_valid.eq(0), s3m_match_ways.eq(0), s3m_clean.eq(0)]
@@ -768,10 +784,9 @@ class CacheCore(wiring.Component):
                         m.d.comb += wb_start.eq(s3m_clean)
                         m.d.sync += s3m_dirty.eq(s3m_dirty & ~s3m_match_ways)
                         with m.If(s3m_clean):
-                            m.d.sync += counters.lines_cleaned.eq(counters.lines_cleaned + 1)
+                            m.d.comb += events.lines_cleaned.eq(1)
                         with m.If(maint_inval):
-                            m.d.sync += counters.lines_invalidated.eq(
-                                counters.lines_invalidated + 1)
+                            m.d.comb += events.lines_invalidated.eq(1)
                     with m.If(~walk_more & ~s2m_valid):
                         m.next = "MAINT_DRAIN"
 
