@@ -100,6 +100,10 @@ class DMAEngine(wiring.Component):
         Not a port, for simulation checks: high in a cycle when the realigner writes a beat
         the data buffer has no room for. The read credits rule that out;
         :class:`~dmabuf_soc.hw.dma.sim.EngineHarness` fails a run in which it is ever high.
+    queue_overrun : Signal
+        Not a port, for simulation checks: high in a cycle when a transfer is dispatched to a
+        transfer queue that has no room for it. Counting the transfers in flight rules that
+        out; :class:`~dmabuf_soc.hw.dma.sim.EngineHarness` fails a run in which it is high.
     """
     def __init__(self, *, addr_width=40, data_width=64, id_width=4, sid_width=8, stream_id=0,
                  max_burst_beats=16, max_outstanding_reads=4, max_outstanding_writes=4,
@@ -161,6 +165,7 @@ class DMAEngine(wiring.Component):
             "stall_cycles": Out(32),
         })
         self.buffer_overrun = Signal()
+        self.queue_overrun = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -267,14 +272,21 @@ class _BurstCursor:
                     self._end_low - Cat(head, self.addr[log_bpb:bytes_bits]),
                     (next_n << log_bpb) - head))
 
-    def start(self, m, addr, length):
-        """Take a transfer of ``length`` bytes at byte address ``addr``."""
-        bpb = 1 << self._log_bpb
+    @staticmethod
+    def beats_of(addr, length, log_bpb):
+        """The beats that a transfer of ``length`` bytes at byte address ``addr`` touches, as
+        :meth:`start` takes them. It is worked out before the transfer queues, so that its
+        carry chain stays off the cursor's start."""
+        return (length + (addr[:log_bpb] + ((1 << log_bpb) - 1))) >> log_bpb
+
+    def start(self, m, addr, beats, length=None):
+        """Take a transfer at byte address ``addr`` that touches ``beats`` beats
+        (:meth:`beats_of`); ``length``, its bytes, is needed with ``count_bytes`` only."""
         m.d.sync += [
             self.active.eq(1),
             self.ready.eq(0),
             self.addr.eq(Cat(Const(0, self._log_bpb), addr[self._log_bpb:])),
-            self.left.eq((length + (addr[:self._log_bpb] + (bpb - 1))) >> self._log_bpb),
+            self.left.eq(beats),
             self.first.eq(1),
             self._compared.eq(0),
         ]
@@ -352,13 +364,20 @@ class _Pipeline(Elaboratable):
         m.d.sync += stop.eq(halt | error | e.resetting | e.soft_reset)
 
         # ---- Transfer queues: every stage of the data path sees the transfers in order ----
+        # Each queue holds some of the transfers dispatched and not completed (`queued`, the
+        # whole of `done_q`), since a transfer is taken by every stage before it completes.
+        # One entry deeper than `queue_depth`, none is full while `queued < queue_depth`
+        # (a buffered FIFO's inner memory holds one entry fewer than its depth), and the
+        # dispatch waits on that compare, a register, rather than on four queues' levels.
+        q_depth = e.queue_depth + 1
         read_q = _FifoOf(m, "read_q", data.StructLayout({
-            "src": aw_bits, "length": 32}), e.queue_depth)
+            "src": aw_bits, "beats": 30}), q_depth)
         align_q = _FifoOf(m, "align_q", RealignJobLayout(bytes_per_beat=bpb,
-                                                         addr_width=aw_bits), e.queue_depth)
+                                                         addr_width=aw_bits), q_depth)
         write_q = _FifoOf(m, "write_q", data.StructLayout({
-            "dst": aw_bits, "length": 32, "desc": aw_bits}), e.queue_depth)
-        done_q = _FifoOf(m, "done_q", TransferLayout(addr_width=aw_bits), e.queue_depth)
+            "dst": aw_bits, "length": 32, "beats": 30, "desc": aw_bits}), q_depth)
+        done_q = _FifoOf(m, "done_q", TransferLayout(addr_width=aw_bits), q_depth)
+        queues = (read_q, align_q, write_q, done_q)
 
         # Register mode: `go` latches one transfer, handed over ahead of the descriptor walk.
         reg_pending = Signal()
@@ -391,9 +410,9 @@ class _Pipeline(Elaboratable):
             fetcher.halt.eq(stop),
         ]
 
+        queue_room = Signal(init=1)     # `queued < e.queue_depth`, a register
         queues_ready = Signal()
-        m.d.comb += queues_ready.eq(read_q.w_rdy & align_q.w_rdy & write_q.w_rdy &
-                                    done_q.w_rdy & ~stop)
+        m.d.comb += queues_ready.eq(queue_room & ~stop)
         transfer = Signal(TransferLayout(addr_width=aw_bits))
         dispatch = Signal()
         with m.If(reg_pending):
@@ -411,30 +430,32 @@ class _Pipeline(Elaboratable):
             ]
         m.d.comb += [
             read_q.w_data.src.eq(transfer.src),
-            read_q.w_data.length.eq(transfer.length),
+            read_q.w_data.beats.eq(_BurstCursor.beats_of(transfer.src, transfer.length, log_bpb)),
             align_q.w_data.src_offset.eq(transfer.src[:log_bpb]),
             align_q.w_data.dst_offset.eq(transfer.dst[:log_bpb]),
             align_q.w_data.length.eq(transfer.length),
             align_q.w_data.desc.eq(transfer.desc),
             write_q.w_data.dst.eq(transfer.dst),
             write_q.w_data.length.eq(transfer.length),
+            write_q.w_data.beats.eq(_BurstCursor.beats_of(transfer.dst, transfer.length, log_bpb)),
             write_q.w_data.desc.eq(transfer.desc),
             done_q.w_data.eq(transfer),
-            read_q.w_en.eq(dispatch),
-            align_q.w_en.eq(dispatch),
-            write_q.w_en.eq(dispatch),
-            done_q.w_en.eq(dispatch),
         ]
-        # Transfers dispatched and not completed: `done_q.level != 0`, as a register, so that
-        # `busy` and the error checks do not wait on the queue's level sum.
+        for queue in queues:
+            m.d.comb += queue.w_en.eq(dispatch)
+        # Simulation check (see `DMAEngine.queue_overrun`): a transfer a queue has no room for.
+        m.d.comb += e.queue_overrun.eq(dispatch & ~Cat(queue.w_rdy for queue in queues).all())
+        # Transfers dispatched and not completed: `done_q.level`, and whether it is not 0, as
+        # registers, so that `busy` and the error checks do not wait on the queue's level sum.
         queued = Signal(range(e.queue_depth + 1))
         queue_in = Signal()
         queue_out = Signal()
         m.d.comb += [
-            queue_in.eq(done_q.w_en & done_q.w_rdy),
+            queue_in.eq(dispatch),
             queue_out.eq(done_q.r_en & done_q.r_rdy),
         ]
-        m.d.sync += queued.eq(queued + queue_in - queue_out)
+        queued_next = queued + queue_in - queue_out
+        m.d.sync += [queued.eq(queued_next), queue_room.eq(queued_next < e.queue_depth)]
         queued_any = _nonzero(m, "queued_any", queued, queue_in, queue_out)
 
         # ---- Realigned data buffer, with read credits ----
@@ -487,7 +508,7 @@ class _Pipeline(Elaboratable):
         rd_outstanding = Signal(range(e.max_outstanding_reads + 1))
         with m.If(~rd.active & read_q.r_rdy):
             m.d.comb += read_q.r_en.eq(1)
-            rd.start(m, read_q.r_data.src, read_q.r_data.length)
+            rd.start(m, read_q.r_data.src, read_q.r_data.beats)
         # Whether the buffer had room for the burst in the previous cycle, with a beat to spare
         # for the one a flush may have added since; `rd.n_first` holds still while `rd.ready`
         # is, and a reservation drops `rd.ready`, so the registered compare is never late.
@@ -587,7 +608,7 @@ class _Pipeline(Elaboratable):
         wr_desc = Signal(aw_bits)
         with m.If(~wr.active & write_q.r_rdy):
             m.d.comb += write_q.r_en.eq(1)
-            wr.start(m, write_q.r_data.dst, write_q.r_data.length)
+            wr.start(m, write_q.r_data.dst, write_q.r_data.beats, write_q.r_data.length)
             m.d.sync += wr_desc.eq(write_q.r_data.desc)
         wr_want = Signal()
         m.d.comb += wr_want.eq(wr.ready & ~stop & enough & b_track.w_rdy &
@@ -678,17 +699,17 @@ class _Pipeline(Elaboratable):
         b_data = Signal()
         b_status = Signal()
         b_error = Signal()
-        # Every response is taken at once and registered before it is looked at, so that what
-        # it decides (a transfer's completion, an error, the FIFOs' reads) starts at a register
-        # beside the engine rather than at the far end of the bus: a cycle per response.
-        b_valid = Signal()
-        b_payload = Signal.like(bus.b.payload)
-        m.d.sync += [b_valid.eq(bus.b.valid), b_payload.eq(bus.b.payload)]
-        m.d.comb += [
-            bus.b.ready.eq(1),
-            b_data.eq(b_valid & (b_payload.id == WRITE_ID_DATA)),
-            b_status.eq(b_valid & (b_payload.id == WRITE_ID_STATUS)),
-            b_error.eq(b_payload.resp != Resp.OKAY),
+        # Every response is taken at once and registered, already decoded, before it is
+        # looked at, so that what it decides (a transfer's completion, an error, the FIFOs'
+        # reads) starts at registers beside the engine rather than at the far end of the bus:
+        # a cycle per response.
+        b_resp = Signal.like(bus.b.payload.resp)
+        m.d.comb += bus.b.ready.eq(1)
+        m.d.sync += [
+            b_data.eq(bus.b.valid & (bus.b.payload.id == WRITE_ID_DATA)),
+            b_status.eq(bus.b.valid & (bus.b.payload.id == WRITE_ID_STATUS)),
+            b_error.eq(bus.b.payload.resp != Resp.OKAY),
+            b_resp.eq(bus.b.payload.resp),
         ]
         with m.If(b_data):
             m.d.comb += [
@@ -794,11 +815,11 @@ class _Pipeline(Elaboratable):
                          writes_back.eq(realigner.desc != 0)]
         with m.Elif(b_data & b_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.WRITE),
-                         resp.eq(b_payload.resp), desc.eq(b_track.r_data.desc),
+                         resp.eq(b_resp), desc.eq(b_track.r_data.desc),
                          writes_back.eq(b_track.r_data.desc != 0)]
         with m.Elif(b_status & b_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.STATUS_WB),
-                         resp.eq(b_payload.resp), desc.eq(head.desc)]
+                         resp.eq(b_resp), desc.eq(head.desc)]
         with m.Elif(fetcher.fault & pipeline_empty):
             m.d.comb += [error.eq(1), code.eq(fetcher.fault_code),
                          resp.eq(fetcher.fault_resp), desc.eq(fetcher.fault_desc),

@@ -109,6 +109,7 @@ class DescriptorFetcher(wiring.Component):
             return Cat(Const(0, align_bits), addr[align_bits:aw])
 
         cur        = Signal(aw)
+        offer_desc = Signal(aw)     # the address of the descriptor offered, `cur` until OFFER
         tail_seen  = Signal(aw)     # tail pointer when the current descriptor's read was issued
         tail_moved = Signal()       # tail written since then
         restart    = Signal()       # cur_desc written while stopped at the tail
@@ -134,15 +135,14 @@ class DescriptorFetcher(wiring.Component):
             self.transfers.payload.src.eq(desc.src),
             self.transfers.payload.dst.eq(desc.dst),
             self.transfers.payload.length.eq(desc.length),
-            self.transfers.payload.desc.eq(cur),
+            self.transfers.payload.desc.eq(offer_desc),
             self.transfers.payload.irq.eq(desc.control.irq_on_complete),
             self.transfers.payload.sg.eq(1),
         ]
 
-        # `cur == tail_seen`, a cycle late: neither changes in CHECK or OFFER, the only states
-        # OFFER is entered from, so it is up to date in OFFER, where it counts.
+        # `cur == tail_seen`, taken in CHECK (the only state OFFER is entered from), where
+        # neither changes, and kept in OFFER, where it counts.
         at_tail = Signal()
-        m.d.sync += at_tail.eq(cur == tail_seen)
 
         def issued():
             # The read of `cur` goes out: the tail it is compared against is the one seen now.
@@ -201,6 +201,7 @@ class DescriptorFetcher(wiring.Component):
 
             with m.State("CHECK"):
                 m.d.comb += self.active.eq(1)
+                m.d.sync += [at_tail.eq(cur == tail_seen), offer_desc.eq(cur)]
                 with m.If(desc.status.completed & ~self.cyclic):
                     fail(ErrorCode.STALE)
                 with m.Elif(desc.length == 0):
@@ -213,11 +214,15 @@ class DescriptorFetcher(wiring.Component):
                     self.active.eq(1),
                     self.transfers.valid.eq(1),
                 ]
+                # `cur` moves on to the next descriptor while the transfer is offered, not as
+                # it is taken, so that its enable does not wait on the data path's `ready`.
+                # At the tail it stays: AT_TAIL may read the tail's next pointer again.
+                with m.If(self.cyclic | ~at_tail):
+                    m.d.sync += cur.eq(aligned(desc.next))
                 with m.If(self.transfers.ready):
                     with m.If(~self.cyclic & at_tail):
                         m.next = "AT_TAIL"
                     with m.Else():
-                        m.d.sync += cur.eq(aligned(desc.next))
                         m.next = "FETCH"
 
             with m.State("AT_TAIL"):

@@ -33,7 +33,8 @@ __all__ = ["EngineHarness"]
 
 class EngineHarness:
     """A :class:`DMAEngine` on a memory, with an :class:`AXI4Checker` recording its port; a run
-    fails if the engine's data buffer is ever overrun (``DMAEngine.buffer_overrun``).
+    fails if the engine's data buffer or a transfer queue is ever overrun
+    (``DMAEngine.buffer_overrun``, ``DMAEngine.queue_overrun``).
 
     Parameters
     ----------
@@ -89,12 +90,15 @@ class EngineHarness:
     async def _watch(self, ctx):
         e = self.engine
         cycle = 0
-        async for _, _, done, done_irq, error, overrun in ctx.tick().sample(
-                e.done, e.done_irq, e.error, e.buffer_overrun):
+        async for _, _, done, done_irq, error, overrun, queue_overrun in ctx.tick().sample(
+                e.done, e.done_irq, e.error, e.buffer_overrun, e.queue_overrun):
             cycle += 1
             if overrun:
                 raise AssertionError(f"DMA data buffer overrun at cycle {cycle}: the read "
                                      f"credits let the realigner write a beat with no room")
+            if queue_overrun:
+                raise AssertionError(f"DMA transfer queue overrun at cycle {cycle}: a transfer "
+                                     f"was dispatched to a full queue")
             for name, value in (("done", done), ("done_irq", done_irq), ("error", error)):
                 if value:
                     self.events.append((cycle, name))
