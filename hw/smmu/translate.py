@@ -373,14 +373,22 @@ class TranslationStage(wiring.Component):
         # Responses: passed through, or the SLVERR answer of a failed transaction.
         failed = s1_valid & s1_resolved & (s1_status != TranslationStatus.OK)
         resp_up, resp_down = self.up_resp, self.down_resp
+        # Whether s1's failed transaction may be answered: worked out a cycle late, from
+        # registers, so that the responses' ready downstream (and the register slice's
+        # enables behind it) wait on this register and `s1_valid` alone. Once true it stays
+        # true for as long as s1 holds the failed transaction: s1 takes no other meanwhile,
+        # the transactions in flight only complete, and a failed write's route only drains.
+        answerable = Signal()
         inject = Signal()
+        m.d.comb += inject.eq(s1_valid & answerable)
         last = 1 if self._write else resp_down.payload.last
         m.d.comb += self.completed.eq(resp_down.valid & resp_down.ready & last)
         m.d.sync += outstanding.eq(outstanding + take - self.completed)
 
         if self._write:
             # The failed write's data beats are dropped before it is answered.
-            m.d.comb += inject.eq(failed & (outstanding == 0) & s1_routed & (routes.level == 0))
+            m.d.sync += answerable.eq(failed & (outstanding == 0) & s1_routed &
+                                      (routes.level == 0))
             with m.If(failed & ~s1_routed & routes.w_rdy):
                 m.d.comb += [routes.w_en.eq(1), routes.w_data.eq(1)]
                 m.d.sync += s1_routed.eq(1)
@@ -389,7 +397,7 @@ class TranslationStage(wiring.Component):
             drop = routes.r_data[0]
             w_up, w_down = self.up_w, self.down_w
         else:
-            m.d.comb += inject.eq(failed & (outstanding == 0))
+            m.d.sync += answerable.eq(failed & (outstanding == 0))
         if self._write:
             m.d.comb += [
                 w_down.payload.eq(w_up.payload),
