@@ -312,11 +312,13 @@ class CacheCore(wiring.Component):
         # its AW goes out at once and its beats follow the current burst's without a bubble.
         #
         # The data memories' read ports are not registered (yosys does not use the block
-        # RAMs' output registers), so each beat is first registered as read, every way whole,
-        # in the beat register (``wb_q_*``); the store bypass and the way choice act on that
-        # register. ``wb_w_active`` means that the memories' output holds a beat of the line
-        # being written back; the beat moves into the beat register when that is free, and
-        # until then the same row is read again (so a store landing meanwhile is seen).
+        # RAMs' output registers), so each beat goes from the line's way straight into the
+        # beat register (``wb_q_*``), and the store bypass acts on that register.
+        # ``wb_w_active`` means that the memories' output holds a beat of the line being
+        # written back; the beat moves into the beat register when that is free, and until
+        # then the same row is read again (so a store landing meanwhile is seen). (Registering
+        # every way whole, with the way chosen after the register, made the cache alone
+        # faster but the SoC top much slower: 256 flip-flops round the block RAMs.)
 
         wb_start     = Signal()
         wb_start_set = Signal(g.index_bits)
@@ -336,8 +338,7 @@ class CacheCore(wiring.Component):
 
         wb_q_valid  = Signal()
         wb_q_last   = Signal()
-        wb_q_way    = Signal(range(g.ways))
-        wb_q_rdata  = Signal(data.ArrayLayout(g.data_width, g.ways))
+        wb_q_rdata  = Signal(g.data_width)
         wb_q_bypass = Signal(g.bytes_per_word)
         wb_q_bypass_data = Signal.like(store_bypass_data)
 
@@ -369,8 +370,7 @@ class CacheCore(wiring.Component):
             m.d.sync += [
                 wb_q_valid.eq(1),
                 wb_q_last.eq(beat_last),
-                wb_q_way.eq(wb_way),
-                wb_q_rdata.eq(Cat(data_rp_data)),
+                wb_q_rdata.eq(Cat(data_rp_data).word_select(wb_way, g.data_width)),
                 wb_q_bypass.eq(Mux(store_bypass & store_bypass_ways.bit_select(wb_way, 1),
                                    store_bypass_strb, 0)),
                 wb_q_bypass_data.eq(store_bypass_data),
@@ -379,7 +379,7 @@ class CacheCore(wiring.Component):
         for byte in range(g.bytes_per_word):
             m.d.comb += wb_q_data.word_select(byte, 8).eq(
                 Mux(wb_q_bypass[byte], wb_q_bypass_data.word_select(byte, 8),
-                    wb_q_rdata[wb_q_way].word_select(byte, 8)))
+                    wb_q_rdata.word_select(byte, 8)))
 
         with m.If(~uncached_owns_bus):
             m.d.comb += [
