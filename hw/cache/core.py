@@ -222,18 +222,36 @@ class CacheCore(wiring.Component):
         store_bypass_ways = Signal.like(s2_hit_ways)
         store_bypass_data = Signal.like(data_wdata)
         store_bypass_strb = Signal.like(data_wstrb)
+        # The read ports are not transparent: a write in the cycle of a read reaches it
+        # through this bypass, as yosys would build it, but kept apart from the read data so
+        # that the write-back's beats can take it after their register.
+        write_bypass_ways = Signal.like(data_we)
+        write_bypass_data = Signal.like(data_wdata)
+        write_bypass_strb = Signal.like(data_wstrb)
         with m.If(data_ren):
             m.d.sync += [store_bypass.eq(s2_store & (s2_store_addr == data_raddr)),
                          store_bypass_ways.eq(s2_hit_ways),
                          store_bypass_data.eq(s2_store_data),
-                         store_bypass_strb.eq(s2_store_strb)]
+                         store_bypass_strb.eq(s2_store_strb),
+                         write_bypass_ways.eq(Mux(data_waddr == data_raddr, data_we, 0)),
+                         write_bypass_data.eq(data_wdata),
+                         write_bypass_strb.eq(data_wstrb)]
+
+        def bypassed_byte(way, byte, read_byte):
+            """The byte of a way's read data with the writes it should see: the one in the
+            cycle of the read, then a store landing in the cycle after."""
+            written = Mux(write_bypass_ways.bit_select(way, 1) & write_bypass_strb[byte],
+                          write_bypass_data.word_select(byte, 8), read_byte)
+            return Mux(store_bypass & store_bypass_ways.bit_select(way, 1) &
+                       store_bypass_strb[byte], store_bypass_data.word_select(byte, 8), written)
 
         tag_rdata  = []
         data_rdata = []
         data_rp_data = []
         for way in ways:
             tag_mem  = Memory(shape=tag_layout, depth=g.sets, init=[])
-            data_mem = Memory(shape=unsigned(g.data_width), depth=g.sets * line_beats, init=[])
+            data_mem = Memory(shape=unsigned(g.data_width), depth=g.sets * line_beats, init=[],
+                              attrs={"no_rw_check": 1})
             m.submodules[f"tag_mem_{way}"]  = tag_mem
             m.submodules[f"data_mem_{way}"] = data_mem
             # Tags are written only by refills and maintenance, never in a cycle whose read
@@ -241,7 +259,15 @@ class CacheCore(wiring.Component):
             tag_wp  = tag_mem.write_port()
             tag_rp  = tag_mem.read_port()
             data_wp = data_mem.write_port(granularity=8)
-            data_rp = data_mem.read_port(transparent_for=(data_wp,))
+            # The data read port is written as an asynchronous read and a register, which
+            # yosys folds into the block RAM's synchronous read port; ``no_rw_check`` tells it
+            # that the value read in the cycle of a write to the same row does not matter
+            # (the write bypass above replaces the bytes written), so it builds no bypass of
+            # its own between the block RAM and the way choice.
+            data_rp = data_mem.read_port(domain="comb")
+            data_rp_q = Signal(g.data_width, name=f"data_rp_q_{way}", reset_less=True)
+            with m.If(data_ren):
+                m.d.sync += data_rp_q.eq(data_rp.data)
             m.d.comb += [
                 tag_rp.addr.eq(tag_raddr),
                 tag_rp.en.eq(tag_ren),
@@ -249,19 +275,16 @@ class CacheCore(wiring.Component):
                 tag_wp.data.eq(tag_wdata),
                 tag_wp.en.eq(tag_we[way]),
                 data_rp.addr.eq(data_raddr),
-                data_rp.en.eq(data_ren),
                 data_wp.addr.eq(data_waddr),
                 data_wp.data.eq(data_wdata),
                 data_wp.en.eq(Mux(data_we[way], data_wstrb, 0)),
             ]
             tag_rdata.append(tag_rp.data)
-            data_rp_data.append(data_rp.data)
+            data_rp_data.append(data_rp_q)
             way_data_rdata = Signal(g.data_width, name=f"data_rdata_{way}")
             for byte in range(g.bytes_per_word):
                 m.d.comb += way_data_rdata.word_select(byte, 8).eq(
-                    Mux(store_bypass & store_bypass_ways[way] & store_bypass_strb[byte],
-                        store_bypass_data.word_select(byte, 8),
-                        data_rp.data.word_select(byte, 8)))
+                    bypassed_byte(way, byte, data_rp_q.word_select(byte, 8)))
             data_rdata.append(way_data_rdata)
 
         lru      = Signal(g.sets * (g.ways - 1))
@@ -313,7 +336,7 @@ class CacheCore(wiring.Component):
         #
         # The data memories' read ports are not registered (yosys does not use the block
         # RAMs' output registers), so each beat goes from the line's way straight into the
-        # beat register (``wb_q_*``), and the store bypass acts on that register.
+        # beat register (``wb_q_*``), and the bypasses act on that register.
         # ``wb_w_active`` means that the memories' output holds a beat of the line being
         # written back; the beat moves into the beat register when that is free, and until
         # then the same row is read again (so a store landing meanwhile is seen). (Registering
@@ -357,8 +380,10 @@ class CacheCore(wiring.Component):
         wb_can_start = Signal()
         wb_start_now = Signal()
         m.d.comb += [
-            wb_can_start.eq((~wb_aw_pending | aw_taken) &
-                            (~wb_next_valid | line_read) &
+            # From registers alone, so that the maintenance walk (``maint_advance``) never
+            # waits on the bus: a line is handed over a cycle after its place frees, which
+            # the current burst's beats hide.
+            wb_can_start.eq(~wb_aw_pending & ~wb_next_valid &
                             (wb_outstanding != MAX_WRITEBACKS_OUTSTANDING)),
             wb_start_now.eq(wb_start & (~wb_w_active | (line_read & ~wb_next_valid))),
             wb_idle.eq(~wb_aw_pending & ~wb_w_active & (wb_outstanding == 0)),
@@ -371,10 +396,17 @@ class CacheCore(wiring.Component):
                 wb_q_valid.eq(1),
                 wb_q_last.eq(beat_last),
                 wb_q_rdata.eq(Cat(data_rp_data).word_select(wb_way, g.data_width)),
-                wb_q_bypass.eq(Mux(store_bypass & store_bypass_ways.bit_select(wb_way, 1),
-                                   store_bypass_strb, 0)),
-                wb_q_bypass_data.eq(store_bypass_data),
             ]
+            # Which bytes the bypasses replace, and with what, worked out from registers.
+            for byte in range(g.bytes_per_word):
+                m.d.sync += [
+                    wb_q_bypass[byte].eq(
+                        (write_bypass_ways.bit_select(wb_way, 1) & write_bypass_strb[byte]) |
+                        (store_bypass & store_bypass_ways.bit_select(wb_way, 1) &
+                         store_bypass_strb[byte])),
+                    wb_q_bypass_data.word_select(byte, 8).eq(
+                        bypassed_byte(wb_way, byte, 0)),
+                ]
         wb_q_data = Signal(g.data_width)
         for byte in range(g.bytes_per_word):
             m.d.comb += wb_q_data.word_select(byte, 8).eq(

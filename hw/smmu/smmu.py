@@ -187,6 +187,10 @@ class SMMU(wiring.Component):
             _pipe(m, down.b, write.down_resp)
             _pipe(m, write.up_resp, up.b)
             stages += [read, write]
+        # ``CR0.prefetch_en`` reaches the walker's arbitration through a register of its own,
+        # which placement puts beside the walker rather than in the register block.
+        prefetch_en = Signal()
+        m.d.sync += prefetch_en.eq(f.CR0.prefetch_en.q)
         for k, stage in enumerate(stages):
             m.d.comb += [stage.enable.eq(enable),
                          stage.flush.eq(invalidating)]
@@ -196,7 +200,7 @@ class SMMU(wiring.Component):
             if self._prefetch:
                 request = walker.prefetch[k]
                 m.d.comb += [
-                    request.valid.eq(stage.prefetch.valid & f.CR0.prefetch_en.q),
+                    request.valid.eq(stage.prefetch.valid & prefetch_en),
                     request.sid.eq(stage.prefetch.sid),
                     request.addr.eq(stage.prefetch.addr),
                     stage.prefetch.ready.eq(request.ready),
