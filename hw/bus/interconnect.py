@@ -199,6 +199,10 @@ class _OutstandingTable:
     the table has that many slots, each an ID with its count and target. A slot is live while
     its count is not zero; no two live slots hold the same ID. Issuing an ID with no live slot
     takes the first free one (there is one: the issue is within bounds).
+
+    An issue is counted in its slot a cycle late, from a register (``pending``), so that the
+    targets' ready never reaches the slots' enables; :meth:`allows` counts the pending issue
+    as if it were in the table, so its answers are those of a table updated at once.
     """
     def __init__(self, m, name, *, id_width, n_targets, max_outstanding):
         self.ids = [Signal(id_width, name=f"{name}_slot{i}_id")
@@ -208,6 +212,9 @@ class _OutstandingTable:
         self.targets = [Signal(range(max(n_targets, 2)), name=f"{name}_slot{i}_target")
                         for i in range(max_outstanding)]
         self.total = Signal(range(max_outstanding + 1), name=f"{name}_total")
+        self.pending        = Signal(name=f"{name}_pending")
+        self.pending_id     = Signal(id_width, name=f"{name}_pending_id")
+        self.pending_target = Signal.like(self.targets[0], name=f"{name}_pending_target")
         self.max_outstanding = max_outstanding
         # A module of its own: the built-in simulator then re-evaluates the lookups only when
         # their own inputs move, not with every signal of the interconnect.
@@ -216,33 +223,38 @@ class _OutstandingTable:
 
     def lookup(self, id, name):
         """The live slots holding ``id`` (at most one bit set), as a signal called ``name``:
-        look an ID up once, and pass the result to :meth:`allows` and :meth:`update`."""
+        look an ID up once, and pass the result to :meth:`allows`."""
         hits = Signal(self.max_outstanding, name=f"{self._name}_{name}_hits")
         self._m.d.comb += hits.eq(Cat((count != 0) & (slot_id == id)
                                       for slot_id, count in zip(self.ids, self.counts)))
         return hits
 
-    def allows(self, hits, id, target, *, issuing=0, issuing_id=0, issuing_target=0):
+    def allows(self, hits, id, target, *, issuing=None):
         """Whether a new request with ``id`` (looked up as ``hits``) to ``target`` keeps
         same-ID responses in order and the outstanding count within bounds, counting the
-        request ``issuing_id`` to ``issuing_target`` if ``issuing`` (one issued this cycle,
-        not yet in the table)."""
-        same_id = issuing & (issuing_id == id)
-        none_outstanding = ~hits.any() & ~same_id
-        # No live slot matches, or exactly one: the OR of the matching targets is its target.
+        pending issue and ``issuing``, a ``(valid, id, target)`` issued this cycle."""
+        in_flight = [(self.pending, self.pending_id, self.pending_target)]
+        if issuing is not None:
+            in_flight.append(issuing)
+        # Every outstanding request with this ID goes to one target: each must be ``target``.
         outstanding_target = 0
         for hit, slot_target in zip(hits, self.targets):
             outstanding_target = outstanding_target | Mux(hit, slot_target, 0)
-        same_target = Mux(same_id, issuing_target == target, outstanding_target == target)
-        within_bounds = Mux(issuing, self.total < self.max_outstanding - 1,
-                            self.total < self.max_outstanding)
-        return (none_outstanding | same_target) & within_bounds
+        same_target = ~hits.any() | (outstanding_target == target)
+        for valid, other_id, other_target in in_flight:
+            same_target = same_target & (~valid | (other_id != id) | (other_target == target))
+        in_flight_count = sum(valid for valid, _, _ in in_flight)
+        within_bounds = self.total + in_flight_count < self.max_outstanding
+        return same_target & within_bounds
 
-    def update(self, *, issue, issue_hits, issue_id, issue_target, retire, retire_hits):
-        """Count a request issued with ``issue_id`` (looked up as ``issue_hits``) to
-        ``issue_target`` if ``issue``, and a retirement of the ID looked up as
-        ``retire_hits`` if ``retire``."""
+    def update(self, *, issue, issue_id, issue_target, retire, retire_hits):
+        """Count a request issued with ``issue_id`` to ``issue_target`` if ``issue`` (a
+        cycle later), and a retirement of the ID looked up as ``retire_hits`` if
+        ``retire``."""
         m = self._m
+        m.d.sync += [self.pending.eq(issue), self.pending_id.eq(issue_id),
+                     self.pending_target.eq(issue_target)]
+        issue_hits = self.lookup(self.pending_id, "pending")
         # The slot an issue counts in: the live one with its ID, else the first free one.
         issue_slot = Signal(range(self.max_outstanding), name=f"{self._name}_issue_slot")
         retire_slot = Signal.like(issue_slot, name=f"{self._name}_retire_slot")
@@ -254,21 +266,22 @@ class _OutstandingTable:
                 m.d.comb += issue_slot.eq(i)
             with m.If(retire_hits[i]):
                 m.d.comb += retire_slot.eq(i)
-        with m.If(issue):
+        with m.If(self.pending):
             with m.Switch(issue_slot):
                 for i in range(self.max_outstanding):
                     with m.Case(i):
-                        m.d.sync += [self.ids[i].eq(issue_id),
-                                     self.targets[i].eq(issue_target),
+                        m.d.sync += [self.ids[i].eq(self.pending_id),
+                                     self.targets[i].eq(self.pending_target),
                                      self.counts[i].eq(self.counts[i] + 1)]
         with m.If(retire & retire_hits.any()):
             with m.Switch(retire_slot):
                 for i, count in enumerate(self.counts):
                     with m.Case(i):
                         # Written after the issue: it accounts for both in the same slot.
-                        m.d.sync += count.eq(count - 1 + (issue & (issue_slot == i)))
-        with m.If(issue ^ retire):
-            m.d.sync += self.total.eq(Mux(issue, self.total + 1, self.total - 1))
+                        m.d.sync += count.eq(count - 1 +
+                                             (self.pending & (issue_slot == i)))
+        with m.If(self.pending ^ retire):
+            m.d.sync += self.total.eq(Mux(self.pending, self.total + 1, self.total - 1))
 
 
 class Interconnect(wiring.Component):
@@ -399,8 +412,8 @@ class Interconnect(wiring.Component):
             def enter_s1(payload, target, hits):
                 return [s1_valid.eq(1), s1_payload.eq(payload), s1_target.eq(target),
                         s1_allowed.eq(tables[index].allows(
-                            hits, payload.id, target, issuing=s1_taken,
-                            issuing_id=s1_payload.id, issuing_target=s1_target))]
+                            hits, payload.id, target,
+                            issuing=(s1_taken, s1_payload.id, s1_target)))]
 
             m.d.comb += bus.ready.eq(~skid_valid)
             with m.If(~s1_valid | s1_taken):
@@ -422,7 +435,7 @@ class Interconnect(wiring.Component):
                                  skid_target.eq(in_target)]
             requests = [s1_valid & s1_allowed & (s1_target == target)
                         for target in range(n_targets)]
-            stages.append((s1_payload, s1_target, s1_taken, requests, s1_hits))
+            stages.append((s1_payload, s1_target, s1_taken, requests))
 
         taken = [[] for _ in stages]
         for target, subordinate in enumerate(targets):
@@ -431,19 +444,19 @@ class Interconnect(wiring.Component):
             grant = _registered_round_robin(m, name, [stage[3][target] for stage in stages],
                                             hold=bus.valid & ~bus.ready)
             with m.Switch(grant):
-                for index, (s1_payload, _, _, requests, _) in enumerate(stages):
+                for index, (s1_payload, _, _, requests) in enumerate(stages):
                     with m.Case(index):
                         m.d.comb += bus.valid.eq(requests[target])
                         m.d.comb += [getattr(bus.payload, field).eq(getattr(s1_payload, field))
                                      for field in _ADDR_FIELDS]
                         m.d.comb += bus.payload.id.eq(
                             Cat(s1_payload.id, Const(index, self._index_width)))
-            for index, (_, _, _, requests, _) in enumerate(stages):
+            for index, (_, _, _, requests) in enumerate(stages):
                 taken[index].append((grant == index) & requests[target] & bus.ready)
-        for (_, _, s1_taken, _, _), takers in zip(stages, taken):
+        for (_, _, s1_taken, _), takers in zip(stages, taken):
             m.d.comb += s1_taken.eq(Cat(*takers).any())
-        return [(s1_taken, s1_payload.id, s1_target, s1_hits)
-                for s1_payload, s1_target, s1_taken, _, s1_hits in stages]
+        return [(s1_taken, s1_payload.id, s1_target)
+                for s1_payload, s1_target, s1_taken, _ in stages]
 
     # Response channels (R, B) ---------------------------------------------------------------
 
@@ -488,11 +501,11 @@ class Interconnect(wiring.Component):
         tables = self._tables(m, "read", len(targets))
         issued = self._address_path(m, "ar", targets, tables)
         returned = self._response_path(m, "r", targets, ("data", "resp", "last"))
-        for index, (manager, table, (taken, id, target, hits), (transfer, last)) in \
+        for index, (manager, table, (taken, id, target), (transfer, last)) in \
                 enumerate(zip(self.managers, tables, issued, returned)):
             retire, retire_id = self._registered_retirement(m, f"m{index}_r", transfer & last,
                                                             manager.r.payload.id)
-            table.update(issue=taken, issue_hits=hits, issue_id=id, issue_target=target,
+            table.update(issue=taken, issue_id=id, issue_target=target,
                          retire=retire, retire_hits=table.lookup(retire_id, "r"))
 
     @staticmethod
@@ -509,11 +522,11 @@ class Interconnect(wiring.Component):
         tables = self._tables(m, "write", len(targets))
         issued = self._address_path(m, "aw", targets, tables)
         returned = self._response_path(m, "b", targets, ("resp",))
-        for index, (manager, table, (taken, id, target, hits), (transfer, _)) in \
+        for index, (manager, table, (taken, id, target), (transfer, _)) in \
                 enumerate(zip(self.managers, tables, issued, returned)):
             retire, retire_id = self._registered_retirement(m, f"m{index}_b", transfer,
                                                             manager.b.payload.id)
-            table.update(issue=taken, issue_hits=hits, issue_id=id, issue_target=target,
+            table.update(issue=taken, issue_id=id, issue_target=target,
                          retire=retire, retire_hits=table.lookup(retire_id, "b"))
 
         # W follows AW order: per manager the targets of its AWs, per target the managers.
@@ -522,7 +535,7 @@ class Interconnect(wiring.Component):
         # bounds the entries, and a buffered FIFO needs one place more than that, as it
         # holds its head outside its memory.
         target_queues = []
-        for index, (taken, _, target, _) in enumerate(issued):
+        for index, (taken, _, target) in enumerate(issued):
             queue = fifo.SyncFIFOBuffered(width=max(1, ceil_log2(len(targets))),
                                           depth=self._max_outstanding + 1)
             m.submodules[f"m{index}_w_targets"] = queue
@@ -534,9 +547,9 @@ class Interconnect(wiring.Component):
                                           depth=self._n_managers * self._max_outstanding + 1)
             m.submodules[f"t{target_index}_w_managers"] = queue
             m.d.comb += queue.w_en.eq(Cat(*(taken & (target == target_index)
-                                            for taken, _, target, _ in issued)).any())
+                                            for taken, _, target in issued)).any())
             with m.Switch(Cat(*(taken & (target == target_index)
-                                for taken, _, target, _ in issued))):
+                                for taken, _, target in issued))):
                 for index in range(self._n_managers):
                     with m.Case(1 << index):
                         m.d.comb += queue.w_data.eq(index)
