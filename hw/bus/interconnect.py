@@ -431,8 +431,11 @@ class Interconnect(wiring.Component):
                     m.d.sync += s1_allowed.eq(
                         tables[index].allows(s1_hits, s1_payload.id, s1_target))
                 with m.If(bus.valid & ~skid_valid):
-                    m.d.sync += [skid_valid.eq(1), skid_payload.eq(bus.payload),
-                                 skid_target.eq(in_target)]
+                    m.d.sync += skid_valid.eq(1)
+            # The skid register takes the manager's request whenever it is empty, so that its
+            # enable is a register rather than the targets' ready.
+            with m.If(~skid_valid):
+                m.d.sync += [skid_payload.eq(bus.payload), skid_target.eq(in_target)]
             requests = [s1_valid & s1_allowed & (s1_target == target)
                         for target in range(n_targets)]
             stages.append((s1_payload, s1_target, s1_taken, requests))

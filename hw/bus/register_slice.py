@@ -50,6 +50,10 @@ class StreamRegisterSlice(wiring.Component):
         skid_valid = Signal()
 
         m.d.comb += up.ready.eq(~skid_valid)
+        # The skid register takes upstream's payload whenever it is empty, so that its
+        # enable is a register (the other side's valid and ready reach only ``skid_valid``).
+        with m.If(~skid_valid):
+            m.d.sync += skid.eq(up.payload)
         with m.If(~down.valid | down.ready):
             # The output register is free: it takes the waiting transfer, else upstream's.
             with m.If(skid_valid):
@@ -57,7 +61,7 @@ class StreamRegisterSlice(wiring.Component):
             with m.Else():
                 m.d.sync += [down.payload.eq(up.payload), down.valid.eq(up.valid)]
         with m.Elif(up.valid & ~skid_valid):
-            m.d.sync += [skid.eq(up.payload), skid_valid.eq(1)]
+            m.d.sync += skid_valid.eq(1)
         return m
 
 
