@@ -362,6 +362,15 @@ class Walker(wiring.Component):
 
         with one_hot_fsm(m) as fsm:
             with m.State("IDLE"):
+                # The request is taken in every cycle of IDLE, a client's if one asks, else
+                # the first prefetch's, so that its registers' enables are the state alone
+                # (they feed the caches' lookups); only the state waits on the requests.
+                m.d.sync += [write.eq(0), instr.eq(0)]
+                if self.n_prefetchers:
+                    m.d.sync += [sid.eq(self.prefetch[-1].sid), addr.eq(self.prefetch[-1].addr)]
+                for request in reversed(self.prefetch):
+                    with m.If(request.valid):
+                        m.d.sync += [sid.eq(request.sid), addr.eq(request.addr)]
                 with m.If(asking):
                     for k, client in enumerate(self.clients):
                         with m.If(pick == k):
@@ -372,11 +381,8 @@ class Walker(wiring.Component):
                 if self.n_prefetchers:
                     with m.Elif(self.enable &
                                 Cat(request.valid for request in self.prefetch).any()):
-                        for request in reversed(self.prefetch):
-                            with m.If(request.valid):
-                                m.d.sync += [sid.eq(request.sid), addr.eq(request.addr)]
                         m.d.comb += _first_ready(self.prefetch)
-                        m.d.sync += [write.eq(0), instr.eq(0), prefetching.eq(1)]
+                        m.d.sync += prefetching.eq(1)
                         m.next = "LOOKUP"
 
             with m.State("LOOKUP"):
