@@ -5,15 +5,16 @@ A slice sits between two blocks that are far apart on the chip. Neither block's 
 payload or ready then reaches the other in the same cycle: every path ends at the slice's
 registers, which the placer can put halfway::
 
-    upstream ──valid/payload──▶ [skid] ──▶ [output] ──valid/payload──▶ downstream
-             ◀──────ready───── (skid empty)   ◀───────────ready────────
+    upstream ──valid/payload──▶ [entry 0] ─┬─(read)──valid/payload──▶ downstream
+                                [entry 1] ─┘
+             ◀──────ready────── (not both held)  ◀──────ready───────
 
 Each channel costs one cycle of latency and none of throughput: a transfer a cycle passes
 while the downstream side is ready. When it stops being ready, the one transfer the upstream
-side already sent (its ready was a register) waits in the skid register.
+side already sent (its ready was a register) waits in the other entry.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -23,11 +24,13 @@ __all__ = ["StreamRegisterSlice", "AXI4RegisterSlice"]
 
 
 class StreamRegisterSlice(wiring.Component):
-    """A stream through an output register and a skid register.
+    """A stream through two registers, used in turn.
 
-    ``downstream.valid`` and ``downstream.payload`` are the output register;
-    ``upstream.ready`` is set while the skid register is empty. Transfers keep their order;
-    each takes one cycle more than on a wire.
+    ``downstream.valid`` and ``upstream.ready`` are registers, and ``downstream.payload`` is
+    the register read next, chosen by a register. Transfers keep their order; each takes one
+    cycle more than on a wire. A register takes upstream's payload in every cycle it is free,
+    so the payload's enables are registers too: neither side's valid or ready reaches more
+    than the few registers that count the transfers held.
 
     Parameters
     ----------
@@ -46,22 +49,30 @@ class StreamRegisterSlice(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         up, down = self.upstream, self.downstream
-        skid = Signal.like(up.payload)
-        skid_valid = Signal()
-
-        m.d.comb += up.ready.eq(~skid_valid)
-        # The skid register takes upstream's payload whenever it is empty, so that its
-        # enable is a register (the other side's valid and ready reach only ``skid_valid``).
-        with m.If(~skid_valid):
-            m.d.sync += skid.eq(up.payload)
-        with m.If(~down.valid | down.ready):
-            # The output register is free: it takes the waiting transfer, else upstream's.
-            with m.If(skid_valid):
-                m.d.sync += [down.payload.eq(skid), down.valid.eq(1), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [down.payload.eq(up.payload), down.valid.eq(up.valid)]
-        with m.Elif(up.valid & ~skid_valid):
-            m.d.sync += skid_valid.eq(1)
+        entries = [Signal.like(up.payload, name=f"entry{i}") for i in range(2)]
+        held = Signal(2)            # which entries hold a transfer
+        write = Signal()            # the entry the next transfer goes to
+        read = Signal()             # the entry downstream sees
+        count = Signal(range(3))
+        push = Signal()
+        pop = Signal()
+        m.d.comb += [
+            push.eq(up.valid & up.ready),
+            pop.eq(down.valid & down.ready),
+            down.payload.eq(Mux(read, entries[1], entries[0])),
+        ]
+        for index, entry in enumerate(entries):
+            with m.If(~held[index]):
+                m.d.sync += entry.eq(up.payload)
+        with m.If(push):
+            m.d.sync += [held.bit_select(write, 1).eq(1), write.eq(~write)]
+        with m.If(pop):
+            m.d.sync += [held.bit_select(read, 1).eq(0), read.eq(~read)]
+        valid = Signal()
+        ready = Signal(init=1)
+        next_count = count + push - pop
+        m.d.sync += [count.eq(next_count), valid.eq(next_count != 0), ready.eq(next_count != 2)]
+        m.d.comb += [down.valid.eq(valid), up.ready.eq(ready)]
         return m
 
 
@@ -69,8 +80,8 @@ class AXI4RegisterSlice(wiring.Component):
     """An AXI4 port through a :class:`StreamRegisterSlice` on each of its five channels (the
     "fully registered" slice of AXI interconnects).
 
-    Every signal of ``downstream`` driven by the slice, and every one of ``upstream``, is a
-    register. A read or a write response takes two cycles more than on a wire (one each
+    Every signal of ``downstream`` driven by the slice, and every one of ``upstream``, comes
+    from registers (a payload through a choice of two made by a register). A read or a write response takes two cycles more than on a wire (one each
     way); bursts stream at a beat per cycle.
 
     Parameters

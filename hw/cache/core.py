@@ -245,6 +245,10 @@ class CacheCore(wiring.Component):
             return Mux(store_bypass & store_bypass_ways.bit_select(way, 1) &
                        store_bypass_strb[byte], store_bypass_data.word_select(byte, 8), written)
 
+        tag_row      = Signal(g.index_bits)
+        tag_last_row = Signal(g.index_bits)
+        m.d.comb += tag_row.eq(Mux(tag_ren, tag_raddr, tag_last_row))
+        m.d.sync += tag_last_row.eq(tag_row)
         tag_rdata  = []
         data_rdata = []
         data_rp_data = []
@@ -255,9 +259,13 @@ class CacheCore(wiring.Component):
             m.submodules[f"tag_mem_{way}"]  = tag_mem
             m.submodules[f"data_mem_{way}"] = data_mem
             # Tags are written only by refills and maintenance, never in a cycle whose read
-            # could see the entry written: the read port need not be transparent.
+            # could see the entry written: the read port need not be transparent. The row
+            # last asked for is read again in every cycle (``tag_row``), so that the read
+            # register needs no enable: ``tag_ren`` reaches the row's choice alone.
             tag_wp  = tag_mem.write_port()
-            tag_rp  = tag_mem.read_port()
+            tag_rp  = tag_mem.read_port(domain="comb")
+            tag_rp_q = Signal(tag_layout, name=f"tag_rp_q_{way}", reset_less=True)
+            m.d.sync += tag_rp_q.eq(tag_rp.data)
             data_wp = data_mem.write_port(granularity=8)
             # The data read port is written as an asynchronous read and a register, which
             # yosys folds into the block RAM's synchronous read port; ``no_rw_check`` tells it
@@ -269,8 +277,7 @@ class CacheCore(wiring.Component):
             with m.If(data_ren):
                 m.d.sync += data_rp_q.eq(data_rp.data)
             m.d.comb += [
-                tag_rp.addr.eq(tag_raddr),
-                tag_rp.en.eq(tag_ren),
+                tag_rp.addr.eq(tag_row),
                 tag_wp.addr.eq(tag_waddr),
                 tag_wp.data.eq(tag_wdata),
                 tag_wp.en.eq(tag_we[way]),
@@ -279,7 +286,7 @@ class CacheCore(wiring.Component):
                 data_wp.data.eq(data_wdata),
                 data_wp.en.eq(Mux(data_we[way], data_wstrb, 0)),
             ]
-            tag_rdata.append(tag_rp.data)
+            tag_rdata.append(tag_rp_q)
             data_rp_data.append(data_rp_q)
             way_data_rdata = Signal(g.data_width, name=f"data_rdata_{way}")
             for byte in range(g.bytes_per_word):
