@@ -53,7 +53,6 @@ class StreamRegisterSlice(wiring.Component):
         held = Signal(2)            # which entries hold a transfer
         write = Signal()            # the entry the next transfer goes to
         read = Signal()             # the entry downstream sees
-        count = Signal(range(3))
         push = Signal()
         pop = Signal()
         m.d.comb += [
@@ -70,8 +69,8 @@ class StreamRegisterSlice(wiring.Component):
             m.d.sync += [held.bit_select(read, 1).eq(0), read.eq(~read)]
         valid = Signal()
         ready = Signal(init=1)
-        next_count = count + push - pop
-        m.d.sync += [count.eq(next_count), valid.eq(next_count != 0), ready.eq(next_count != 2)]
+        next_count = held[0] + held[1] + push - pop
+        m.d.sync += [valid.eq(next_count != 0), ready.eq(next_count != 2)]
         m.d.comb += [down.valid.eq(valid), up.ready.eq(ready)]
         return m
 
@@ -81,8 +80,9 @@ class AXI4RegisterSlice(wiring.Component):
     "fully registered" slice of AXI interconnects).
 
     Every signal of ``downstream`` driven by the slice, and every one of ``upstream``, comes
-    from registers (a payload through a choice of two made by a register). A read or a write response takes two cycles more than on a wire (one each
-    way); bursts stream at a beat per cycle.
+    from registers (a payload through a choice of two made by a register). A read or a write
+    response takes two cycles more than on a wire (one each way); bursts stream at a beat per
+    cycle.
 
     Parameters
     ----------

@@ -237,13 +237,19 @@ class CacheCore(wiring.Component):
                          write_bypass_data.eq(data_wdata),
                          write_bypass_strb.eq(data_wstrb)]
 
+        def bypass_of(way, byte):
+            """Whether the bypasses replace a byte of a way's read data, and with what: the
+            write in the cycle of the read, then a store landing in the cycle after."""
+            by_write = write_bypass_ways.bit_select(way, 1) & write_bypass_strb[byte]
+            by_store = (store_bypass & store_bypass_ways.bit_select(way, 1) &
+                        store_bypass_strb[byte])
+            value = Mux(by_store, store_bypass_data.word_select(byte, 8),
+                        write_bypass_data.word_select(byte, 8))
+            return by_write | by_store, value
+
         def bypassed_byte(way, byte, read_byte):
-            """The byte of a way's read data with the writes it should see: the one in the
-            cycle of the read, then a store landing in the cycle after."""
-            written = Mux(write_bypass_ways.bit_select(way, 1) & write_bypass_strb[byte],
-                          write_bypass_data.word_select(byte, 8), read_byte)
-            return Mux(store_bypass & store_bypass_ways.bit_select(way, 1) &
-                       store_bypass_strb[byte], store_bypass_data.word_select(byte, 8), written)
+            replaced, value = bypass_of(way, byte)
+            return Mux(replaced, value, read_byte)
 
         tag_row      = Signal(g.index_bits)
         tag_last_row = Signal(g.index_bits)
@@ -406,14 +412,9 @@ class CacheCore(wiring.Component):
             ]
             # Which bytes the bypasses replace, and with what, worked out from registers.
             for byte in range(g.bytes_per_word):
-                m.d.sync += [
-                    wb_q_bypass[byte].eq(
-                        (write_bypass_ways.bit_select(wb_way, 1) & write_bypass_strb[byte]) |
-                        (store_bypass & store_bypass_ways.bit_select(wb_way, 1) &
-                         store_bypass_strb[byte])),
-                    wb_q_bypass_data.word_select(byte, 8).eq(
-                        bypassed_byte(wb_way, byte, 0)),
-                ]
+                replaced, value = bypass_of(wb_way, byte)
+                m.d.sync += [wb_q_bypass[byte].eq(replaced),
+                             wb_q_bypass_data.word_select(byte, 8).eq(value)]
         wb_q_data = Signal(g.data_width)
         for byte in range(g.bytes_per_word):
             m.d.comb += wb_q_data.word_select(byte, 8).eq(
