@@ -417,13 +417,14 @@ class Interconnect(wiring.Component):
 
             m.d.comb += bus.ready.eq(~skid_valid)
             with m.If(~s1_valid | s1_taken):
+                # s1 takes the skid register's request, else the manager's, whether or not
+                # there is one: its enable waits on the targets alone, not on the manager.
                 with m.If(skid_valid):
                     m.d.sync += [*enter_s1(skid_payload, skid_target, skid_hits),
                                  skid_valid.eq(0)]
-                with m.Elif(bus.valid):
-                    m.d.sync += enter_s1(bus.payload, in_target, in_hits)
                 with m.Else():
-                    m.d.sync += s1_valid.eq(0)
+                    m.d.sync += [*enter_s1(bus.payload, in_target, in_hits),
+                                 s1_valid.eq(bus.valid)]
             with m.Else():
                 # Once allowed, a waiting request stays allowed: only retirements change the
                 # table meanwhile. (Rechecking only a refused one keeps simulation fast.)

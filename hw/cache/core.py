@@ -317,9 +317,6 @@ class CacheCore(wiring.Component):
             m.d.comb += self.counters[name].eq(counters[name] + events_late[name])
 
         bus = self.bus
-        full_size = Size.from_bytes(g.bytes_per_word)
-        for ax in (bus.aw.payload, bus.ar.payload):
-            m.d.comb += [ax.size.eq(full_size), ax.burst.eq(Burst.INCR)]
 
         # W beats leave through a register slice, so that the way choice ends in the cache
         # rather than in the next block. Each burst's data follows its AW two cycles later
@@ -328,20 +325,39 @@ class CacheCore(wiring.Component):
         connect(m, w_slice.downstream, flipped(bus.w))
         requests = {"aw": bus.aw, "w": w_slice.upstream, "ar": bus.ar}
 
-        # Uncached accesses: the bridge owns the bus while the FSM is in its UNCACHED states.
-
+        # Uncached accesses go through the bridge. Its requests and the cache's own
+        # (``own_*``: write-backs and refills) never overlap: the bridge is given an access
+        # only once every write-back has completed, and the cache starts none until the
+        # bridge has answered. So each request channel carries the bridge's request while the
+        # bridge offers one, chosen by the bridge's own valid (from its registers), and the
+        # cache's otherwise: the control FSM stays off the bus's wide multiplexers, which sit
+        # by the bus, far from the tag compare. Responses are offered to both; each takes
+        # those it waits for, and B goes to the bridge while it owns the bus.
         m.submodules.bridge = bridge = UncachedBridge(self._bus_signature)
         uncached_owns_bus = Signal()
+        own_valid   = {name: Signal(name=f"own_{name}_valid") for name in requests}
+        own_payload = {name: Signal.like(stream.payload, name=f"own_{name}_payload")
+                       for name, stream in requests.items()}
+        for name, stream in requests.items():
+            theirs = getattr(bridge.bus, name)
+            m.d.comb += [
+                stream.valid.eq(own_valid[name] | theirs.valid),
+                stream.payload.eq(Mux(theirs.valid, theirs.payload, own_payload[name])),
+                theirs.ready.eq(stream.ready),
+            ]
+        for name in ("b", "r"):
+            ours, theirs = getattr(bus, name), getattr(bridge.bus, name)
+            m.d.comb += [theirs.valid.eq(ours.valid), theirs.payload.eq(ours.payload)]
+        m.d.comb += [
+            bus.b.ready.eq(Mux(uncached_owns_bus, bridge.bus.b.ready, 1)),
+            # A refill's beats are taken in REFILL_DATA (below), the bridge's otherwise.
+            bus.r.ready.eq(bridge.bus.r.ready),
+        ]
 
-        with m.If(uncached_owns_bus):
-            for name, ours in requests.items():
-                theirs = getattr(bridge.bus, name)
-                m.d.comb += [ours.valid.eq(theirs.valid), ours.payload.eq(theirs.payload),
-                             theirs.ready.eq(ours.ready)]
-            for name in ("b", "r"):
-                ours, theirs = getattr(bus, name), getattr(bridge.bus, name)
-                m.d.comb += [theirs.valid.eq(ours.valid), theirs.payload.eq(ours.payload),
-                             ours.ready.eq(theirs.ready)]
+        full_size = Size.from_bytes(g.bytes_per_word)
+        for ax in (own_payload["aw"], own_payload["ar"]):
+            m.d.comb += [ax.size.eq(full_size), ax.burst.eq(Burst.INCR),
+                         ax.len.eq(line_beats - 1)]
 
         # Write-back engine: each line handed to it becomes an AW and a burst of W beats read
         # from the data memories. While one burst streams, the next line may be handed over:
@@ -421,17 +437,14 @@ class CacheCore(wiring.Component):
                 Mux(wb_q_bypass[byte], wb_q_bypass_data.word_select(byte, 8),
                     wb_q_rdata.word_select(byte, 8)))
 
-        with m.If(~uncached_owns_bus):
-            m.d.comb += [
-                bus.aw.valid.eq(wb_aw_pending),
-                bus.aw.payload.addr.eq(wb_aw_addr),
-                bus.aw.payload.len.eq(line_beats - 1),
-                requests["w"].valid.eq(wb_q_valid),
-                requests["w"].payload.data.eq(wb_q_data),
-                requests["w"].payload.strb.eq(Const(-1, g.bytes_per_word)),
-                requests["w"].payload.last.eq(wb_q_last),
-                bus.b.ready.eq(1),
-            ]
+        m.d.comb += [
+            own_valid["aw"].eq(wb_aw_pending),
+            own_payload["aw"].addr.eq(wb_aw_addr),
+            own_valid["w"].eq(wb_q_valid),
+            own_payload["w"].data.eq(wb_q_data),
+            own_payload["w"].strb.eq(Const(-1, g.bytes_per_word)),
+            own_payload["w"].last.eq(wb_q_last),
+        ]
 
         # The line registers take the line on offer whenever they are free, not only when it
         # is handed over (only ``wb_start`` makes them count), so that their enables wait on
@@ -658,6 +671,9 @@ class CacheCore(wiring.Component):
                 fsm_data_ren.eq(1),
             ]
 
+        # A refill reads s3's line, asked for in REFILL_ADDR.
+        m.d.comb += own_payload["ar"].addr.eq(Cat(Const(0, g.offset_bits), s3_index, s3_tag))
+
         with one_hot_fsm(m):
             with m.State("ACCESS"):
                 s2_cached_hit = s2_valid & s2_req.cacheable & s2_hit
@@ -713,13 +729,20 @@ class CacheCore(wiring.Component):
                     m.next = "REFILL_ADDR"
 
             with m.State("REFILL_ADDR"):
+                # The victim's entry is given the refilled line's tag here, in every cycle of
+                # this state, and its dirty bit cleared: nothing looks the set up until
+                # REPLAY, and the victim's write-back has its tag already. So the tag
+                # memories' write enables come from the state alone, never from the bus.
+                m.d.comb += [
+                    tag_waddr.eq(s3_index),
+                    tag_wdata.valid.eq(1),
+                    tag_wdata.tag.eq(s3_tag),
+                    tag_we.eq(1 << victim_way),
+                ]
+                m.d.sync += s3_dirty.eq(s3_dirty & ~(1 << victim_way))
                 # The victim's data must have left its memory before the refill overwrites it.
                 with m.If(~wb_w_active):
-                    m.d.comb += [
-                        bus.ar.valid.eq(1),
-                        bus.ar.payload.addr.eq(Cat(Const(0, g.offset_bits), s3_index, s3_tag)),
-                        bus.ar.payload.len.eq(line_beats - 1),
-                    ]
+                    m.d.comb += own_valid["ar"].eq(1)
                     with m.If(bus.ar.ready):
                         m.d.sync += [refill_beat.eq(0), refill_error.eq(0)]
                         m.next = "REFILL_DATA"
@@ -737,15 +760,8 @@ class CacheCore(wiring.Component):
                     error = refill_error | (bus.r.payload.resp != Resp.OKAY)
                     m.d.sync += refill_error.eq(error)
                     with m.If(refill_beat == line_beats - 1):
-                        m.d.comb += [
-                            tag_waddr.eq(s3_index),
-                            tag_wdata.valid.eq(~error),
-                            tag_wdata.tag.eq(s3_tag),
-                            tag_we.eq(1 << victim_way),
-                        ]
-                        m.d.sync += s3_dirty.eq(s3_dirty & ~(1 << victim_way))
                         with m.If(error):
-                            m.next = "REFILL_ERROR"
+                            m.next = "REFILL_FAILED"
                         with m.Else():
                             m.next = "REPLAY"
 
@@ -765,6 +781,16 @@ class CacheCore(wiring.Component):
                     s3_waiting.eq(s2_valid),
                 ]
                 m.next = "ACCESS"
+
+            with m.State("REFILL_FAILED"):
+                # A refill that failed installs nothing: its entry is made invalid again,
+                # a cycle before REFILL_ERROR rereads s2's row (which may be this one).
+                m.d.comb += [
+                    tag_waddr.eq(s3_index),
+                    tag_wdata.valid.eq(0),
+                    tag_we.eq(1 << victim_way),
+                ]
+                m.next = "REFILL_ERROR"
 
             with m.State("REFILL_ERROR"):
                 m.d.comb += [cpu.rsp.valid.eq(1), cpu.rsp.payload.error.eq(1)]
@@ -789,7 +815,7 @@ class CacheCore(wiring.Component):
                     cpu.rsp.payload.eq(bridge.cpu.rsp.payload),
                     bridge.cpu.rsp.ready.eq(cpu.rsp.ready),
                 ]
-                with m.If(cpu.rsp.valid & cpu.rsp.ready):
+                with m.If(bridge.cpu.rsp.valid & cpu.rsp.ready):
                     m.next = "ACCESS"
 
             with m.State("MAINT_LOOKUP"):
@@ -808,6 +834,10 @@ class CacheCore(wiring.Component):
                         tag_wdata.valid.eq(0),
                         tag_we.eq(s3m_match_ways),
                     ]
+                # Likewise its dirty bit is cleared in every cycle it waits: the write-back
+                # is decided already (``s3m_clean``), and no other item is in its line.
+                with m.If(s3m_match):
+                    m.d.sync += s3m_dirty.eq(s3m_dirty & ~s3m_match_ways)
                 with m.If(maint_advance):
                     m.d.sync += [
                         s2m_valid.eq(walk_more),
@@ -822,7 +852,6 @@ class CacheCore(wiring.Component):
                         m.d.sync += walk.eq(walk + 1)
                     with m.If(s3m_match):
                         m.d.comb += wb_start.eq(s3m_clean)
-                        m.d.sync += s3m_dirty.eq(s3m_dirty & ~s3m_match_ways)
                         with m.If(s3m_clean):
                             m.d.comb += events.lines_cleaned.eq(1)
                         with m.If(maint_inval):

@@ -809,10 +809,21 @@ class _Pipeline(Elaboratable):
             return (desc != 0) & ((code == ErrorCode.READ) | (code == ErrorCode.WRITE) |
                                   (code == ErrorCode.ZERO_LEN))
 
+        # A read error, which comes from the R channel, has its record registered on its own
+        # and chosen a cycle later, after that register, so that the R channel reaches no
+        # further than the registers beside the realigner. It takes precedence over the rest.
+        read_error = Signal()
+        read_resp = Signal.like(resp)
+        read_desc = Signal.like(desc)
+        read_writes_back = Signal()
+        m.d.sync += [
+            read_error.eq(realigner.read_error),
+            read_resp.eq(bus.r.payload.resp),
+            read_desc.eq(realigner.desc),
+            read_writes_back.eq(realigner.desc != 0),
+        ]
         with m.If(realigner.read_error):
-            m.d.comb += [error.eq(1), code.eq(ErrorCode.READ),
-                         resp.eq(bus.r.payload.resp), desc.eq(realigner.desc),
-                         writes_back.eq(realigner.desc != 0)]
+            m.d.comb += error.eq(1)
         with m.Elif(b_data & b_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.WRITE),
                          resp.eq(b_resp), desc.eq(b_track.r_data.desc),
@@ -850,10 +861,10 @@ class _Pipeline(Elaboratable):
             m.d.comb += e.error.eq(1)
             m.d.sync += [
                 halted.eq(1),
-                e.err_code.eq(first_code),
-                e.err_resp.eq(first_resp),
-                e.err_desc.eq(first_desc),
-                fault_wb.eq(first_writes_back),
+                e.err_code.eq(Mux(read_error, ErrorCode.READ, first_code)),
+                e.err_resp.eq(Mux(read_error, read_resp, first_resp)),
+                e.err_desc.eq(Mux(read_error, read_desc, first_desc)),
+                fault_wb.eq(Mux(read_error, read_writes_back, first_writes_back)),
             ]
         m.d.comb += e.halted.eq(halted)
 
