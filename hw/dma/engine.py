@@ -182,8 +182,6 @@ class DMAEngine(wiring.Component):
         with m.If(core_reset):
             m.d.sync += self.resetting.eq(0)
 
-        stalled = Signal()      # counted a cycle late, off the R and W handshake paths
-        m.d.sync += stalled.eq(pipeline.stalled & ~self.clear_counters)
         with m.If(self.clear_counters):
             m.d.sync += [
                 self.bytes_moved.eq(0),
@@ -194,7 +192,7 @@ class DMAEngine(wiring.Component):
             m.d.sync += [
                 self.bytes_moved.eq(self.bytes_moved + pipeline.acked_bytes),
                 self.busy_cycles.eq(self.busy_cycles + self.busy),
-                self.stall_cycles.eq(self.stall_cycles + stalled),
+                self.stall_cycles.eq(self.stall_cycles + pipeline.stalled),
             ]
         return m
 
@@ -874,8 +872,18 @@ class _Pipeline(Elaboratable):
             bus_quiet.eq((rd_outstanding == 0) & ~fetcher.in_flight & ~b_track.r_rdy &
                          ~status_busy & ~bus.ar.valid & ~bus.aw.valid & ~w_bursts.r_rdy),
             self.quiescent.eq(bus_quiet & ~fault_wb),
-            self.stalled.eq(e.busy & ~(bus.r.valid & bus.r.ready) & ~(bus.w.valid & bus.w.ready) &
-                            ((rd_outstanding != 0) | fetcher.in_flight | b_track.r_rdy |
-                             status_busy | bus.ar.valid | bus.aw.valid | bus.w.valid)),
         ]
+        # A stalled cycle is counted a cycle late, from registers that keep each of its terms
+        # apart, so that the R and W handshakes reach a register in one step. A cycle that
+        # clears the counters is not counted.
+        stall_busy = Signal()
+        stall_moving = Signal()
+        stall_waiting = Signal()
+        m.d.sync += [
+            stall_busy.eq(e.busy & ~e.clear_counters),
+            stall_moving.eq((bus.r.valid & bus.r.ready) | (bus.w.valid & bus.w.ready)),
+            stall_waiting.eq((rd_outstanding != 0) | fetcher.in_flight | b_track.r_rdy |
+                             status_busy | bus.ar.valid | bus.aw.valid | bus.w.valid),
+        ]
+        m.d.comb += self.stalled.eq(stall_busy & ~stall_moving & stall_waiting)
         return m
