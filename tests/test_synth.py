@@ -177,7 +177,7 @@ def test_cli_builds_ident_out_of_context_on_ecp5(tmp_path, capsys):
     assert (result["device"], result["package"], result["speed_grade"]) == \
         ("LFE5U-85F", "CABGA381", "6")
     assert result["placement"] == "out of context"
-    assert result["timing_weight"] == flow.TARGETS["ecp5"].timing_weight == 30
+    assert result["timing_weight"] == flow.TARGETS["ecp5"].timing_weight == 100
     assert result["constraint_mhz"] == flow.GOALS_MHZ["ident"]
     assert result["met"] == (result["fmax_mhz"] >= result["constraint_mhz"])
     assert "TRELLIS_IO" not in result["nextpnr_cells"]

@@ -37,7 +37,7 @@ def add_parser(subparsers):
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default: 1)")
     parser.add_argument("--timing-weight", type=int, metavar="N",
                         help="nextpnr placer timing weight (--placer-heap-timingweight; "
-                             "default: 30 on ecp5, nextpnr's own on ice40)")
+                             "default: 100 on ecp5, nextpnr's own on ice40)")
     parser.add_argument("--threads", type=int, metavar="N", help="nextpnr threads")
     parser.set_defaults(func=run)
     return parser
