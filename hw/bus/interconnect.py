@@ -216,7 +216,6 @@ class _OutstandingTable:
         self.pending_id     = Signal(id_width, name=f"{name}_pending_id")
         self.pending_target = Signal.like(self.targets[0], name=f"{name}_pending_target")
         self.max_outstanding = max_outstanding
-        self.n_targets = n_targets
         # A module of its own: the built-in simulator then re-evaluates the lookups only when
         # their own inputs move, not with every signal of the interconnect.
         self._m = m.submodules[f"{name}_table"] = Module()
@@ -230,29 +229,23 @@ class _OutstandingTable:
                                       for slot_id, count in zip(self.ids, self.counts)))
         return hits
 
-    def allows(self, hits, id, *, issuing=None):
-        """Per target, whether a new request with ``id`` (looked up as ``hits``) to that
-        target keeps same-ID responses in order and the outstanding count within bounds,
-        counting the pending issue and ``issuing``, a ``(valid, id, target)`` issued this
-        cycle: a vector with one bit per target, so that the request's own target (decoded
-        from its address) need not be known to work it out."""
+    def allows(self, hits, id, target, *, issuing=None):
+        """Whether a new request with ``id`` (looked up as ``hits``) to ``target`` keeps
+        same-ID responses in order and the outstanding count within bounds, counting the
+        pending issue and ``issuing``, a ``(valid, id, target)`` issued this cycle."""
         in_flight = [(self.pending, self.pending_id, self.pending_target)]
         if issuing is not None:
             in_flight.append(issuing)
-        # Every outstanding request with this ID goes to one target: each must be the new one.
+        # Every outstanding request with this ID goes to one target: each must be ``target``.
         outstanding_target = 0
         for hit, slot_target in zip(hits, self.targets):
             outstanding_target = outstanding_target | Mux(hit, slot_target, 0)
+        same_target = ~hits.any() | (outstanding_target == target)
+        for valid, other_id, other_target in in_flight:
+            same_target = same_target & (~valid | (other_id != id) | (other_target == target))
         in_flight_count = sum(valid for valid, _, _ in in_flight)
         within_bounds = self.total + in_flight_count < self.max_outstanding
-        allowed = []
-        for target in range(self.n_targets):
-            same_target = ~hits.any() | (outstanding_target == target)
-            for valid, other_id, other_target in in_flight:
-                same_target = same_target & (~valid | (other_id != id) |
-                                             (other_target == target))
-            allowed.append(same_target & within_bounds)
-        return Cat(allowed)
+        return same_target & within_bounds
 
     def update(self, *, issue, issue_id, issue_target, retire, retire_hits):
         """Count a request issued with ``issue_id`` to ``issue_target`` if ``issue`` (a
@@ -405,8 +398,7 @@ class Interconnect(wiring.Component):
             # Whether the ordering and outstanding checks let s1's request go, as of the
             # previous cycle: kept off the arbitration paths. It can only be conservative: the
             # table changes by retirements, or by s1's own request, counted when it enters.
-            # One bit per target, so that the address decode reaches ``s1_target`` alone.
-            s1_allowed = Signal(n_targets, name=f"{name}_s1_allowed")
+            s1_allowed = Signal(name=f"{name}_s1_allowed")
             # A request that arrives while s1 holds one that is not taken waits in the skid
             # register, so the manager's ready is a register, not the target's ready.
             skid_valid = Signal(name=f"{name}_skid_valid")
@@ -420,7 +412,8 @@ class Interconnect(wiring.Component):
             def enter_s1(payload, target, hits):
                 return [s1_valid.eq(1), s1_payload.eq(payload), s1_target.eq(target),
                         s1_allowed.eq(tables[index].allows(
-                            hits, payload.id, issuing=(s1_taken, s1_payload.id, s1_target)))]
+                            hits, payload.id, target,
+                            issuing=(s1_taken, s1_payload.id, s1_target)))]
 
             m.d.comb += bus.ready.eq(~skid_valid)
             with m.If(~s1_valid | s1_taken):
@@ -435,15 +428,16 @@ class Interconnect(wiring.Component):
             with m.Else():
                 # Once allowed, a waiting request stays allowed: only retirements change the
                 # table meanwhile. (Rechecking only a refused one keeps simulation fast.)
-                with m.If(~s1_allowed.bit_select(s1_target, 1)):
-                    m.d.sync += s1_allowed.eq(tables[index].allows(s1_hits, s1_payload.id))
+                with m.If(~s1_allowed):
+                    m.d.sync += s1_allowed.eq(
+                        tables[index].allows(s1_hits, s1_payload.id, s1_target))
                 with m.If(bus.valid & ~skid_valid):
                     m.d.sync += skid_valid.eq(1)
             # The skid register takes the manager's request whenever it is empty, so that its
             # enable is a register rather than the targets' ready.
             with m.If(~skid_valid):
                 m.d.sync += [skid_payload.eq(bus.payload), skid_target.eq(in_target)]
-            requests = [s1_valid & s1_allowed[target] & (s1_target == target)
+            requests = [s1_valid & s1_allowed & (s1_target == target)
                         for target in range(n_targets)]
             stages.append((s1_payload, s1_target, s1_taken, requests))
 
