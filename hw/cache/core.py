@@ -661,6 +661,11 @@ class CacheCore(wiring.Component):
                 fsm_data_ren.eq(1),
             ]
 
+        def write_tag(index, ways, tag=None):
+            # Writes the entry of ``index`` in ``ways``: valid with ``tag``, else invalid.
+            valid = [tag_wdata.valid.eq(1), tag_wdata.tag.eq(tag)] if tag is not None else []
+            return [tag_waddr.eq(index), *valid, tag_we.eq(ways)]
+
         def offer_write_back(index, way, tag):
             # The line the write-back engine takes if it is dirty, and its first beat's read.
             return [
@@ -733,12 +738,7 @@ class CacheCore(wiring.Component):
                 # this state, and its dirty bit cleared: nothing looks the set up until
                 # REPLAY, and the victim's write-back has its tag already. So the tag
                 # memories' write enables come from the state alone, never from the bus.
-                m.d.comb += [
-                    tag_waddr.eq(s3_index),
-                    tag_wdata.valid.eq(1),
-                    tag_wdata.tag.eq(s3_tag),
-                    tag_we.eq(1 << victim_way),
-                ]
+                m.d.comb += write_tag(s3_index, 1 << victim_way, s3_tag)
                 m.d.sync += s3_dirty.eq(s3_dirty & ~(1 << victim_way))
                 # The victim's data must have left its memory before the refill overwrites it.
                 with m.If(~wb_w_active):
@@ -785,11 +785,7 @@ class CacheCore(wiring.Component):
             with m.State("REFILL_FAILED"):
                 # A refill that failed installs nothing: its entry is made invalid again,
                 # a cycle before REFILL_ERROR rereads s2's row (which may be this one).
-                m.d.comb += [
-                    tag_waddr.eq(s3_index),
-                    tag_wdata.valid.eq(0),
-                    tag_we.eq(1 << victim_way),
-                ]
+                m.d.comb += write_tag(s3_index, 1 << victim_way)
                 m.next = "REFILL_ERROR"
 
             with m.State("REFILL_ERROR"):
@@ -829,11 +825,7 @@ class CacheCore(wiring.Component):
                 # so that the write-back's handshake stays off the tag memories' write enables
                 # (writing it again is harmless, and the write-back takes its tag from s3).
                 with m.If(s3m_match & maint_inval):
-                    m.d.comb += [
-                        tag_waddr.eq(s3m_index),
-                        tag_wdata.valid.eq(0),
-                        tag_we.eq(s3m_match_ways),
-                    ]
+                    m.d.comb += write_tag(s3m_index, s3m_match_ways)
                 # Likewise its dirty bit is cleared in every cycle it waits: the write-back
                 # is decided already (``s3m_clean``), and no other item is in its line.
                 with m.If(s3m_match):

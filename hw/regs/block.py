@@ -209,8 +209,9 @@ class RegisterBlock(wiring.Component):
             word = reg.offset >> 2
             wr_sel = Signal(name=f"{self._signal_name(reg)}__wr_sel")
             rd_sel = Signal(name=f"{self._signal_name(reg)}__rd_sel")
+            rd_hit = rd_word == word
             m.d.comb += [wr_sel.eq(wr_commit & (aw_word == word)),
-                         rd_sel.eq(rd_strobe & (rd_word == word))]
+                         rd_sel.eq(rd_strobe & rd_hit)]
             hit_terms.append(aw_word == word)
 
             read_value = Signal(REGISTER_WIDTH, name=f"{self._signal_name(reg)}__read")
@@ -243,7 +244,7 @@ class RegisterBlock(wiring.Component):
                 m.d.comb += intr.eq(Cat(intr_terms).any())
                 irq_terms.append(intr)
 
-            with m.If(rd_free & (rd_word == word)):
+            with m.If(rd_free & rd_hit):
                 m.d.sync += [bus.r.payload.data.eq(read_value),
                              bus.r.payload.resp.eq(Resp.OKAY)]
 
