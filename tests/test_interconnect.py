@@ -233,6 +233,36 @@ def test_full_bandwidth_and_latency():
     assert sub_w[0] - aw[0] == 3
 
 
+def response_wait(channel, *, after_decode_error):
+    """Cycles from a mapped request's address handshake at the subordinate to its response's
+    first handshake there, and from the first to the last response handshake."""
+    bench = Bench(1, rng=random.Random(6), latencies=(4, 4), record=True)
+    manager = bench.managers[0]
+
+    async def testbench(ctx):
+        for addr in [UNMAPPED] * after_decode_error + [0x8000_0000]:
+            if channel == "r":
+                manager.read(addr, len=3)
+            else:
+                manager.write(addr, range(4))
+            await manager.wait(ctx, timeout=TIMEOUT)
+    bench.run(testbench)
+    log = bench.subordinate_checkers[0].log
+    request = beat_cycles(log, "ar" if channel == "r" else "aw")
+    response = beat_cycles(log, channel)
+    return response[0] - request[0], response[-1] - response[0]
+
+
+@pytest.mark.parametrize("channel", ["r", "b"])
+def test_response_grant_is_a_register(channel):
+    # Each manager's R and B grant is a register: it stays on the target that answered
+    # last, so memory's responses pass without delay, and the first one after a decode
+    # error waits a cycle for the grant to come back. A burst still streams.
+    first, burst = response_wait(channel, after_decode_error=False)
+    assert response_wait(channel, after_decode_error=True) == (first + 1, burst)
+    assert burst == (3 if channel == "r" else 0)
+
+
 @pytest.mark.parametrize("channel", ["ar", "aw"])
 def test_manager_ready_is_a_register(channel):
     # A request arriving while s1's waits is held in a skid register: the manager's ready

@@ -27,7 +27,11 @@ s1, and a request's ordering check is registered as it enters s1, so no manager'
 reaches another manager's ready (that loop limited the clock). A manager's AR and AW ready
 are registers too: a request arriving while s1's waits is held in a skid register beside s1
 and enters it, checked, as s1's leaves, so a stalled target costs no bubble. A manager
-streaming to a target keeps its grant and pays no extra cycle. R and B are combinational; W
+streaming to a target keeps its grant and pays no extra cycle. R and B are combinational
+while a manager's grant is on the target that answers: each manager's grant is a register,
+chosen a cycle ahead among the targets with a response for it, so a response from a target
+other than the one last granted waits a cycle (in practice, the first response from memory
+after a decode error), and no target's ready waits on another target's response. W
 beats are combinational once their AW has reached the subordinate and its place in the W
 order is at the head of the (buffered) routing queues, so a write presenting AW and W
 together sees its first W beat three cycles later than on a wire. Responses are counted out
@@ -146,40 +150,22 @@ class DecodeErrorSubordinate(wiring.Component):
         return m
 
 
-def _pick_after(m, domain, grant, previous, requests):
-    """Drive ``grant`` (in ``domain``) to the first requester after ``previous``, round the
-    ring; leave it alone when none requests."""
-    with m.Switch(previous):
-        for last in range(len(requests)):
-            with m.Case(last):
-                order = [(last + k) % len(requests) for k in range(1, len(requests) + 1)]
-                with m.If(requests[order[0]]):
-                    m.d[domain] += grant.eq(order[0])
-                for candidate in order[1:]:
-                    with m.Elif(requests[candidate]):
-                        m.d[domain] += grant.eq(candidate)
-
-
-def _round_robin(m, name, requests, *, locked):
-    """A round-robin grant among ``requests``, held while ``locked``; the pointer moves to
-    each granted requester, so the next grant starts after it."""
-    grant = Signal(range(max(len(requests), 2)), name=f"{name}_grant")
-    previous = Signal.like(grant, name=f"{name}_previous")
-    m.d.comb += grant.eq(previous)
-    with m.If(~locked):
-        _pick_after(m, "comb", grant, previous, requests)
-    m.d.sync += previous.eq(grant)
-    return grant
-
-
 def _registered_round_robin(m, name, requests, *, hold):
     """A round-robin grant among ``requests``, as a register: in each cycle the grant for the
-    next one is chosen, starting after the current grant, unless ``hold``. So a grant never
-    depends on this cycle's requests; a request arriving to a grant elsewhere waits one
-    cycle, one of the granted requester streams on."""
+    next one is chosen, starting after the current grant, unless ``hold``; it stays where it
+    is while none requests. So a grant never depends on this cycle's requests; a request
+    arriving to a grant elsewhere waits one cycle, one of the granted requester streams on."""
     grant = Signal(range(max(len(requests), 2)), name=f"{name}_grant")
     with m.If(~hold):
-        _pick_after(m, "sync", grant, grant, requests)
+        with m.Switch(grant):
+            for last in range(len(requests)):
+                with m.Case(last):
+                    order = [(last + k) % len(requests) for k in range(1, len(requests) + 1)]
+                    with m.If(requests[order[0]]):
+                        m.d.sync += grant.eq(order[0])
+                    for candidate in order[1:]:
+                        with m.Elif(requests[candidate]):
+                            m.d.sync += grant.eq(candidate)
     return grant
 
 
@@ -466,7 +452,15 @@ class Interconnect(wiring.Component):
 
     def _response_path(self, m, channel, targets, fields):
         """Route responses on ``channel`` from the targets back to the managers by the ID
-        prefix, one burst at a time per manager; returns, per manager, ``(transfer, last)``."""
+        prefix, one burst at a time per manager; returns, per manager, ``(transfer, last)``.
+
+        Each manager's grant is a register, chosen a cycle ahead among the targets that have
+        a response for it. So a target's ready depends on the targets' own responses and on
+        registers (the grants, the managers' ready), never on another target's: the managers
+        sit far apart on a chip, and no path goes from a target to a manager's arbiter and
+        back. A grant stays on a target while it answers, so a stream of responses from one
+        target never waits; a response from another target waits one cycle for the grant.
+        """
         id_width = self._manager_signature.id_width
         taken = [[] for _ in targets]
         results = []
@@ -476,8 +470,12 @@ class Interconnect(wiring.Component):
             requests = [getattr(subordinate, channel).valid &
                         (getattr(subordinate, channel).payload.id[id_width:] == index)
                         for subordinate in targets]
+            last = bus.payload.last if channel == "r" else None
+            # Within a burst (``locked``), or while a transfer waits, the grant stays.
             locked = Signal(name=f"{name}_locked")
-            grant = _round_robin(m, name, requests, locked=locked)
+            ends = bus.valid & bus.ready & (1 if last is None else last)
+            grant = _registered_round_robin(m, name, requests,
+                                            hold=(locked | bus.valid) & ~ends)
             with m.Switch(grant):
                 for target, subordinate in enumerate(targets):
                     source = getattr(subordinate, channel)
@@ -488,7 +486,6 @@ class Interconnect(wiring.Component):
                         m.d.comb += bus.payload.id.eq(source.payload.id[:id_width])
             for target, request in enumerate(requests):
                 taken[target].append((grant == target) & request & bus.ready)
-            last = bus.payload.last if channel == "r" else None
             _hold_grant(m, locked, bus.valid, bus.ready, last)
             results.append((bus.valid & bus.ready, last))
         for subordinate, takers in zip(targets, taken):
