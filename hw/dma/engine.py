@@ -443,15 +443,13 @@ class _Pipeline(Elaboratable):
             m.d.comb += queue.w_en.eq(dispatch)
         # Simulation check (see `DMAEngine.queue_overrun`): a transfer a queue has no room for.
         m.d.comb += e.queue_overrun.eq(dispatch & ~Cat(queue.w_rdy for queue in queues).all())
-        # Transfers dispatched and not completed: `done_q.level`, and whether it is not 0, as
-        # registers, so that `busy` and the error checks do not wait on the queue's level sum.
+        # Transfers dispatched and not completed, and whether there are any, as registers, so
+        # that `busy` and the error checks do not wait on the queues' levels. A completed
+        # transfer leaves `done_q` a cycle later (below), in its spare entry's place.
         queued = Signal(range(e.queue_depth + 1))
         queue_in = Signal()
-        queue_out = Signal()
-        m.d.comb += [
-            queue_in.eq(dispatch),
-            queue_out.eq(done_q.r_en & done_q.r_rdy),
-        ]
+        queue_out = Signal()        # a transfer completes (`transfer_done`, below)
+        m.d.comb += queue_in.eq(dispatch)
         queued_next = queued + queue_in - queue_out
         m.d.sync += [queued.eq(queued_next), queue_room.eq(queued_next < e.queue_depth)]
         queued_any = _nonzero(m, "queued_any", queued, queue_in, queue_out)
@@ -694,6 +692,7 @@ class _Pipeline(Elaboratable):
         acked_transfers = Signal(range(e.queue_depth + 1))   # written, not yet completed
         transfer_acked = Signal()
         transfer_done = Signal()
+        done_pop = Signal()
         b_data = Signal()
         b_status = Signal()
         b_error = Signal()
@@ -765,7 +764,7 @@ class _Pipeline(Elaboratable):
             with m.If(halt):
                 with m.If(fault_wb & bus_quiet):
                     goto(st_wait, st_fault_addr)
-            with m.Elif(done_q.r_rdy & acked_any):
+            with m.Elif(done_q.r_rdy & ~done_pop & acked_any):
                 with m.If(head.sg):
                     goto(st_wait, st_status_addr)
                 with m.Else():
@@ -784,9 +783,13 @@ class _Pipeline(Elaboratable):
         with m.If(st_fault_resp & b_status):
             m.d.sync += fault_wb.eq(0)
             goto(st_fault_resp, st_wait)
+        # The completed transfer leaves `done_q` in the next cycle, from a register, so that the
+        # queue's level and read pointer do not wait on the completion's decision; its entry,
+        # still at the head meanwhile, is not looked at again (`~done_pop` above).
+        m.d.sync += done_pop.eq(transfer_done)
+        m.d.comb += [done_q.r_en.eq(done_pop), queue_out.eq(transfer_done)]
         with m.If(transfer_done):
             m.d.comb += [
-                done_q.r_en.eq(1),
                 e.done.eq(1),
                 e.done_irq.eq(head.irq | ~head.sg),
             ]
