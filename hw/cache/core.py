@@ -196,7 +196,6 @@ class CacheCore(wiring.Component):
         tag_wdata = Signal(tag_layout)
         tag_we    = Signal(g.ways)
         data_raddr = Signal(g.index_bits + g.word_bits)
-        data_ren   = Signal()
         data_waddr = Signal(g.index_bits + g.word_bits)
         data_wdata = Signal(g.data_width)
         data_wstrb = Signal(g.bytes_per_word)
@@ -228,14 +227,13 @@ class CacheCore(wiring.Component):
         write_bypass_ways = Signal.like(data_we)
         write_bypass_data = Signal.like(data_wdata)
         write_bypass_strb = Signal.like(data_wstrb)
-        with m.If(data_ren):
-            m.d.sync += [store_bypass.eq(s2_store & (s2_store_addr == data_raddr)),
-                         store_bypass_ways.eq(s2_hit_ways),
-                         store_bypass_data.eq(s2_store_data),
-                         store_bypass_strb.eq(s2_store_strb),
-                         write_bypass_ways.eq(Mux(data_waddr == data_raddr, data_we, 0)),
-                         write_bypass_data.eq(data_wdata),
-                         write_bypass_strb.eq(data_wstrb)]
+        m.d.sync += [store_bypass.eq(s2_store & (s2_store_addr == data_raddr)),
+                     store_bypass_ways.eq(s2_hit_ways),
+                     store_bypass_data.eq(s2_store_data),
+                     store_bypass_strb.eq(s2_store_strb),
+                     write_bypass_ways.eq(Mux(data_waddr == data_raddr, data_we, 0)),
+                     write_bypass_data.eq(data_wdata),
+                     write_bypass_strb.eq(data_wstrb)]
 
         def bypass_of(way, byte):
             """Whether the bypasses replace a byte of a way's read data, and with what: the
@@ -277,11 +275,12 @@ class CacheCore(wiring.Component):
             # yosys folds into the block RAM's synchronous read port; ``no_rw_check`` tells it
             # that the value read in the cycle of a write to the same row does not matter
             # (the write bypass above replaces the bytes written), so it builds no bypass of
-            # its own between the block RAM and the way choice.
+            # its own between the block RAM and the way choice. Like the tags, the data
+            # memories read a row in every cycle, so that neither the read register nor the
+            # bypass registers have an enable: a stage that waits reads its row again.
             data_rp = data_mem.read_port(domain="comb")
             data_rp_q = Signal(g.data_width, name=f"data_rp_q_{way}", reset_less=True)
-            with m.If(data_ren):
-                m.d.sync += data_rp_q.eq(data_rp.data)
+            m.d.sync += data_rp_q.eq(data_rp.data)
             m.d.comb += [
                 tag_rp.addr.eq(tag_row),
                 tag_wp.addr.eq(tag_waddr),
@@ -474,19 +473,18 @@ class CacheCore(wiring.Component):
         m.d.sync += wb_outstanding.eq(wb_outstanding + wb_start - b_taken)
 
         # The data memories' read row: the write-back engine's next beat while it streams,
-        # otherwise whatever the control FSM asks for. The first beat of a line that may be
-        # handed over is read whether or not it is, so that the hand-over never selects the row.
+        # otherwise whatever the control FSM asks for (in states that use no read data, any
+        # row). The first beat of a line that may be handed over is read whether or not it
+        # is, so that the hand-over never selects the row.
         fsm_data_raddr = Signal.like(data_raddr)
-        fsm_data_ren   = Signal()
         with m.If(line_read):
             first_set = Mux(wb_next_valid, wb_next_set, wb_start_set)
-            m.d.comb += [data_raddr.eq(Cat(Const(0, g.word_bits), first_set)),
-                         data_ren.eq(1)]
+            m.d.comb += data_raddr.eq(Cat(Const(0, g.word_bits), first_set))
         with m.Elif(wb_w_active):
             next_beat = (wb_beat + beat_taken)[:g.word_bits]
-            m.d.comb += [data_raddr.eq(Cat(next_beat, wb_set)), data_ren.eq(1)]
+            m.d.comb += data_raddr.eq(Cat(next_beat, wb_set))
         with m.Else():
-            m.d.comb += [data_raddr.eq(fsm_data_raddr), data_ren.eq(fsm_data_ren)]
+            m.d.comb += data_raddr.eq(fsm_data_raddr)
 
         # Stage 2 of CPU accesses.
 
@@ -658,7 +656,6 @@ class CacheCore(wiring.Component):
                 tag_raddr.eq(s2_index),
                 tag_ren.eq(1),
                 fsm_data_raddr.eq(Cat(s2_word, s2_index)),
-                fsm_data_ren.eq(1),
             ]
 
         def write_tag(index, ways, tag=None):
@@ -673,7 +670,6 @@ class CacheCore(wiring.Component):
                 wb_start_way.eq(way),
                 wb_start_tag.eq(tag),
                 fsm_data_raddr.eq(Cat(Const(0, g.word_bits), index)),
-                fsm_data_ren.eq(1),
             ]
 
         # A refill reads s3's line, asked for in REFILL_ADDR.
@@ -699,8 +695,9 @@ class CacheCore(wiring.Component):
                     cpu.req.ready.eq(s2_advance & ~s3_waiting & ~maint_pending),
                     tag_raddr.eq(index_of(s1_addr)),
                     tag_ren.eq(s2_advance),
-                    fsm_data_raddr.eq(Cat(word_of(s1_addr), index_of(s1_addr))),
-                    fsm_data_ren.eq(s2_advance),
+                    # s2 reads its own row again while it waits.
+                    fsm_data_raddr.eq(Mux(s2_advance, Cat(word_of(s1_addr), index_of(s1_addr)),
+                                          Cat(s2_word, s2_index))),
                 ]
                 with m.If(s2_advance):
                     m.d.sync += [
@@ -771,7 +768,6 @@ class CacheCore(wiring.Component):
                     tag_raddr.eq(s3_index),
                     tag_ren.eq(1),
                     fsm_data_raddr.eq(Cat(s3_word, s3_index)),
-                    fsm_data_ren.eq(1),
                 ]
                 m.d.sync += [
                     s2_valid.eq(1),
