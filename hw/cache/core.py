@@ -191,7 +191,6 @@ class CacheCore(wiring.Component):
         # Memories: one tag memory and one data memory per way, all read at the same row.
 
         tag_raddr = Signal(g.index_bits)
-        tag_ren   = Signal()
         tag_waddr = Signal(g.index_bits)
         tag_wdata = Signal(tag_layout)
         tag_we    = Signal(g.ways)
@@ -249,10 +248,6 @@ class CacheCore(wiring.Component):
             replaced, value = bypass_of(way, byte)
             return Mux(replaced, value, read_byte)
 
-        tag_row      = Signal(g.index_bits)
-        tag_last_row = Signal(g.index_bits)
-        m.d.comb += tag_row.eq(Mux(tag_ren, tag_raddr, tag_last_row))
-        m.d.sync += tag_last_row.eq(tag_row)
         tag_rdata  = []
         data_rdata = []
         data_rp_data = []
@@ -263,9 +258,9 @@ class CacheCore(wiring.Component):
             m.submodules[f"tag_mem_{way}"]  = tag_mem
             m.submodules[f"data_mem_{way}"] = data_mem
             # Tags are written only by refills and maintenance, never in a cycle whose read
-            # could see the entry written: the read port need not be transparent. The row
-            # last asked for is read again in every cycle (``tag_row``), so that the read
-            # register needs no enable: ``tag_ren`` reaches the row's choice alone.
+            # could see the entry written: the read port need not be transparent. A row is
+            # read in every cycle (a stage that waits reads its own again), so that the read
+            # register needs no enable.
             tag_wp  = tag_mem.write_port()
             tag_rp  = tag_mem.read_port(domain="comb")
             tag_rp_q = Signal(tag_layout, name=f"tag_rp_q_{way}", reset_less=True)
@@ -282,7 +277,7 @@ class CacheCore(wiring.Component):
             data_rp_q = Signal(g.data_width, name=f"data_rp_q_{way}", reset_less=True)
             m.d.sync += data_rp_q.eq(data_rp.data)
             m.d.comb += [
-                tag_rp.addr.eq(tag_row),
+                tag_rp.addr.eq(tag_raddr),
                 tag_wp.addr.eq(tag_waddr),
                 tag_wp.data.eq(tag_wdata),
                 tag_wp.en.eq(tag_we[way]),
@@ -473,9 +468,9 @@ class CacheCore(wiring.Component):
         m.d.sync += wb_outstanding.eq(wb_outstanding + wb_start - b_taken)
 
         # The data memories' read row: the write-back engine's next beat while it streams,
-        # otherwise whatever the control FSM asks for (in states that use no read data, any
-        # row). The first beat of a line that may be handed over is read whether or not it
-        # is, so that the hand-over never selects the row.
+        # otherwise whatever the control FSM asks for (s2's row, unless a state asks for
+        # another). The first beat of a line that may be handed over is read whether or not
+        # it is, so that the hand-over never selects the row.
         fsm_data_raddr = Signal.like(data_raddr)
         with m.If(line_read):
             first_set = Mux(wb_next_valid, wb_next_set, wb_start_set)
@@ -649,14 +644,12 @@ class CacheCore(wiring.Component):
         walk_index = walk[:g.index_bits]
 
 
-        # While s3's access is answered, the memories keep s2's row up to date.
-        s2_reread = Signal()
-        with m.If(s2_reread):
-            m.d.comb += [
-                tag_raddr.eq(s2_index),
-                tag_ren.eq(1),
-                fsm_data_raddr.eq(Cat(s2_word, s2_index)),
-            ]
+        # Unless a state reads another row, the memories read s2's, so that s2's lookup stays
+        # up to date while s3's access is answered (the other states use no read data).
+        m.d.comb += [
+            tag_raddr.eq(s2_index),
+            fsm_data_raddr.eq(Cat(s2_word, s2_index)),
+        ]
 
         def write_tag(index, ways, tag=None):
             # Writes the entry of ``index`` in ``ways``: valid with ``tag``, else invalid.
@@ -693,9 +686,8 @@ class CacheCore(wiring.Component):
                     s2_advance.eq(~s2_valid | cpu.rsp.ready),
                     s1_addr.eq(Mux(s3_waiting, s3_req.addr, cpu.req.payload.addr)),
                     cpu.req.ready.eq(s2_advance & ~s3_waiting & ~maint_pending),
-                    tag_raddr.eq(index_of(s1_addr)),
-                    tag_ren.eq(s2_advance),
                     # s2 reads its own row again while it waits.
+                    tag_raddr.eq(Mux(s2_advance, index_of(s1_addr), s2_index)),
                     fsm_data_raddr.eq(Mux(s2_advance, Cat(word_of(s1_addr), index_of(s1_addr)),
                                           Cat(s2_word, s2_index))),
                 ]
@@ -766,7 +758,6 @@ class CacheCore(wiring.Component):
                 # The refilled access goes back to s2; the one behind it waits in s3.
                 m.d.comb += [
                     tag_raddr.eq(s3_index),
-                    tag_ren.eq(1),
                     fsm_data_raddr.eq(Cat(s3_word, s3_index)),
                 ]
                 m.d.sync += [
@@ -786,7 +777,6 @@ class CacheCore(wiring.Component):
 
             with m.State("REFILL_ERROR"):
                 m.d.comb += [cpu.rsp.valid.eq(1), cpu.rsp.payload.error.eq(1)]
-                m.d.comb += s2_reread.eq(1)
                 with m.If(cpu.rsp.ready):
                     m.next = "ACCESS"
 
@@ -801,7 +791,6 @@ class CacheCore(wiring.Component):
 
             with m.State("UNCACHED_RESPOND"):
                 m.d.comb += [
-                    s2_reread.eq(1),
                     uncached_owns_bus.eq(1),
                     cpu.rsp.valid.eq(bridge.cpu.rsp.valid),
                     cpu.rsp.payload.eq(bridge.cpu.rsp.payload),
@@ -813,8 +802,8 @@ class CacheCore(wiring.Component):
             with m.State("MAINT_LOOKUP"):
                 walk_more = walk < walk_end
                 m.d.comb += [
-                    tag_raddr.eq(walk_index),
-                    tag_ren.eq(maint_advance),
+                    # s2m reads its item's row again while the walk waits.
+                    tag_raddr.eq(Mux(maint_advance, walk_index, s2m_index)),
                     *offer_write_back(s3m_index, s3m_way, s3m_tag),
                 ]
                 # s3's line is invalidated in every cycle it waits, not only as it moves on,
