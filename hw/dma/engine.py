@@ -823,9 +823,10 @@ class _Pipeline(Elaboratable):
             read_desc.eq(realigner.desc),
             read_writes_back.eq(realigner.desc != 0),
         ]
-        with m.If(realigner.read_error):
-            m.d.comb += error.eq(1)
-        with m.Elif(b_data & b_error):
+        # The other sources' record is worked out as if there were no read error, so that the
+        # R channel reaches none of its registers: the read error's is chosen after them.
+        m.d.comb += error.eq(realigner.read_error)
+        with m.If(b_data & b_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.WRITE),
                          resp.eq(b_resp), desc.eq(b_track.r_data.desc),
                          writes_back.eq(b_track.r_data.desc != 0)]
