@@ -362,11 +362,12 @@ class _Pipeline(Elaboratable):
         m.d.sync += stop.eq(halt | error | e.resetting | e.soft_reset)
 
         # ---- Transfer queues: every stage of the data path sees the transfers in order ----
-        # Each queue holds some of the transfers dispatched and not completed (`queued`, the
-        # whole of `done_q`), since a transfer is taken by every stage before it completes.
-        # One entry deeper than `queue_depth`, none is full while `queued < queue_depth`
-        # (a buffered FIFO's inner memory holds one entry fewer than its depth), and the
-        # dispatch waits on that compare, a register, rather than on four queues' levels.
+        # Each queue holds some of the transfers dispatched and not completed (`queued`; all
+        # of them in `done_q`, with the last one completed for a cycle more), since a
+        # transfer is taken by every stage before it completes. One entry deeper than
+        # `queue_depth`, none is full while `queued < queue_depth` (a buffered FIFO's inner
+        # memory holds one entry fewer than its depth), and the dispatch waits on that
+        # compare, a register, rather than on four queues' levels.
         q_depth = e.queue_depth + 1
         read_q = _FifoOf(m, "read_q", data.StructLayout({
             "src": aw_bits, "beats": 30}), q_depth)
