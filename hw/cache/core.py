@@ -490,6 +490,7 @@ class CacheCore(wiring.Component):
         s2_tag   = tag_of(s2_req.addr)
         s2_index = index_of(s2_req.addr)
         s2_word  = word_of(s2_req.addr)
+        s2_row   = Cat(s2_word, s2_index)     # s2's row of the data memories
 
         # s2 moves on before its tags are compared, so the access that leaves it on a miss
         # or an uncached access is served from s3. After a refill, s3's access is looked up
@@ -539,7 +540,7 @@ class CacheCore(wiring.Component):
         # The data memories' write port: a store hit, a cycle after its lookup, unless a
         # refill overrides it.
         m.d.comb += [
-            s2_store_addr.eq(Cat(s2_word, s2_index)),
+            s2_store_addr.eq(s2_row),
             s2_store_data.eq(s2_req.data),
             s2_store_strb.eq(s2_req.strb),
         ]
@@ -648,7 +649,7 @@ class CacheCore(wiring.Component):
         # up to date while s3's access is answered (the other states use no read data).
         m.d.comb += [
             tag_raddr.eq(s2_index),
-            fsm_data_raddr.eq(Cat(s2_word, s2_index)),
+            fsm_data_raddr.eq(s2_row),
         ]
 
         def write_tag(index, ways, tag=None):
@@ -689,7 +690,7 @@ class CacheCore(wiring.Component):
                     # s2 reads its own row again while it waits.
                     tag_raddr.eq(Mux(s2_advance, index_of(s1_addr), s2_index)),
                     fsm_data_raddr.eq(Mux(s2_advance, Cat(word_of(s1_addr), index_of(s1_addr)),
-                                          Cat(s2_word, s2_index))),
+                                          s2_row)),
                 ]
                 with m.If(s2_advance):
                     m.d.sync += [
