@@ -150,6 +150,24 @@ class DecodeErrorSubordinate(wiring.Component):
         return m
 
 
+def _at_least(value, bound):
+    """Whether the unsigned ``value`` is at least the constant ``bound``, as gates rather than
+    a subtraction: yosys maps a compare to a carry chain, which the LUTs around it cannot
+    absorb and which the placer must put in a column of its own. Taken from the least
+    significant bit up, ``value >= bound`` holds on bit ``i`` if ``value[i]`` beats
+    ``bound[i]``, or ties it and the bits below hold; a window's 4 KiB alignment leaves its
+    low bits out."""
+    if bound >= 1 << len(value):
+        return Const(0)
+    holds = None                    # the bits below hold (None: no bit yet, so they do)
+    for i, bit in enumerate(value):
+        if (bound >> i) & 1:
+            holds = bit if holds is None else bit & holds
+        elif holds is not None:
+            holds = bit | holds
+    return Const(1) if holds is None else holds
+
+
 def _registered_round_robin(m, name, requests, *, hold):
     """A round-robin grant among ``requests``, as a register: in each cycle the grant for the
     next one is chosen, starting after the current grant, unless ``hold``; it stays where it
@@ -202,6 +220,7 @@ class _OutstandingTable:
         self.pending_id     = Signal(id_width, name=f"{name}_pending_id")
         self.pending_target = Signal.like(self.targets[0], name=f"{name}_pending_target")
         self.max_outstanding = max_outstanding
+        self.n_targets = n_targets
         # A module of its own: the built-in simulator then re-evaluates the lookups only when
         # their own inputs move, not with every signal of the interconnect.
         self._m = m.submodules[f"{name}_table"] = Module()
@@ -218,20 +237,33 @@ class _OutstandingTable:
     def allows(self, hits, id, target, *, issuing=None):
         """Whether a new request with ``id`` (looked up as ``hits``) to ``target`` keeps
         same-ID responses in order and the outstanding count within bounds, counting the
-        pending issue and ``issuing``, a ``(valid, id, target)`` issued this cycle."""
-        in_flight = [(self.pending, self.pending_id, self.pending_target)]
+        pending issue and ``issuing``, a ``(valid, id, target)`` issued this cycle.
+
+        The answer is worked out for every target, and with and without the issue, and
+        those two are chosen last: they arrive late (the address decode of a request just
+        offered, the targets' ready), while the rest starts at registers."""
+        def check(candidate, in_flight):
+            # Every outstanding request with this ID goes to one target: each must be
+            # ``candidate``.
+            outstanding_target = 0
+            for hit, slot_target in zip(hits, self.targets):
+                outstanding_target = outstanding_target | Mux(hit, slot_target, 0)
+            same_target = ~hits.any() | (outstanding_target == candidate)
+            for valid, other_id, other_target in in_flight:
+                same_target = same_target & (~valid | (other_id != id) |
+                                             (other_target == candidate))
+            in_flight_count = sum(valid for valid, _, _ in in_flight)
+            within_bounds = self.total + in_flight_count < self.max_outstanding
+            return same_target & within_bounds
+
+        pending = [(self.pending, self.pending_id, self.pending_target)]
+        cases = [pending]
         if issuing is not None:
-            in_flight.append(issuing)
-        # Every outstanding request with this ID goes to one target: each must be ``target``.
-        outstanding_target = 0
-        for hit, slot_target in zip(hits, self.targets):
-            outstanding_target = outstanding_target | Mux(hit, slot_target, 0)
-        same_target = ~hits.any() | (outstanding_target == target)
-        for valid, other_id, other_target in in_flight:
-            same_target = same_target & (~valid | (other_id != id) | (other_target == target))
-        in_flight_count = sum(valid for valid, _, _ in in_flight)
-        within_bounds = self.total + in_flight_count < self.max_outstanding
-        return same_target & within_bounds
+            issuing_valid, issuing_id, issuing_target = issuing
+            cases.append([*pending, (Const(1), issuing_id, issuing_target)])
+        answers = [Cat(check(candidate, in_flight) for candidate in range(self.n_targets))
+                   .bit_select(target, 1) for in_flight in cases]
+        return answers[0] if issuing is None else Mux(issuing_valid, answers[1], answers[0])
 
     def update(self, *, issue, issue_id, issue_target, retire, retire_hits):
         """Count a request issued with ``issue_id`` to ``issue_target`` if ``issue`` (a
@@ -364,7 +396,7 @@ class Interconnect(wiring.Component):
         target = Signal(range(len(self._windows) + 1), name=f"{name}_target")
         m.d.comb += target.eq(len(self._windows))
         for index, window in enumerate(self._windows):
-            with m.If((addr >= window.base) & (addr < window.end)):
+            with m.If(_at_least(addr, window.base) & ~_at_least(addr, window.end)):
                 m.d.comb += target.eq(index)
         return target
 
