@@ -428,10 +428,13 @@ class Interconnect(wiring.Component):
             skid_hits = tables[index].lookup(skid_payload.id, f"{channel}_skid")
 
             def enter_s1(payload, target, hits):
+                # A request enters s1 only when s1 is empty or its request is taken, so s1's
+                # own valid (a register) says whether one is issuing: the targets' ready
+                # reaches s1's enable alone.
                 return [s1_valid.eq(1), s1_payload.eq(payload), s1_target.eq(target),
                         s1_allowed.eq(tables[index].allows(
                             hits, payload.id, target,
-                            issuing=(s1_taken, s1_payload.id, s1_target)))]
+                            issuing=(s1_valid, s1_payload.id, s1_target)))]
 
             m.d.comb += bus.ready.eq(~skid_valid)
             with m.If(~s1_valid | s1_taken):
