@@ -226,9 +226,11 @@ class CacheCore(wiring.Component):
         write_bypass_ways = Signal.like(data_we)
         write_bypass_data = Signal.like(data_wdata)
         write_bypass_strb = Signal.like(data_wstrb)
-        m.d.sync += [store_bypass_ways.eq(s2_hit_ways),
+        m.d.sync += [store_bypass.eq(s2_store & (s2_store_addr == data_raddr)),
+                     store_bypass_ways.eq(s2_hit_ways),
                      store_bypass_data.eq(s2_store_data),
                      store_bypass_strb.eq(s2_store_strb),
+                     write_bypass_ways.eq(Mux(data_waddr == data_raddr, data_we, 0)),
                      write_bypass_data.eq(data_wdata),
                      write_bypass_strb.eq(data_wstrb)]
 
@@ -470,28 +472,14 @@ class CacheCore(wiring.Component):
         # another). The first beat of a line that may be handed over is read whether or not
         # it is, so that the hand-over never selects the row.
         fsm_data_raddr = Signal.like(data_raddr)
-        wb_rows = {
-            "line":  Cat(Const(0, g.word_bits), Mux(wb_next_valid, wb_next_set, wb_start_set)),
-            "after": Cat((wb_beat + 1)[:g.word_bits], wb_set),
-            "again": Cat(wb_beat, wb_set),
-        }
-
-        def by_read_row(fsm, line, after, again):
-            # What goes with the read row chosen: a line's first beat once the last beat of
-            # the line streaming is taken, the next beat once a beat is taken, the same beat
-            # while it waits, the control FSM's row while no line streams. The bus's ready
-            # (in ``beat_taken``) comes last.
-            return Mux(wb_w_active, Mux(beat_taken, Mux(beat_last, line, after), again), fsm)
-
-        def read_row_is(row):
-            # Whether the read row is ``row``, compared with every row the read may take, so
-            # that the compare never follows the read row's multiplexer.
-            return by_read_row(row == fsm_data_raddr,
-                               **{case: row == value for case, value in wb_rows.items()})
-
-        m.d.comb += data_raddr.eq(by_read_row(fsm_data_raddr, **wb_rows))
-        m.d.sync += [store_bypass.eq(s2_store & read_row_is(s2_store_addr)),
-                     write_bypass_ways.eq(Mux(read_row_is(data_waddr), data_we, 0))]
+        with m.If(line_read):
+            first_set = Mux(wb_next_valid, wb_next_set, wb_start_set)
+            m.d.comb += data_raddr.eq(Cat(Const(0, g.word_bits), first_set))
+        with m.Elif(wb_w_active):
+            next_beat = (wb_beat + beat_taken)[:g.word_bits]
+            m.d.comb += data_raddr.eq(Cat(next_beat, wb_set))
+        with m.Else():
+            m.d.comb += data_raddr.eq(fsm_data_raddr)
 
         # Stage 2 of CPU accesses.
 
