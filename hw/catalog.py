@@ -1,6 +1,20 @@
 """The blocks ``dmabuf-soc verilog --block NAME`` can emit, each built from a SocConfig."""
 
-__all__ = ["available", "build"]
+__all__ = ["PORT_PREFIXES", "MMIO_BLOCKS", "available", "build", "standard_ports"]
+
+#: Prefixes of the AXI ports that :class:`~.bus.ports.StandardPorts` cannot name by role
+#: alone, by block and member.
+PORT_PREFIXES = {
+    "smmu": {"table": "m_axi_table"},
+}
+
+#: The MMIO block (of ``hw/soc.rdl``) whose registers each block's AXI4-Lite port serves.
+MMIO_BLOCKS = {
+    "ident": "ident",
+    "dma":   "dma0",
+    "cache": "cache",
+    "smmu":  "smmu",
+}
 
 
 def _soc(config):
@@ -67,3 +81,10 @@ def build(name, config):
     except KeyError:
         raise KeyError(f"Unknown block {name!r}; known: {', '.join(available())}") from None
     return builder(config)
+
+
+def standard_ports(name, config):
+    """Block ``name`` built for ``config``, wrapped in
+    :class:`~.bus.ports.StandardPorts`: one port per AXI field, named as AMBA IP names it."""
+    from .bus.ports import StandardPorts
+    return StandardPorts(build(name, config), prefixes=PORT_PREFIXES.get(name))

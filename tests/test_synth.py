@@ -1,4 +1,4 @@
-"""FPGA builds: the flat-port wrapper, the synthesis SoC top (simulated against a reference
+"""FPGA builds: the standard-port wrapper, the synthesis SoC top (simulated against a reference
 memory), and real yosys + nextpnr runs of a small block on both targets."""
 
 import argparse
@@ -12,11 +12,12 @@ from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.bus.checker import AXI4Checker
+from dmabuf_soc.hw.bus.ports import StandardPorts
 from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory, lite_read
 from dmabuf_soc.hw.ident.ident import Ident
 from dmabuf_soc.hw.synth import blocks
-from dmabuf_soc.hw.synth.flat import FlatPorts, flat_port_name
 from dmabuf_soc.hw.synth.soc import SynthSoc
+from dmabuf_soc.hw.unused import never_elaborated
 from dmabuf_soc.sw.ident import SOC_ID
 from dmabuf_soc.sw.synth import cli, flow
 
@@ -26,41 +27,35 @@ needs_yowasp = pytest.mark.skipif(
     reason="the 'synth' extra (YoWASP yosys and nextpnr) is not installed")
 
 
-def test_flat_port_names_follow_axi_and_plain_conventions():
-    assert flat_port_name(("mem", "aw", "payload", "addr"), axi=True) == "mem_awaddr"
-    assert flat_port_name(("mem", "r", "valid"), axi=True) == "mem_rvalid"
-    assert flat_port_name(("ext", 1, "w", "payload", "strb"), axi=True) == "ext_1_wstrb"
-    assert flat_port_name(("cpu", "req", "payload", "addr")) == "cpu_req_addr"
-    assert flat_port_name(("irq",), axi=True) == "irq"
-    with pytest.raises(ValueError, match=r"\('payload',\)"):
-        flat_port_name(("payload",))
-
-
-def test_flat_ports_wrapper_is_transparent():
-    flat = FlatPorts(Ident())
-    assert {"bus_araddr", "bus_arvalid", "bus_rdata", "bus_rresp"} <= set(flat.signature.members)
-    assert "bus_rid" not in flat.signature.members
-    text = rtlil.convert(flat, name="top")
-    assert "wire width 12 input 8 \\bus_araddr" in text or "\\bus_araddr" in text
+def test_standard_ports_wrapper_is_transparent():
+    top = StandardPorts(Ident())
+    assert {"s_axil_araddr", "s_axil_arvalid", "s_axil_rdata", "s_axil_rresp"} <= \
+        set(top.signature.members)
+    assert "s_axil_rid" not in top.signature.members
+    assert "\\s_axil_araddr" in rtlil.convert(top, name="top")
 
     async def testbench(ctx):
-        ctx.set(flat.bus_araddr, 0)
-        ctx.set(flat.bus_arvalid, 1)
-        await ctx.tick().until(flat.bus_arready)
-        ctx.set(flat.bus_arvalid, 0)
-        ctx.set(flat.bus_rready, 1)
-        data, resp = await ctx.tick().sample(flat.bus_rdata, flat.bus_rresp).until(flat.bus_rvalid)
+        ctx.set(top.s_axil_araddr, 0)
+        ctx.set(top.s_axil_arvalid, 1)
+        await ctx.tick().until(top.s_axil_arready)
+        ctx.set(top.s_axil_arvalid, 0)
+        ctx.set(top.s_axil_rready, 1)
+        data, resp = await ctx.tick().sample(top.s_axil_rdata, top.s_axil_rresp) \
+            .until(top.s_axil_rvalid)
         assert (data, Resp(resp)) == (SOC_ID, Resp.OKAY)
 
-    sim = Simulator(flat)
+    sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run_until(1e-5)
 
 
-def test_flat_ports_rejects_non_components():
-    with pytest.raises(TypeError, match="wiring.Component"):
-        FlatPorts(object())
+def test_synth_soc_ports_follow_amba_names():
+    top = StandardPorts(SynthSoc())
+    never_elaborated(top)
+    names = set(top.signature.members)
+    assert {"m_axi_awaddr", "m_axi_rready", "s_axil_awaddr", "cpu_req_addr", "irq"} <= names
+    assert not any(name.startswith("mem_") for name in names)
 
 
 def test_synth_soc_reaches_memory_through_its_port():

@@ -162,9 +162,10 @@ def _run(argv, *, cwd, log, what, timeout):
 
 def _elaborate(block, builddir, config):
     from amaranth.back import rtlil
+    from ...hw.bus.ports import StandardPorts
+    from ...hw.catalog import PORT_PREFIXES
     from ...hw.synth import blocks
-    from ...hw.synth.flat import FlatPorts
-    top = FlatPorts(blocks.build(block, config))
+    top = StandardPorts(blocks.build(block, config), prefixes=PORT_PREFIXES.get(block))
     text = rtlil.convert(top, name="top")
     (builddir / "top.il").write_text(text)
     port_bits = sum(len(getattr(top, name)) for name in top.signature.members)

@@ -42,6 +42,7 @@ from amaranth.back import rtlil
 
 from .... import hw
 from ... import yowasp
+from ...netlist import PREPARE, NetlistError, run_yosys
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 
@@ -63,8 +64,6 @@ DISABLE_ENV = "DMABUF_SOC_NO_CXXRTL"
 #: operations: their models are 8 to 20 times slower.)
 OPTIMISE = "-O2 -fno-tree-dominator-opts -fno-tree-pre -fno-gcse"
 CXXFLAGS = ("-std=c++14", "-fPIC", *(os.environ.get("DMABUF_SOC_CXXFLAGS") or OPTIMISE).split())
-#: The yosys passes run on the SoC's RTLIL before ``write_cxxrtl`` (see the module's notes).
-PREPARE = "proc; flatten; opt; splitnets -driver; opt_clean"
 #: ``write_cxxrtl`` options: all optimisations (the default ``-O6``); ``-g2``: debug
 #: information for the public wires (the VCD's signals), not for those computed only for
 #: debugging, which would double the C++.
@@ -162,17 +161,12 @@ def _drop_zero_meminit(text):
 def _generate(config):
     """The RTLIL of the SoC (zero memory initialisers dropped) and its CXXRTL C++."""
     text = _drop_zero_meminit(rtlil.convert(Soc(config), name="soc"))
-    with tempfile.TemporaryDirectory(prefix="dmabuf-soc-cxxrtl-") as workdir:
-        workdir = Path(workdir)
-        (workdir / "soc.il").write_text(text)
-        result = subprocess.run(
-            [*yowasp.command(_YOSYS, "run_yosys"), "-q", "-p",
-             f"read_rtlil soc.il; {PREPARE}; write_cxxrtl {WRITE_CXXRTL} design.cc"],
-            cwd=workdir, capture_output=True, text=True)
-        if result.returncode or not (workdir / "design.cc").is_file():
-            raise BuildError(f"yosys could not write the CXXRTL model:\n"
-                             f"{(result.stderr or result.stdout)[-4000:]}")
-        return text, (workdir / "design.cc").read_text()
+    try:
+        cxx_text, = run_yosys(text, f"{PREPARE}; write_cxxrtl {WRITE_CXXRTL} design.cc",
+                              ["design.cc"])
+    except NetlistError as error:
+        raise BuildError(f"yosys could not write the CXXRTL model: {error}") from None
+    return text, cxx_text
 
 
 def _compile(cxx, workdir, cxx_text, runtime):
