@@ -62,6 +62,7 @@ class _Checker(_PortModel):
         self.violations = []
         self.transfers = dict.fromkeys(self._channels, 0)
         self.log = [] if record else None
+        self._held = [None] * len(self._channels)
         self._reset()
 
     def _violation(self, channel, rule, message):
@@ -81,33 +82,42 @@ class _Checker(_PortModel):
                                  f"\n  {shown}{more}")
 
     async def _process(self, ctx):
-        held = [None] * len(self._channels)   # payload of a VALID not yet accepted
         async for _, rst, *values in ctx.tick().sample(*self._signals()):
-            self.cycle += 1
-            if rst:
-                held = [None] * len(self._channels)
-                self._reset()
-                continue
-            transfers = []
-            for index, channel in enumerate(self._channels):
-                valid, ready, payload = values[3 * index:3 * index + 3]
-                if held[index] is not None:
-                    if not valid:
-                        self._violation(channel, "valid-dropped", "VALID deasserted before READY")
-                    elif payload != held[index]:
-                        self._violation(channel, "payload-changed",
-                                        f"payload changed from {held[index]:#x} to {payload:#x} "
-                                        f"before READY")
-                held[index] = payload if valid and not ready else None
-                if valid and ready:
-                    self.transfers[channel] += 1
-                    fields = self._codecs[channel].unpack(payload)
-                    transfers.append((channel, fields))
-                    if self.log is not None:
-                        self.log.append((self.cycle, channel, fields))
-            # Responses first: one must not be accepted in the cycle its request is.
-            for channel, fields in sorted(transfers, key=lambda t: t[0] not in ("b", "r")):
-                getattr(self, f"_on_{channel}")(fields)
+            self.step(rst, values)
+
+    def step(self, rst, values):
+        """Take one active clock edge: ``rst`` as sampled, and ``values`` the sampled
+        ``valid, ready, payload`` (raw bits) of every channel in ``aw, w, b, ar, r`` order.
+
+        :meth:`add_to` calls it from an Amaranth simulator process; a testbench of another
+        simulator (cocotb) may call it with the values it samples.
+        """
+        self.cycle += 1
+        if rst:
+            self._held = [None] * len(self._channels)
+            self._reset()
+            return
+        transfers = []
+        for index, channel in enumerate(self._channels):
+            valid, ready, payload = values[3 * index:3 * index + 3]
+            held = self._held[index]        # payload of a VALID not yet accepted
+            if held is not None:
+                if not valid:
+                    self._violation(channel, "valid-dropped", "VALID deasserted before READY")
+                elif payload != held:
+                    self._violation(channel, "payload-changed",
+                                    f"payload changed from {held:#x} to {payload:#x} "
+                                    f"before READY")
+            self._held[index] = payload if valid and not ready else None
+            if valid and ready:
+                self.transfers[channel] += 1
+                fields = self._codecs[channel].unpack(payload)
+                transfers.append((channel, fields))
+                if self.log is not None:
+                    self.log.append((self.cycle, channel, fields))
+        # Responses first: one must not be accepted in the cycle its request is.
+        for channel, fields in sorted(transfers, key=lambda t: t[0] not in ("b", "r")):
+            getattr(self, f"_on_{channel}")(fields)
 
 
 class AXI4Checker(_Checker):

@@ -115,6 +115,9 @@ class StandardPorts(wiring.Component):
         Every port, in signature order (``clk`` and ``rst`` are not among them).
     groups : dict of str to str
         What each AXI port is (``"m_axi": "AXI4 manager: address 40 bits, ..."``), by prefix.
+    axi_ports : dict of str to (Flow, wiring.Signature)
+        The flow and signature of each AXI port, by prefix: ``Flow.Out`` where the block is
+        the manager.
     """
     def __init__(self, component, *, prefixes=None):
         if not isinstance(component, wiring.Component):
@@ -130,6 +133,7 @@ class StandardPorts(wiring.Component):
         self.block = component
         self.ports = []
         self.groups = {}
+        self.axi_ports = {}
         self._connections = []      # (port name, inner value or Const, flow)
         members = {}
 
@@ -156,6 +160,7 @@ class StandardPorts(wiring.Component):
                                  f"have one dimension here, not {len(top.dimensions)}")
             prefix = self._prefix(top, path[0], index, prefixes)
             self.groups.setdefault(prefix, self._describe(top))
+            self.axi_ports.setdefault(prefix, (top.flow, top.signature))
             channel = path[-2]
             if isinstance(top.signature, AXI4Signature) and channel in ("aw", "ar") and \
                     (prefix, channel) not in done_constants:

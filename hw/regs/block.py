@@ -172,23 +172,19 @@ class RegisterBlock(wiring.Component):
                 m.d.sync += bus.b.payload.resp.eq(Resp.SLVERR)
 
         # Read channel: take an address when no response is pending; answer next cycle. The
-        # response registers take the value at the offered address in every cycle they are
-        # free, whether or not an address is offered, so that the handshake reaches
-        # ``r.valid`` alone: the last value taken is the one of the accepted address.
+        # response registers take the value at the address as it is accepted, and keep it
+        # otherwise: an address left X while ``ar.valid`` is low never reaches ``r.payload``.
         rd_strobe = Signal()
         rd_word   = bus.ar.payload.addr[2:]
-        rd_free   = Signal()
         m.d.comb += [
             bus.ar.ready.eq(~bus.r.valid),
             rd_strobe.eq(bus.ar.valid & bus.ar.ready),
-            rd_free.eq(~bus.r.valid),
         ]
         with m.If(bus.r.valid & bus.r.ready):
             m.d.sync += bus.r.valid.eq(0)
         with m.If(rd_strobe):
-            m.d.sync += bus.r.valid.eq(1)
-        with m.If(rd_free):
-            m.d.sync += [bus.r.payload.data.eq(0), bus.r.payload.resp.eq(Resp.SLVERR)]
+            m.d.sync += [bus.r.valid.eq(1),
+                         bus.r.payload.data.eq(0), bus.r.payload.resp.eq(Resp.SLVERR)]
 
         # Every field's current value first, so interrupt enables can refer to any of them.
         values = {}
@@ -244,7 +240,7 @@ class RegisterBlock(wiring.Component):
                 m.d.comb += intr.eq(Cat(intr_terms).any())
                 irq_terms.append(intr)
 
-            with m.If(rd_free & rd_hit):
+            with m.If(rd_strobe & rd_hit):
                 m.d.sync += [bus.r.payload.data.eq(read_value),
                              bus.r.payload.resp.eq(Resp.OKAY)]
 
