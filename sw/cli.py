@@ -174,8 +174,9 @@ def _parser():
         sub.add_argument("--set", action="append", metavar="NAME=VALUE",
                          help="change one SoC parameter (e.g. read_latency=40); repeatable")
 
-    regs = commands.add_parser("regs", help="write the register C header, HTML or Markdown docs")
-    regs.add_argument("--format", choices=("c", "html", "md"), required=True)
+    regs = commands.add_parser("regs", help="write the register C header, HTML or Markdown "
+                                            "docs, or an IP-XACT description")
+    regs.add_argument("--format", choices=("c", "html", "md", "ipxact"), required=True)
     regs.add_argument("-o", "--output", metavar="DIR", required=True)
     regs.set_defaults(func=_cmd_regs)
 

@@ -47,7 +47,8 @@ def test_regs_writes_a_c_header_that_compiles(tmp_path):
                     str(header)], check=True)
 
 
-@pytest.mark.parametrize("fmt, pattern", [("md", "*.md"), ("html", "index.html")])
+@pytest.mark.parametrize("fmt, pattern", [("md", "*.md"), ("html", "index.html"),
+                                          ("ipxact", "*.xml")])
 def test_regs_writes_docs(tmp_path, fmt, pattern):
     assert main(["regs", "--format", fmt, "-o", str(tmp_path)]) == 0
     assert list(tmp_path.rglob(pattern))

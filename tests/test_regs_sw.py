@@ -216,5 +216,5 @@ def test_html_and_markdown_docs(tmp_path):
     for reg in register_map()["ident"].registers:
         assert re.search(rf"### {reg.name} register\n\n- Absolute Address: "
                          rf"0x{reg.address:X}\n", text), reg.name
-    with pytest.raises(ValueError, match="one of c, html, md, not 'pdf'"):
+    with pytest.raises(ValueError, match="one of c, html, md, ipxact, not 'pdf'"):
         export("pdf", tmp_path)
