@@ -18,6 +18,11 @@ def test_dma_under_third_party_vip(build_root, testcase):
     vip_runner.run("dma", "tb_dma", build_root, testcase=testcase)
 
 
+def test_dma_under_third_party_vip_on_verilator(build_root):
+    """All of it once more on a second simulator, with random initial contents."""
+    vip_runner.run("dma", "tb_dma", build_root, simulator="verilator", seed=3)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(2, 6))
 def test_dma_under_third_party_vip_soak(build_root, seed):

