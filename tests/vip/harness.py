@@ -60,10 +60,11 @@ def random_pauses(rng, probability):
         yield rng.random() < probability
 
 
-async def start(dut, *, reset_cycles=4, inputs=None):
+async def start(dut, *, reset_cycles=4, inputs=None, record=False):
     """Start a 100 MHz clock on ``clk``, hold ``rst`` for ``reset_cycles`` cycles with every
     VALID and READY input low and the ``inputs`` given (name: value) driven, and check that no output is X or Z once reset is
-    released; returns the :class:`AxiRules` of every AXI port, already watching."""
+    released; returns the :class:`AxiRules` of every AXI port, already watching (with
+    ``record``, each one's checker keeps a log of every transfer)."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     # Every VALID and READY input low (a quiet bus) until the VIP models take them over;
     # payload inputs stay X, as cocotbext-axi leaves them.
@@ -72,7 +73,8 @@ async def start(dut, *, reset_cycles=4, inputs=None):
     for name, value in {**quiet, **(inputs or {})}.items():
         getattr(dut, name).value = value
     dut.rst.value = 1
-    rules = [AxiRules(dut, prefix, info) for prefix, info in ports()["axi"].items()]
+    rules = [AxiRules(dut, prefix, info, record=record)
+             for prefix, info in ports()["axi"].items()]
     for rule in rules:
         cocotb.start_soon(rule.run())
     await ClockCycles(dut.clk, reset_cycles)
@@ -107,17 +109,18 @@ class AxiRules:
     Attributes
     ----------
     checker : AXI4Checker or AXI4LiteChecker
-        The project's checker, fed with what this monitor samples.
+        The project's checker, fed with what this monitor samples; with ``record``, its
+        ``log`` holds ``(cycle, channel, fields)`` of every transfer.
     unknown : list of str
         The X or Z values seen on a VALID or READY, or in a payload under VALID.
     """
-    def __init__(self, dut, prefix, info):
+    def __init__(self, dut, prefix, info, *, record=False):
         self.dut = dut
         self.prefix = prefix
         signature = _signature(info)
         lite = info["kind"] == "axil"
         self.checker = (AXI4LiteChecker if lite else AXI4Checker)(signature.create(),
-                                                                  name=prefix)
+                                                                  name=prefix, record=record)
         self.unknown = []
         self._channels = []
         for channel in _CHANNELS:
