@@ -721,6 +721,11 @@ Write `ATOS_SID` and `ATOS_ADDR_LO`/`ATOS_ADDR_HI`, then `ATOS_CTRL` with `go = 
 {cmdq_err}
 ## Data cache maintenance (`cache`)
 
+The tag memories are block RAM, which `rst` does not clear: they hold every line invalid at
+power-up (configuration), but after a reset in mid-run the lines they held stay valid, marked
+clean, and their dirty data is lost. Boot software therefore invalidates the whole cache (op
+INVALIDATE, scope ALL) before its first cacheable access, as on many Arm cores.
+
 1. Write `MAINT_CTRL` (`op`, `scope`) and, as the scope needs, `START_LO`/`START_HI` and
    `END_LO`/`END_HI` (a physical address range, `END` exclusive) or `SETWAY`.
 2. Write `MAINT_GO.go = 1` (ignored while `MAINT_STATUS.busy`). CPU accesses wait while the
