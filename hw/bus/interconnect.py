@@ -31,21 +31,24 @@ streaming to a target keeps its grant and pays no extra cycle. R and B are combi
 while a manager's grant is on the target that answers: each manager's grant is a register,
 chosen a cycle ahead among the targets with a response for it, so a response from a target
 other than the one last granted waits a cycle (in practice, the first response from memory
-after a decode error), and no target's ready waits on another target's response. W
-beats are combinational once their AW has reached the subordinate and its place in the W
-order is at the head of the (buffered) routing queues, so a write presenting AW and W
-together sees its first W beat three cycles later than on a wire. Responses are counted out
-of the outstanding tables a cycle after they pass. One beat per cycle on every channel;
-back-to-back bursts of one manager stream without bubbles (given ``max_outstanding`` covers
-the subordinate's latency).
+after a decode error). A subordinate's R and B ready are registers: a response its manager
+does not take when offered waits in a skid register, so no ready waits on a response, nor
+on the ID that routes it (undefined while valid is low, as AXI allows). W beats are
+combinational once their AW has reached the subordinate and its place in the W order is at
+the head of the (buffered) routing queues, so a write presenting AW and W together sees its
+first W beat three cycles later than on a wire. Responses are counted out of the outstanding
+tables a cycle after they pass. One beat per cycle on every channel; back-to-back bursts of
+one manager stream without bubbles (given ``max_outstanding`` covers the subordinate's
+latency).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 from amaranth.utils import ceil_log2
 
 from .axi import AXI4Signature, Resp
+from .skid import StreamSkid
 from ..one_hot import one_hot_fsm
 
 __all__ = ["Window", "DecodeErrorSubordinate", "Interconnect"]
@@ -490,21 +493,31 @@ class Interconnect(wiring.Component):
         prefix, one burst at a time per manager; returns, per manager, ``(transfer, last)``.
 
         Each manager's grant is a register, chosen a cycle ahead among the targets that have
-        a response for it. So a target's ready depends on the targets' own responses and on
-        registers (the grants, the managers' ready), never on another target's: the managers
-        sit far apart on a chip, and no path goes from a target to a manager's arbiter and
-        back. A grant stays on a target while it answers, so a stream of responses from one
-        target never waits; a response from another target waits one cycle for the grant.
+        a response for it. So which response a manager takes depends on the targets' own
+        responses and on registers (the grants, the managers' ready), never on another
+        target's: the managers sit far apart on a chip, and no path goes from a target to a
+        manager's arbiter and back. A grant stays on a target while it answers, so a stream
+        of responses from one target never waits; a response from another target waits one
+        cycle for the grant.
+
+        A subordinate's ready must not depend on the ID that routes its response, as the ID
+        may be undefined while valid is low (AXI allows it): each subordinate's responses pass
+        a :class:`StreamSkid`, whose ready is a register, at no cost in latency. (The
+        decode-error subordinate's responses come from registers.)
         """
         id_width = self._manager_signature.id_width
+        sources = [getattr(subordinate, channel) for subordinate in targets]
+        for target, source in enumerate(sources[:len(self._windows)]):
+            skid = m.submodules[f"t{target}_{channel}_skid"] = StreamSkid(source.payload.shape())
+            connect(m, flipped(source), skid.upstream)
+            sources[target] = skid.downstream
         taken = [[] for _ in targets]
         results = []
         for index, manager in enumerate(self.managers):
             bus = getattr(manager, channel)
             name = f"m{index}_{channel}"
-            requests = [getattr(subordinate, channel).valid &
-                        (getattr(subordinate, channel).payload.id[id_width:] == index)
-                        for subordinate in targets]
+            requests = [source.valid & (source.payload.id[id_width:] == index)
+                        for source in sources]
             last = bus.payload.last if channel == "r" else None
             # Within a burst (``locked``), or while a transfer waits, the grant stays.
             locked = Signal(name=f"{name}_locked")
@@ -512,8 +525,7 @@ class Interconnect(wiring.Component):
             grant = _registered_round_robin(m, name, requests,
                                             hold=(locked | bus.valid) & ~ends)
             with m.Switch(grant):
-                for target, subordinate in enumerate(targets):
-                    source = getattr(subordinate, channel)
+                for target, source in enumerate(sources):
                     with m.Case(target):
                         m.d.comb += bus.valid.eq(requests[target])
                         m.d.comb += [getattr(bus.payload, field).eq(getattr(source.payload, field))
@@ -523,8 +535,8 @@ class Interconnect(wiring.Component):
                 taken[target].append((grant == target) & request & bus.ready)
             _hold_grant(m, locked, bus.valid, bus.ready, last)
             results.append((bus.valid & bus.ready, last))
-        for subordinate, takers in zip(targets, taken):
-            m.d.comb += getattr(subordinate, channel).ready.eq(Cat(*takers).any())
+        for source, takers in zip(sources, taken):
+            m.d.comb += source.ready.eq(Cat(*takers).any())
         return results
 
     def _tables(self, m, direction, n_targets):

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..bus.axi import AXI4Signature, BOUNDARY, Burst, Resp, Size
+from ..bus.skid import StreamSkid
 from .descriptor import STATUS_OFFSET, ErrorCode, StatusLayout
 from .fetch import DescriptorFetcher, TransferLayout
 from .realign import RealignJobLayout, Realigner
@@ -551,20 +552,26 @@ class _Pipeline(Elaboratable):
                 m.d.sync += bus.ar.valid.eq(0)
 
         # ---- R: descriptor beats to the fetcher, data beats through the realigner ----
+        # Which of them takes a beat depends on its ID, and RREADY must not: the ID may be
+        # undefined while RVALID is low. So RREADY is the skid register's, and a data beat the
+        # realigner refuses (between transfers) waits there; the beats reach both as before.
+        m.submodules.r_skid = r_skid = StreamSkid(bus.r.payload.shape())
+        wiring.connect(m, wiring.flipped(bus.r), r_skid.upstream)
+        r = r_skid.downstream
         r_is_desc = Signal()
         m.d.comb += [
-            r_is_desc.eq(bus.r.payload.id == READ_ID_DESC),
-            fetcher.r.valid.eq(bus.r.valid & r_is_desc),
-            fetcher.r.payload.data.eq(bus.r.payload.data),
-            fetcher.r.payload.resp.eq(bus.r.payload.resp),
-            realigner.read.valid.eq(bus.r.valid & ~r_is_desc),
-            realigner.read.payload.data.eq(bus.r.payload.data),
-            realigner.read.payload.resp.eq(bus.r.payload.resp),
-            bus.r.ready.eq(Mux(r_is_desc, fetcher.r.ready, realigner.read.ready)),
+            r_is_desc.eq(r.payload.id == READ_ID_DESC),
+            fetcher.r.valid.eq(r.valid & r_is_desc),
+            fetcher.r.payload.data.eq(r.payload.data),
+            fetcher.r.payload.resp.eq(r.payload.resp),
+            realigner.read.valid.eq(r.valid & ~r_is_desc),
+            realigner.read.payload.data.eq(r.payload.data),
+            realigner.read.payload.resp.eq(r.payload.resp),
+            r.ready.eq(Mux(r_is_desc, fetcher.r.ready, realigner.read.ready)),
             data_beat.eq(realigner.read.valid & realigner.read.ready),
         ]
         m.d.sync += rd_outstanding.eq(rd_outstanding + ar_load_data -
-                                      (data_beat & bus.r.payload.last))
+                                      (data_beat & r.payload.last))
 
         m.d.comb += [
             realigner.jobs.valid.eq(align_q.r_rdy),
@@ -820,7 +827,7 @@ class _Pipeline(Elaboratable):
         read_writes_back = Signal()
         m.d.sync += [
             read_error.eq(realigner.read_error),
-            read_resp.eq(bus.r.payload.resp),
+            read_resp.eq(r.payload.resp),
             read_desc.eq(realigner.desc),
             read_writes_back.eq(realigner.desc != 0),
         ]
@@ -886,7 +893,7 @@ class _Pipeline(Elaboratable):
         stall_waiting = Signal()
         m.d.sync += [
             stall_busy.eq(e.busy & ~e.clear_counters),
-            stall_moving.eq((bus.r.valid & bus.r.ready) | (bus.w.valid & bus.w.ready)),
+            stall_moving.eq((r.valid & r.ready) | (bus.w.valid & bus.w.ready)),
             stall_waiting.eq((rd_outstanding != 0) | fetcher.in_flight | b_track.r_rdy |
                              status_busy | bus.ar.valid | bus.aw.valid | bus.w.valid),
         ]
