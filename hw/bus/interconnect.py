@@ -605,7 +605,9 @@ class Interconnect(wiring.Component):
 
         for target_index, (subordinate, queue) in enumerate(zip(targets, manager_queues)):
             w = subordinate.w
-            with m.Switch(queue.r_data):
+            # An empty queue's head is 0, not the memory's read register, which a four-state
+            # simulator starts as X (the cases cover every value: no default would catch it).
+            with m.Switch(Mux(queue.r_rdy, queue.r_data, 0)):
                 for index, (manager, target_queue) in enumerate(zip(self.managers,
                                                                     target_queues)):
                     with m.Case(index):
