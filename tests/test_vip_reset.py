@@ -9,7 +9,7 @@ import pytest
 import vip_runner
 
 
-@pytest.mark.parametrize("block", ["dma", "cache", "smmu"])
+@pytest.mark.parametrize("block", ["dma", "cache", "smmu", "interconnect", "ident"])
 def test_outputs_after_reset_are_known_and_simulator_independent(block, tmp_path):
     values = {}
     for simulator, seed in (("icarus", 1), ("verilator", 1), ("verilator", 2)):
