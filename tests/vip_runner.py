@@ -182,6 +182,10 @@ def run(block, module, workdir, *, config=None, testcase=None, seed=1, extra_env
     plusargs = ([f"+verilator+seed+{seed}", "+verilator+rand+reset+2"]
                 if simulator == "verilator" else [])
     test_dir = Path(workdir) / f"{block}-{simulator}-{module}-{testcase or 'all'}-{seed}"
-    runner.test(test_module=module, hdl_toplevel=block, build_dir=folder / simulator,
-                test_dir=test_dir, testcase=testcase, seed=seed, extra_env=env,
-                plusargs=plusargs)
+    results = runner.test(test_module=module, hdl_toplevel=block,
+                          build_dir=folder / simulator, test_dir=test_dir, testcase=testcase,
+                          seed=seed, extra_env=env, plusargs=plusargs)
+    # Under pytest the runner has already failed the test; called from a script, it has not.
+    from cocotb_tools.check_results import get_results
+    tests, failed = get_results(results)
+    assert tests and not failed, f"{failed} of {tests} cocotb test(s) failed; see {test_dir}"
