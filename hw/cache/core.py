@@ -296,14 +296,16 @@ class CacheCore(wiring.Component):
 
         lru      = Signal(g.sets * (g.ways - 1))
         # A store hit marks its line dirty here, without writing the tag memory, in the cycle
-        # after its lookup (with its data). Only then: ``s3_store_addr`` follows s2 in every
-        # cycle, including while s2 holds no access (a request payload without its valid), and
-        # a Verilog simulator writing even an unchanged value at an unknown row would make
-        # every dirty bit unknown.
+        # after its lookup (with its data). Each set ORs in the store's ways if it is the
+        # store's set: ``s3_store_addr`` follows s2 in every cycle, also while s2 holds no
+        # access (a request payload without its valid), and a set's own bits, unlike a read of
+        # ``dirty`` at that row, stay known in a Verilog simulation when the row is unknown.
         dirty    = Signal(g.sets * g.ways)
-        s3_store_dirty = dirty.word_select(s3_store_addr[g.word_bits:], g.ways)
-        with m.If(s3_store):
-            m.d.sync += s3_store_dirty.eq(s3_store_dirty | s3_store_ways)
+        s3_store_set = s3_store_addr[g.word_bits:]
+        for index in range(g.sets):
+            set_dirty = dirty.word_select(index, g.ways)
+            with m.If(s3_store_set == index):
+                m.d.sync += set_dirty.eq(set_dirty | s3_store_ways)
         # Every event reaches its counter a cycle late, from a register, so that no counter's
         # enable waits on the condition of its event; the counters shown include it already.
         counters    = Signal(CounterLayout())
