@@ -253,7 +253,7 @@ class AxiMemory:
         resp = self.error(write, addr) if self.error is not None else None
         return Resp.OKAY if resp is None else Resp(resp)
 
-    def _due(self):
+    def _deadline(self):
         return self.cycle + self.rng.randint(*self.latency)
 
     async def _clock(self):
@@ -266,18 +266,23 @@ class AxiMemory:
             ar = await self.ar.recv()
             self.accepted["ar"] += 1
             self.reads.setdefault(int(ar.arid), collections.deque()).append(
-                [self._due(), int(ar.araddr), int(ar.arlen) + 1, 1 << int(ar.arsize)])
+                [self._deadline(), int(ar.araddr), int(ar.arlen) + 1, 1 << int(ar.arsize)])
+
+    async def _due_ids(self, queues, source):
+        """Wait for a cycle in which ``source`` has room and the oldest transaction of some
+        ID in ``queues`` is due; return those IDs."""
+        while True:
+            await RisingEdge(self.clock)
+            if not source.full():
+                due = [id for id, queue in queues.items()
+                       if queue and queue[0][0] <= self.cycle]
+                if due:
+                    return due
 
     async def _answer_reads(self):
         current = None
         while True:
-            await RisingEdge(self.clock)
-            if self.r.full():
-                continue
-            ready = [id for id, queue in self.reads.items()
-                     if queue and queue[0][0] <= self.cycle]
-            if not ready:
-                continue
+            ready = await self._due_ids(self.reads, self.r)
             if current not in ready or (self.interleave and self.rng.random() < 0.5):
                 current = self.rng.choice(ready)
             queue = self.reads[current]
@@ -315,18 +320,11 @@ class AxiMemory:
                     resp = beat_resp
                 addr = addr - addr % size + size
             self.writes.setdefault(int(aw.awid), collections.deque()).append(
-                [self._due(), resp])
+                [self._deadline(), resp])
 
     async def _answer_writes(self):
         while True:
-            await RisingEdge(self.clock)
-            if self.b.full():
-                continue
-            ready = [id for id, queue in self.writes.items()
-                     if queue and queue[0][0] <= self.cycle]
-            if not ready:
-                continue
-            id = self.rng.choice(ready)
+            id = self.rng.choice(await self._due_ids(self.writes, self.b))
             _, resp = self.writes[id].popleft()
             b = self.b._transaction_obj()
             b.bid, b.bresp = id, resp.value

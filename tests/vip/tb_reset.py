@@ -16,7 +16,8 @@ from harness import ports, start
 
 @cocotb.test()
 async def outputs_after_reset(dut):
-    """Record every output in the cycle after reset (``start`` fails on X or Z)."""
+    """Write every output's value in the cycle after reset to a file (``start`` fails on an
+    X or Z)."""
     await start(dut, inputs={port["name"]: 0 for port in ports()["ports"]
                              if port["direction"] == "input"})
     values = {port["name"]: str(getattr(dut, port["name"]).value)
