@@ -32,7 +32,7 @@ from dmabuf_soc.hw.bus.axi import AXI4LiteSignature
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.unused import never_elaborated
 from dmabuf_soc.sw import cli, netlist
-from dmabuf_soc.sw.machine.cxxrtl.builder import CACHE_ENV
+from dmabuf_soc.sw.machine.cxxrtl.builder import cache_dir
 
 __all__ = ["VIP_DIR", "SIMULATOR_ENV", "verilog", "build", "run", "verilator_environment"]
 
@@ -71,10 +71,8 @@ def _ports_json(top):
 
 
 def _cache_root():
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / "vip"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dmabuf-soc" / "vip"
+    # Beside the compiled backend's builds (``cache_dir()`` is its ``cxxrtl`` folder).
+    return cache_dir().parent / "vip"
 
 
 def _design_key(block, config):
