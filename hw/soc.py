@@ -12,7 +12,7 @@ from .config import SocConfig
 from .cache.cache import Cache
 from .cache.geometry import CacheGeometry
 from .cpu.port import CpuPortSignature
-from .ddr.model import DDRModel
+from .ddr.model import DDRControlSignature, DDRModel
 from .dma.channel import DMAChannel
 from .smmu.smmu import SMMU
 from .ident.ident import Ident
@@ -77,6 +77,10 @@ class Soc(wiring.Component):
     mem : ``Out(AXI4Signature(...))``
         Only with ``memory="port"``: towards the memory controller, covering
         :attr:`SocConfig.ddr_span`; IDs carry the manager index above the manager's ID.
+    ddr_ctrl : ``In(DDRControlSignature(...))``
+        Only with ``memory="model"``: the DDR model's error injection windows, driven by the
+        simulation (:meth:`~dmabuf_soc.sw.machine.base.Machine.set_error_window`); a port of
+        the top so that every simulator, compiled ones included, can drive them.
     irq : ``Out(8)``
         Interrupt lines, numbered as :data:`IRQ_LINES`.
     cycle : ``Out(64)``
@@ -149,6 +153,9 @@ class Soc(wiring.Component):
             members["ext"] = In(manager).array(config.external_managers)
         if memory == "port":
             members["mem"] = Out(memory_signature)
+        else:
+            members["ddr_ctrl"] = In(DDRControlSignature(addr_width=config.addr_width,
+                                                         windows=len(self.ddr.ctrl.windows)))
         super().__init__(members)
 
     @property
@@ -185,6 +192,7 @@ class Soc(wiring.Component):
         if self.ddr is not None:
             m.submodules.ddr = self.ddr
             links["memory"] = (self.interconnect.subordinates[0], self.ddr.bus)
+            links["ddr_ctrl"] = (wiring.flipped(self.ddr_ctrl), self.ddr.ctrl)
         else:
             links["memory"] = (self.interconnect.subordinates[0], wiring.flipped(self.mem))
         links["mmio"] = (wiring.flipped(self.mmio), self.mmio_decoder.bus)

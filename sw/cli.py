@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .machine.backends import BACKENDS
+from .machine.backends import CHOICES, COMPILED
 
 __all__ = ["main"]
 
@@ -104,13 +104,16 @@ def _verilog_header(block, top, config):
 
 def _run_scenario(name, args):
     from . import scenarios
+    from .machine.backends import choose
     try:
         scenario = scenarios.load(name)
     except KeyError as error:
         raise SystemExit(f"dmabuf-soc: {error.args[0]}") from None
     start = time.monotonic()
-    result = scenario.run(config=_config_from(args), backend=args.backend, vcd=args.vcd,
-                          progress=_Progress())
+    config = _config_from(args)
+    backend = choose(args.backend, config, vcd=args.vcd is not None)
+    result = scenario.run(config=config, backend=backend, vcd=args.vcd, progress=_Progress())
+    result.setdefault("backend", backend)
     result.setdefault("wall_seconds", round(time.monotonic() - start, 3))
     if args.json:
         print(json.dumps(result, sort_keys=True))
@@ -153,13 +156,90 @@ def _cmd_bench(args):
         module = bench.load(args.name)
     except KeyError as error:
         raise SystemExit(f"dmabuf-soc: {error.args[0]}") from None
-    result = module.run(backend=args.backend, progress=_Progress(),
+    backend = args.backend
+    if backend not in module.BACKENDS:
+        if backend != "auto":
+            raise SystemExit(f"dmabuf-soc bench {args.name}: runs on "
+                             f"{' or '.join(module.BACKENDS)}, not {backend}")
+        backend = module.BACKENDS[0]
+    result = module.run(backend=backend, progress=_Progress(),
                         **_bench_parameters(module.run, args))
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         for key, value in result.items():
             print(f"{key:>32}: {value}")
+    return 0
+
+
+class _BuildBar:
+    """A compiled build's progress on standard error: on a terminal, a bar that fills over the
+    time the build is expected to take, redrawn every half second; otherwise one line per
+    step."""
+
+    WIDTH = 30
+
+    def __init__(self, expected, stream=sys.stderr):
+        import threading
+        self._expected = expected
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._start = time.monotonic()
+        self._step = ""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._redraw, daemon=True) if self._tty else None
+        if self._thread:
+            self._thread.start()
+
+    def _line(self):
+        elapsed = time.monotonic() - self._start
+        filled = min(self.WIDTH, int(self.WIDTH * elapsed / self._expected))
+        return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {elapsed:.0f} s of about "
+                f"{self._expected:.0f} s: {self._step}")
+
+    def _redraw(self):
+        while not self._done.wait(0.5):
+            self._stream.write("\r\033[K" + self._line())
+            self._stream.flush()
+
+    def __call__(self, step):
+        self._step = step
+        if not self._tty:
+            self._stream.write(f"{time.monotonic() - self._start:.0f} s: {step}\n")
+            self._stream.flush()
+
+    def close(self):
+        self._done.set()
+        if self._thread:
+            self._thread.join()
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+
+
+def _cmd_build(args):
+    from .machine.backends import compiled_backend
+    config = _config_from(args)
+    names = COMPILED if args.backend == "all" else (args.backend,)
+    for name in names:
+        package = compiled_backend(name)
+        if not package.available():
+            raise SystemExit(f"dmabuf-soc build: the {name} backend cannot be built on this "
+                             f"machine (it needs g++ and make, and its Python package)")
+        found = package.cached(config, trace=args.trace)
+        if found is not None:
+            print(f"{name}: cached, built in {found.seconds:.0f} s ({found.library})")
+            continue
+        expected = package.builder.expected_seconds()
+        print(f"{name}: building, which takes about {expected:.0f} s on this machine",
+              file=sys.stderr)
+        bar = _BuildBar(expected)
+        try:
+            built = package.build(config, trace=args.trace, progress=bar)
+        except package.BuildError as error:
+            raise SystemExit(f"dmabuf-soc build: {error}") from None
+        finally:
+            bar.close()
+        print(f"{name}: built in {built.seconds:.0f} s ({built.library})")
     return 0
 
 
@@ -196,9 +276,10 @@ def _parser():
         if name == "sim":
             sub.add_argument("scenario", nargs="?", help="scenario name")
             sub.add_argument("--list", action="store_true", help="list the scenarios")
-        sub.add_argument("--backend", choices=BACKENDS, default="pysim",
-                         help="simulation backend: pysim (Amaranth's built-in, the default) "
-                              "or cxxrtl (compiled with the system's C++ compiler)")
+        sub.add_argument("--backend", choices=CHOICES, default="auto",
+                         help="simulation backend: auto (the default: the fastest whose build "
+                              "is cached, else pysim), pysim (Amaranth's built-in), verilator "
+                              "or cxxrtl (compiled models; `dmabuf-soc build` makes them)")
         sub.add_argument("--vcd", metavar="FILE", help="write waveforms to FILE")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
         with_config(sub)
@@ -208,12 +289,21 @@ def _parser():
     bench.add_argument("name", nargs="?", help="benchmark name (omit to list them)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--backend", choices=BACKENDS, default="pysim",
-                       help="simulation backend (default: pysim)")
+    bench.add_argument("--backend", choices=CHOICES, default="auto",
+                       help="simulation backend (default: auto, as for sim)")
     bench.add_argument("--set", action="append", metavar="NAME=VALUE",
                        help="change one integer parameter of the benchmark "
                             "(e.g. copy_bytes=0x4000 for smmu); repeatable")
     bench.set_defaults(func=_cmd_bench)
+
+    build = commands.add_parser("build", help="build a compiled model of the SoC ahead of "
+                                              "its first run (cached)")
+    build.add_argument("--backend", choices=(*COMPILED, "all"), default="verilator",
+                       help="compiled backend to build (default: verilator, the fastest)")
+    build.add_argument("--trace", action="store_true",
+                       help="the build that can write a VCD (--vcd), for verilator")
+    with_config(build)
+    build.set_defaults(func=_cmd_build)
 
     from .synth.cli import add_parser as add_synth_parser
     add_synth_parser(commands)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import yowasp
 
-__all__ = ["PREPARE", "PURGE", "NetlistError", "order_ports", "run_yosys", "verilog"]
+__all__ = ["PREPARE", "PURGE", "MUX_TREES", "NetlistError", "order_ports", "run_yosys", "verilog"]
 
 #: The yosys passes run on a design's RTLIL before it is written out.
 PREPARE = "proc; flatten; opt; splitnets -driver; opt_clean"
@@ -72,11 +72,18 @@ def order_ports(rtlil_text, top, order):
     return rtlil_text[:start] + module + rtlil_text[end:]
 
 
-def verilog(rtlil_text, *, header=""):
+#: For a simulator that evaluates every expression each cycle (Verilator): each parallel
+#: multiplexer (``$pmux``, which ``write_verilog`` writes as a function with a ``casez`` over
+#: the concatenation of all its inputs, hundreds of bits wide) becomes a tree of two-way
+#: multiplexers, and the nets only they used go.
+MUX_TREES = "pmuxtree; opt_clean"
+
+
+def verilog(rtlil_text, *, header="", passes=""):
     """Verilog of the design in ``rtlil_text`` (its top module as Amaranth named it), after
-    :data:`PREPARE`, without yosys's attributes; ``header`` (lines of text) goes first, as a
-    comment."""
-    text, = run_yosys(rtlil_text, f"{PREPARE}; {PURGE}; write_verilog -noattr design.v",
-                      ["design.v"])
+    :data:`PREPARE` and the yosys commands ``passes`` (:data:`MUX_TREES`, say), without
+    yosys's attributes; ``header`` (lines of text) goes first, as a comment."""
+    script = f"{PREPARE}; {passes + '; ' if passes else ''}{PURGE}; write_verilog -noattr design.v"
+    text, = run_yosys(rtlil_text, script, ["design.v"])
     comment = "".join(f"// {line}".rstrip() + "\n" for line in header.splitlines())
     return comment + ("\n" if comment else "") + text

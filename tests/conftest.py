@@ -1,26 +1,37 @@
 """Shared pytest configuration: ``--run-slow`` enables the tests marked ``slow``;
-``--cxxrtl`` adds the compiled backend to the co-verification tests."""
+``--compiled`` adds the compiled backends (``--compiled verilator`` or ``--compiled cxxrtl``
+one of them) to the co-verification tests."""
 
 import os
 
 import pytest
 
-from dmabuf_soc.sw.machine.cxxrtl.builder import DISABLE_ENV
+from dmabuf_soc.sw.machine.cxxrtl.builder import DISABLE_ENV as NO_CXXRTL
+from dmabuf_soc.sw.machine.verilator.builder import DISABLE_ENV as NO_VERILATOR
+
+#: What ``--compiled`` takes, and the backends each choice turns on.
+COMPILED_CHOICES = {"all": ("verilator", "cxxrtl"), "verilator": ("verilator",),
+                    "cxxrtl": ("cxxrtl",)}
+_DISABLE = {"verilator": NO_VERILATOR, "cxxrtl": NO_CXXRTL}
 
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False,
                      help="also run the tests marked slow (long random soaks)")
-    parser.addoption("--cxxrtl", action="store_true", default=False,
-                     help="also run the co-verification tests on the compiled CXXRTL backend "
-                          "(the first run builds the SoC with the C++ compiler: minutes)")
+    parser.addoption("--compiled", nargs="?", const="all", default=None,
+                     choices=sorted(COMPILED_CHOICES),
+                     help="also run the co-verification tests on the compiled backends (all, "
+                          "or the one named); the first run builds each model: a minute for "
+                          "Verilator, minutes for CXXRTL")
 
 
 def pytest_configure(config):
-    # Without --cxxrtl the compiled backend counts as unavailable, so the co-verification
-    # tests run on the built-in simulator alone and the default run stays short.
-    if not config.getoption("--cxxrtl"):
-        os.environ[DISABLE_ENV] = "1"
+    # A compiled backend not asked for counts as unavailable, so the co-verification tests
+    # run on the built-in simulator alone and the default run stays short.
+    chosen = COMPILED_CHOICES.get(config.getoption("--compiled"), ())
+    for backend, variable in _DISABLE.items():
+        if backend not in chosen:
+            os.environ[variable] = "1"
 
 
 def pytest_collection_modifyitems(config, items):

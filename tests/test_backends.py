@@ -1,8 +1,10 @@
 """Co-verification on every available backend: the same scenarios on the built-in simulator
-and on the compiled CXXRTL model, which must agree cycle for cycle and byte for byte.
+and on the compiled models (Verilator, CXXRTL), which must agree cycle for cycle and byte for
+byte.
 
-The compiled backend joins when a C++ compiler is present (its first run builds the model,
-which later runs load from the cache); otherwise only pysim runs.
+The compiled backends join with ``--compiled`` (their first run builds the model, which later
+runs load from the cache); otherwise only pysim runs. Every scenario of ``dmabuf-soc sim``
+is compared too: the short ones by default, all of them with ``--run-slow``.
 """
 
 import functools
@@ -14,14 +16,16 @@ from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.soc import IRQ_LINES
 from dmabuf_soc.sw.bench.sim import dma_copy
 from dmabuf_soc.sw.ident import SOC_ID
-from dmabuf_soc.sw.machine.backends import BACKENDS, available_backends, simulate
+from dmabuf_soc.sw import scenarios
+from dmabuf_soc.sw.machine.backends import BACKENDS, available_backends, choose, simulate
 from dmabuf_soc.sw.machine.base import BusError, Machine, MachineTimeout
 from dmabuf_soc.sw.regs import RegisterBank
 from dmabuf_soc.sw.scenarios.platform import bring_up
 
 AVAILABLE = available_backends()
-needs_both = pytest.mark.skipif("cxxrtl" not in AVAILABLE,
-                                reason="the compiled backend is off (run with --cxxrtl; it needs a C++ compiler)")
+COMPILED = AVAILABLE[1:]
+needs_compiled = pytest.mark.skipif(not COMPILED, reason="the compiled backends are off "
+                                    "(run with --compiled; they need a C++ compiler)")
 
 
 async def machine_rules(machine):
@@ -107,6 +111,12 @@ class InterfaceOnly(Machine):
     async def poke(self, addr, data):
         await self._machine.poke(addr, data)
 
+    async def set_error_window(self, index, **window):
+        await self._machine.set_error_window(index, **window)
+
+    async def clear_error_window(self, index):
+        await self._machine.clear_error_window(index)
+
 
 async def coverification(machine):
     """The scenarios the backends must agree on, in one run (the built-in simulator takes
@@ -132,8 +142,32 @@ def backend(request):
 
 def test_backend_names():
     assert AVAILABLE[0] == "pysim" and set(AVAILABLE) <= set(BACKENDS)
-    with pytest.raises(ValueError, match="Unknown backend 'verilator'"):
-        simulate(bring_up, backend="verilator")
+    with pytest.raises(ValueError, match="Unknown backend 'icarus'"):
+        simulate(bring_up, backend="icarus")
+
+
+def test_auto_takes_a_cached_build_or_pysim_and_says_which(monkeypatch):
+    from dmabuf_soc.sw.machine import backends
+    said = []
+    for name in backends.COMPILED:
+        package = backends.compiled_backend(name)
+        monkeypatch.setattr(package, "available", lambda: True)
+        monkeypatch.setattr(package, "cached", lambda config, trace=False: None)
+    assert choose("auto", SocConfig(), notice=said.append) == "pysim"
+    assert "dmabuf-soc build --backend verilator" in said[-1]
+    cxxrtl = backends.compiled_backend("cxxrtl")
+    monkeypatch.setattr(cxxrtl, "cached", lambda config, trace=False: "a build")
+    assert choose("auto", SocConfig(), notice=said.append) == "cxxrtl"
+    assert "running on cxxrtl" in said[-1]
+    verilator = backends.compiled_backend("verilator")
+    monkeypatch.setattr(verilator, "cached",
+                        lambda config, trace=False: None if trace else "a build")
+    assert choose("auto", SocConfig(), notice=said.append) == "verilator"
+    # A waveform needs Verilator's trace build: CXXRTL's build has it.
+    assert choose("auto", SocConfig(), vcd=True, notice=said.append) == "cxxrtl"
+    assert choose("pysim", SocConfig(), notice=said.append) == "pysim"
+    with pytest.raises(ValueError, match="Unknown backend 'fast'"):
+        choose("fast")
 
 
 def test_platform_bring_up(backend):
@@ -157,7 +191,29 @@ def test_machine_rules(backend):
     assert trace["cached load"][3:32] == trace["uncached load"][5:34]
 
 
-@needs_both
+@needs_compiled
+@pytest.mark.parametrize("compiled", COMPILED)
 @pytest.mark.parametrize("name", ["machine_rules", "platform", "dma_copy"])
-def test_backends_agree(name):
-    assert outcome("cxxrtl")[name] == outcome("pysim")[name]
+def test_backends_agree(compiled, name):
+    assert outcome(compiled)[name] == outcome("pysim")[name]
+
+
+#: The scenarios short enough on pysim for the default run (the others take minutes there).
+SHORT_SCENARIOS = {"platform", "mmap_sync"}
+
+
+def _report(name, backend):
+    report = scenarios.load(name).run(config=SocConfig(), backend=backend)
+    report.pop("wall_seconds", None)
+    return report
+
+
+@needs_compiled
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=() if name in SHORT_SCENARIOS else pytest.mark.slow)
+    for name in scenarios.available()])
+def test_scenario_reports_agree(name):
+    reference = _report(name, "pysim")
+    assert reference.get("ok", True)
+    for compiled in COMPILED:
+        assert _report(name, compiled) == reference, compiled

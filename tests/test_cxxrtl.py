@@ -1,6 +1,7 @@
-"""The compiled backend's own parts: the build cache, memory initialisers, VCD output, the
-scenario runner and the machine's argument checks. Co-verification against the built-in
-simulator is in test_backends.py."""
+"""The CXXRTL backend and what the compiled backends share: the build cache, memory
+initialisers, VCD output, the scenario runner and the machine's argument checks.
+Co-verification against the built-in simulator is in test_backends.py; the Verilator
+backend's own parts are in test_verilator.py."""
 
 import asyncio
 
@@ -14,10 +15,11 @@ from amaranth.lib.wiring import In, Out
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.sw.machine import cxxrtl
 from dmabuf_soc.sw.machine.cxxrtl import builder as builder
-from dmabuf_soc.sw.machine.cxxrtl.machine import run_until_complete
+from dmabuf_soc.sw.machine.compiled import cache, design
+from dmabuf_soc.sw.machine.compiled.machine import CompiledMachine, run_until_complete
 
-needs_compiler = pytest.mark.skipif(not cxxrtl.available(),
-                                    reason="the compiled backend is off (run with --cxxrtl; it needs a C++ compiler)")
+needs_compiler = pytest.mark.skipif(not cxxrtl.available(), reason="the CXXRTL backend is off "
+                                    "(run with --compiled; it needs a C++ compiler)")
 
 
 class TwoMemories(wiring.Component):
@@ -38,18 +40,49 @@ class TwoMemories(wiring.Component):
 def test_zero_memory_initialisers_are_dropped():
     text = rtlil.convert(TwoMemories(), name="top")
     assert text.count("$meminit_v2") == 2
-    stripped = builder._drop_zero_meminit(text)
+    stripped = design.drop_zero_meminit(text)
     assert stripped.count("$meminit_v2") == 1
     assert "01011010" in stripped              # 0x5A of the pattern memory is kept
     assert stripped.replace(" ", "").count("cell") == text.replace(" ", "").count("cell") - 1
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(builder.CACHE_ENV, str(tmp_path / "mine"))
+    from dmabuf_soc.sw.machine.verilator import builder as verilator_builder
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "mine"))
     assert builder.cache_dir() == tmp_path / "mine" / "cxxrtl"
-    monkeypatch.delenv(builder.CACHE_ENV)
+    assert verilator_builder.cache_dir() == tmp_path / "mine" / "verilator"
+    monkeypatch.delenv(cache.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert builder.cache_dir() == tmp_path / "xdg" / "dmabuf-soc" / "cxxrtl"
+
+
+def test_cached_build_is_found_without_generating(tmp_path):
+    assert cache.lookup(tmp_path, "abc") is None
+    calls = []
+
+    def generate():
+        calls.append("generate")
+        return "key", "design"
+
+    def compile(workdir, design):
+        calls.append(design)
+        (workdir / cache.LIBRARY).write_bytes(b"")
+
+    first = cache.build_cached(tmp_path, "abc", generate, compile)
+    assert not first.cached and calls == ["generate", "design"]
+    again = cache.build_cached(tmp_path, "abc", generate, compile)
+    assert again.cached and again.library == first.library and len(calls) == 2
+    assert cache.lookup(tmp_path, "abc") == again
+    # Other sources that generate the same design reuse its library.
+    other = cache.build_cached(tmp_path, "def", generate, compile)
+    assert other.cached and calls == ["generate", "design", "generate"]
+    assert cache.expected_seconds(tmp_path, 99) == first.seconds
+    assert cache.expected_seconds(tmp_path / "none", 99) == 99
+
+
+def test_compiled_machine_names_its_backends():
+    with pytest.raises(ValueError, match="one of cxxrtl, verilator, not 'pysim'"):
+        CompiledMachine("pysim")
 
 
 def test_sources_key_covers_the_config():

@@ -12,7 +12,6 @@ import pytest
 
 from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.config import SocConfig
-from dmabuf_soc.hw.ddr.backdoor import clear_error_window, set_error_window
 from dmabuf_soc.hw.soc import Soc
 from dmabuf_soc.sw.copy_engine import CopyEngine
 from dmabuf_soc.sw.dmabuf.resv import DmaResvUsage
@@ -44,14 +43,14 @@ def test_dma_error_signals_the_fence_with_eio_and_the_channel_recovers():
             dst = s.get(await s.alloc("system", 4096))
             (page, _), = dst.priv.blocks
             await machine.poke((src.priv.blocks[0][0]).phys, pattern(4096, seed=9))
-            await set_error_window(machine.ctx, machine.soc.ddr, 0, base=page.phys + 0x800,
-                                   size=64, resp=Resp.SLVERR, read=False)
+            await machine.set_error_window(0, base=page.phys + 0x800, size=64,
+                                           resp=Resp.SLVERR, read=False)
             engine = CopyEngine(p.devices["dma0"], p.channels["dma0"])
             job = await engine.copy(src, dst)
             assert dst.resv.iter(DmaResvUsage.WRITE)[0][0] is job.fence
             assert await job.wait() == -errno.EIO
             assert job.fence.error == -errno.EIO
-            await clear_error_window(machine.ctx, machine.soc.ddr, 0)
+            await machine.clear_error_window(0)
             # The channel was reset: the same job runs again, fine this time.
             await job.start()
             assert await job.finish() == 1

@@ -9,7 +9,6 @@ from dmabuf_soc.hw.bus.axi import Burst, Resp
 from dmabuf_soc.hw.bus.checker import AXI4Checker, AXI4LiteChecker
 from dmabuf_soc.hw.bus.sim import AXI4Manager, ReferenceMemory, burst_beats
 from dmabuf_soc.hw.config import SocConfig
-from dmabuf_soc.hw.ddr.backdoor import clear_error_window, set_error_window
 from dmabuf_soc.hw.ident.ident import package_version
 from dmabuf_soc.hw.soc import Soc
 from dmabuf_soc.hw.unused import never_elaborated
@@ -157,12 +156,11 @@ def test_error_windows_and_unmapped_addresses_are_reported():
     low = config.banks[0]
 
     async def scenario(machine):
-        ctx, ddr = machine.ctx, machine.soc.ddr
         seen = {}
         await machine.poke(low.base + 0x3000, bytes(range(16)))
         for index, resp in enumerate((Resp.SLVERR, Resp.DECERR)):
-            await set_error_window(ctx, ddr, index, base=low.base + 0x3000 + 8 * index, size=8,
-                                   resp=resp)
+            await machine.set_error_window(index, base=low.base + 0x3000 + 8 * index, size=8,
+                                           resp=resp)
         for index in range(2):
             addr = low.base + 0x3000 + 8 * index
             with pytest.raises(BusError, match="bus error"):
@@ -171,7 +169,7 @@ def test_error_windows_and_unmapped_addresses_are_reported():
                 await machine.load(addr, 8, cacheable=False)
         seen["memory_untouched"] = await machine.peek(low.base + 0x3000, 16) == bytes(range(16))
         for index in range(2):
-            await clear_error_window(ctx, ddr, index)
+            await machine.clear_error_window(index)
         assert await machine.load(low.base + 0x3000, 16, cacheable=False) == bytes(range(16))
         # Between the banks (the DDR model decodes) and outside DDR (the interconnect does).
         for addr in (low.end + 0x1000, 0x10_0000):

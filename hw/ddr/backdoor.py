@@ -16,7 +16,8 @@ from ..bus.axi import Resp
 from ..config import Bank, SocConfig
 from .model import DDRModel
 
-__all__ = ["RowSpan", "row_spans", "peek", "poke", "set_error_window", "clear_error_window"]
+__all__ = ["RowSpan", "row_spans", "peek", "poke", "check_window_index", "error_window",
+           "set_error_window", "clear_error_window"]
 
 
 class RowSpan(NamedTuple):
@@ -125,31 +126,51 @@ async def poke(ctx, ddr, addr, data):
         ctx.set(row, int.from_bytes(data[span.offset:span.offset + span.length], "little"))
 
 
-def _check_window_index(ddr, index):
-    _check_model(ddr)
-    count = len(ddr.ctrl.windows)
-    if not isinstance(index, int) or not 0 <= index < count:
-        raise ValueError(f"Error window index must be from 0 to {count - 1}, not {index!r}")
+def _window_controls(target):
+    """The config and error windows of ``target``: a :class:`DDRModel` (its ``ctrl``) or the
+    SoC around one (its ``ddr_ctrl`` port, which drives the model's)."""
+    if isinstance(target, DDRModel):
+        return target.config, target.ctrl.windows
+    if isinstance(getattr(target, "ddr", None), DDRModel) and hasattr(target, "ddr_ctrl"):
+        return target.config, target.ddr_ctrl.windows
+    raise TypeError(f"Expected a DDRModel or a SoC with one, not {target!r}")
 
 
-async def set_error_window(ctx, ddr, index, *, base, size, resp=Resp.SLVERR, read=True,
-                           write=True):
-    """Answer ``resp`` to beats touching the ``size`` bytes at ``base``, for the directions
-    selected by ``read`` and ``write``, through error window ``index`` of ``ddr.ctrl``."""
-    _check_window_index(ddr, index)
+def check_window_index(windows, index):
+    """Raise :exc:`ValueError` unless ``index`` names one of ``windows`` error windows."""
+    if not isinstance(index, int) or not 0 <= index < windows:
+        raise ValueError(f"Error window index must be from 0 to {windows - 1}, not {index!r}")
+
+
+def error_window(config, *, base, size, resp=Resp.SLVERR, read=True, write=True):
+    """The value of an enabled :class:`~.model.ErrorWindowLayout` answering ``resp`` to the
+    beats touching the ``size`` bytes at ``base``, for the directions ``read`` and ``write``;
+    the arguments checked."""
     resp = Resp(resp)
     if resp not in (Resp.SLVERR, Resp.DECERR):
         raise ValueError(f"Error window response must be SLVERR or DECERR, not {resp!r}")
     if not isinstance(base, int) or base < 0:
         raise ValueError(f"Window base must be a non-negative integer, not {base!r}")
-    if not isinstance(size, int) or size < 1 or base + size > 1 << ddr.config.addr_width:
+    if not isinstance(size, int) or size < 1 or base + size > 1 << config.addr_width:
         raise ValueError(f"Window size must be a positive integer keeping the window in the "
-                         f"{ddr.config.addr_width}-bit address space, not {size!r}")
-    ctx.set(ddr.ctrl.windows[index], {"enable": 1, "read": bool(read), "write": bool(write),
-                                      "resp": resp, "base": base, "limit": base + size - 1})
+                         f"{config.addr_width}-bit address space, not {size!r}")
+    return {"enable": 1, "read": bool(read), "write": bool(write), "resp": resp,
+            "base": base, "limit": base + size - 1}
+
+
+async def set_error_window(ctx, ddr, index, *, base, size, resp=Resp.SLVERR, read=True,
+                           write=True):
+    """Answer ``resp`` to beats touching the ``size`` bytes at ``base``, for the directions
+    selected by ``read`` and ``write``, through error window ``index`` of ``ddr`` (a
+    :class:`DDRModel`, or the SoC whose ``ddr_ctrl`` port drives one)."""
+    config, windows = _window_controls(ddr)
+    check_window_index(len(windows), index)
+    ctx.set(windows[index], error_window(config, base=base, size=size, resp=resp, read=read,
+                                         write=write))
 
 
 async def clear_error_window(ctx, ddr, index):
-    """Disable error window ``index`` of ``ddr.ctrl``."""
-    _check_window_index(ddr, index)
-    ctx.set(ddr.ctrl.windows[index].enable, 0)
+    """Disable error window ``index`` of ``ddr`` (as for :func:`set_error_window`)."""
+    _, windows = _window_controls(ddr)
+    check_window_index(len(windows), index)
+    ctx.set(windows[index].enable, 0)

@@ -32,6 +32,10 @@ def _build(geometry, config):
     return m, cache, cycle
 
 
+#: The backends this benchmark runs on.
+BACKENDS = ("pysim",)
+
+
 def run(*, backend="pysim", progress=None):
     if backend != "pysim":
         raise ValueError(f"The cache benchmark runs on the 'pysim' backend only, "

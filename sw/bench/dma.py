@@ -122,6 +122,10 @@ def _driver_run(segments, data, *, use_descriptors):
     return result
 
 
+#: The backends this benchmark runs on.
+BACKENDS = ("pysim",)
+
+
 def run(*, backend="pysim", progress=None):
     if backend != "pysim":
         raise ValueError(f"The DMA benchmark runs on the 'pysim' backend, not {backend!r}")

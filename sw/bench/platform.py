@@ -76,6 +76,10 @@ def measure(config=None, *, burst_beats=256, total_bytes=64 * 1024, progress=Non
     return results, cycles, time.monotonic() - start
 
 
+#: The backends this benchmark runs on.
+BACKENDS = ("pysim",)
+
+
 def run(*, backend="pysim", progress=None):
     if backend != "pysim":
         raise ValueError(f"Backend {backend!r} is not available for this benchmark")

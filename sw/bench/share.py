@@ -17,6 +17,7 @@ second) this takes hours; ``backend="cxxrtl"`` runs the compiled model.
 """
 
 from ..copy_engine import CopyEngine
+from ..machine.backends import CHOICES, choose
 from ..mm.page_alloc import PAGE_SIZE
 from ..scenarios._e2e import counter_delta, pattern, session
 from ..scenarios._run import run_scenario
@@ -70,6 +71,7 @@ async def _transfers(machine, *, progress=None, size):
 def measure(*, backend="pysim", progress=None, size=MiB, config=None):
     """Both runs for buffers of ``size`` bytes; returns the figures."""
     config = bench_config(size) if config is None else config
+    backend = choose(backend, config)
     demo = run_scenario(story, config=config, backend=backend, vcd=None, progress=progress,
                         size=size, reset_zeroed=False, ring_descriptors=size // PAGE_SIZE + 2)
     transfers = run_scenario(_transfers, config=config, backend=backend, vcd=None,
@@ -83,6 +85,10 @@ def measure(*, backend="pysim", progress=None, size=MiB, config=None):
         "demo_cache": demo["cache"],
         "transfers": transfers,
     }
+
+
+#: The backends this benchmark runs on.
+BACKENDS = CHOICES
 
 
 def run(*, backend="pysim", progress=None):

@@ -1,12 +1,14 @@
-"""Simulation speed: the same DMA-heavy driver scenario on the built-in simulator and on the compiled (CXXRTL) model.
+"""Simulation speed: the same DMA-heavy driver scenario on every backend, the built-in simulator and the compiled models.
 
 The scenario is an end-to-end transfer with the driver in Python: a scatter-gather copy of
 64 KiB in scattered 4 KiB pages from the low DDR bank to the high one by DMA channel 0 (the
 descriptors written by the CPU through uncached stores, completion by interrupt), checked
 through the DDR backdoor. Speeds are simulated cycles per wall-clock second of the scenario
-(model construction and build excluded); ``speedup`` is their ratio, and the two backends
-must agree on the cycle count. ``build_seconds`` is the one-off cost of the compiled model
-(conversion and compile; a cached build reports the time it took when it was made).
+(model construction and build excluded); ``<backend>_over_pysim`` and
+``verilator_over_cxxrtl`` are their ratios, and every backend must agree on the cycle count
+and the bytes (``cycles_agree``). ``<backend>_build_seconds`` is the one-off cost of a compiled
+model (conversion and compile; a cached build reports the time it took when it was made).
+A compiled backend this machine cannot build (no compiler) is left out of ``backends``.
 """
 
 import hashlib
@@ -15,7 +17,7 @@ import time
 
 from ...hw.soc import IRQ_LINES
 from ..dma.channel import DmaChannel
-from ..machine.backends import simulate
+from ..machine.backends import CHOICES, COMPILED, compiled_backend, simulate
 from ..regs import RegisterBank, register_map
 
 __all__ = ["dma_copy", "run"]
@@ -78,42 +80,56 @@ def _timed(backend, length):
     return summary, timing
 
 
-def run(*, backend="pysim", progress=None, length=64 * 1024, repeat=20):
-    """Measure both backends on :func:`dma_copy` of ``length`` bytes (``backend`` is not
-    used: both are always measured). The compiled model runs the scenario ``repeat`` times,
+#: The backends this benchmark runs on: all of them, whatever ``--backend`` says.
+BACKENDS = CHOICES
+
+
+def run(*, backend="auto", progress=None, length=64 * 1024, repeat=20):
+    """Measure every available backend on :func:`dma_copy` of ``length`` bytes (``backend``
+    is not used: all are measured). Each compiled model runs the scenario ``repeat`` times,
     which its speed makes necessary for a steady figure."""
-    from ..machine.cxxrtl import build
-    steps = 3
+    compiled = [name for name in COMPILED if compiled_backend(name).available()]
+    steps = 2 * len(compiled) + 2
 
     def step(done, what):
         if progress is not None:
             progress(done, steps, what)
 
-    step(0, "building the compiled model (cached after the first time)")
-    built = build()
-    # Compiled once per process, like the model: not part of either backend's speed.
+    builds = {}
+    for index, name in enumerate(compiled):
+        step(index, f"building the {name} model (cached after the first time)")
+        builds[name] = compiled_backend(name).build()
+    # Compiled once per process, like the models: not part of any backend's speed.
     register_map()
-    # The compiled model runs first: after a pysim run, this process holds the simulator's
+    # The compiled models run first: after a pysim run, this process holds the simulator's
     # millions of objects, whose garbage-collector passes would slow the driver's Python.
-    step(1, f"compiled model ready (build took {built.seconds:.1f} s); running on cxxrtl")
-    cxxrtl_runs = [_timed("cxxrtl", length) for _ in range(repeat)]
-    cxxrtl, _ = cxxrtl_runs[0]
-    step(2, "running on pysim")
-    pysim, pysim_timing = _timed("pysim", length)
-    cxxrtl_cycles = sum(timing["cycles"] for _, timing in cxxrtl_runs)
-    cxxrtl_seconds = sum(timing["seconds"] for _, timing in cxxrtl_runs)
-    step(3, "done")
-    pysim_speed = pysim_timing["cycles"] / pysim_timing["seconds"]
-    cxxrtl_speed = cxxrtl_cycles / cxxrtl_seconds
-    return {
+    runs = {}
+    for index, name in enumerate(compiled):
+        step(len(compiled) + index, f"running on {name}")
+        runs[name] = [_timed(name, length) for _ in range(repeat)]
+    step(steps - 2, "running on pysim")
+    runs["pysim"] = [_timed("pysim", length)]
+    step(steps - 1, "done")
+
+    summaries = [summary for results in runs.values() for summary, _ in results]
+    speed = {name: sum(timing["cycles"] for _, timing in results) /
+             sum(timing["seconds"] for _, timing in results)
+             for name, results in runs.items()}
+    figures = {
         "scenario": f"dma_copy of {length} bytes in {length // PAGE} scattered pages",
-        "pysim_cycles": pysim_timing["cycles"],
-        "cxxrtl_cycles": cxxrtl_runs[0][1]["cycles"],
-        "cycles_agree": all(summary == pysim for summary, _ in cxxrtl_runs),
-        "data_correct": pysim["correct"] and cxxrtl["correct"],
-        "pysim_cycles_per_second": round(pysim_speed, 1),
-        "cxxrtl_cycles_per_second": round(cxxrtl_speed, 1),
-        "speedup": round(cxxrtl_speed / pysim_speed, 1),
-        "build_seconds": round(built.seconds, 1),
-        "build_cached": built.cached,
+        "backends": ["pysim", *compiled],
+        "cycles": runs["pysim"][0][1]["cycles"],
+        "cycles_agree": all(summary == summaries[0] for summary in summaries),
+        "data_correct": all(summary["correct"] for summary in summaries),
+        "pysim_cycles_per_second": round(speed["pysim"], 1),
     }
+    for name in compiled:
+        figures.update({
+            f"{name}_cycles_per_second": round(speed[name], 1),
+            f"{name}_over_pysim": round(speed[name] / speed["pysim"], 1),
+            f"{name}_build_seconds": round(builds[name].seconds, 1),
+            f"{name}_build_cached": builds[name].cached,
+        })
+    if len(compiled) == 2:
+        figures["verilator_over_cxxrtl"] = round(speed["verilator"] / speed["cxxrtl"], 2)
+    return figures

@@ -74,7 +74,7 @@ from ..dma_mapping.direction import DMA_BIT_MASK, DmaDirection
 from ..dma_mapping.mapping import DmaPlatform, dma_map_sgtable
 from ..iommu.arm_smmu import ArmSmmu
 from ..iommu.iommu import IOMMU_DOMAIN_DMA, iommu_attach_device, iommu_domain_alloc
-from ..machine.backends import simulate
+from ..machine.backends import CHOICES, choose, simulate
 from ..mm.kmem import KernelMemory
 from ..mm.memblock import Memblock
 from ..mm.page_alloc import GFP_KERNEL, PAGE_SIZE, PageAllocator
@@ -178,9 +178,11 @@ def measure_soc(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES,
     """The copies on the SoC (see the module docstring): their figures.
 
     ``progress(done, steps, what)`` is called after each of the three stages."""
-    return simulate(lambda machine: _soc_copies(machine, progress=progress, size=copy_bytes,
-                                                resident=resident_bytes, steps=steps),
-                    backend=backend, config=bench_config(max(copy_bytes, resident_bytes)))
+    config = bench_config(max(copy_bytes, resident_bytes))
+    return {"backend": choose(backend, config), **simulate(
+        lambda machine: _soc_copies(machine, progress=progress, size=copy_bytes,
+                                    resident=resident_bytes, steps=steps),
+        backend=backend, config=config)}
 
 
 class _Rig:
@@ -350,6 +352,10 @@ def measure_rig(*, progress=None, copy_bytes=RIG_COPY_BYTES, resident_bytes=RIG_
     for checker in rig.checkers.values():
         checker.assert_clean(idle=True)
     return result
+
+
+#: The backends this benchmark runs on.
+BACKENDS = CHOICES
 
 
 def run(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES):

@@ -1,20 +1,76 @@
-"""Choosing a simulation backend by name: ``--backend {pysim,cxxrtl}``.
+"""Choosing a simulation backend by name: ``--backend {auto,pysim,cxxrtl,verilator}``.
 
-``pysim`` is Amaranth's built-in simulator (always there); ``cxxrtl`` is the compiled model
-(needs a C++ compiler; the first run on a design builds it, later runs load it from the cache).
-Both run the same scenario to the same cycle counts.
+``pysim`` is Amaranth's built-in simulator (always there). ``cxxrtl`` and ``verilator`` are
+compiled models of the SoC (:mod:`.compiled`): the first run of a configuration builds one
+(minutes; ``dmabuf-soc build`` does it ahead), later runs load it from the cache. Verilator's
+model is the fastest, then CXXRTL's. Every backend runs the same scenario to the same cycle
+counts and the same bytes.
+
+``auto`` picks the fastest backend whose build of the configuration is cached, else pysim, and
+says in one line which it took and how to get a faster one (:func:`choose`).
 """
 
-__all__ = ["BACKENDS", "available_backends", "simulate"]
+import importlib
+import sys
+
+__all__ = ["BACKENDS", "COMPILED", "CHOICES", "available_backends", "compiled_backend",
+           "choose", "simulate"]
 
 #: Every backend, by name.
-BACKENDS = ("pysim", "cxxrtl")
+BACKENDS = ("pysim", "cxxrtl", "verilator")
+#: The compiled backends, fastest first.
+COMPILED = ("verilator", "cxxrtl")
+#: What ``--backend`` takes.
+CHOICES = ("auto", *BACKENDS)
+
+_said = set()
+
+
+def compiled_backend(name):
+    """The package of compiled backend ``name`` (``build``, ``cached``, ``available``,
+    ``simulate``)."""
+    if name not in COMPILED:
+        raise ValueError(f"Compiled backend must be one of {', '.join(COMPILED)}, "
+                         f"not {name!r}")
+    return importlib.import_module(f".{name}", __package__)
 
 
 def available_backends():
-    """The backends this machine can run (``cxxrtl`` only with a C++ compiler)."""
-    from .cxxrtl import available
-    return tuple(name for name in BACKENDS if name != "cxxrtl" or available())
+    """The backends this machine can run (the compiled ones need their tools)."""
+    return tuple(name for name in BACKENDS
+                 if name == "pysim" or compiled_backend(name).available())
+
+
+def _say_once(line):
+    if line not in _said:
+        _said.add(line)
+        print(line, file=sys.stderr)
+
+
+def choose(backend, config=None, *, vcd=False, notice=_say_once):
+    """The backend to run ``config``'s SoC on: ``backend`` itself, or for ``"auto"`` the
+    fastest compiled backend whose build of ``config`` (with waveforms if ``vcd``) is cached,
+    else ``"pysim"``; ``notice`` receives the line that says which and why."""
+    if backend not in CHOICES:
+        raise ValueError(f"Unknown backend {backend!r}; available: {', '.join(CHOICES)}")
+    if backend != "auto":
+        return backend
+    for name in COMPILED:
+        package = compiled_backend(name)
+        if package.available() and package.cached(config, trace=vcd) is not None:
+            notice(f"dmabuf-soc: running on {name}, whose build of this configuration is "
+                   f"cached")
+            return name
+    ready = [name for name in COMPILED if compiled_backend(name).available()]
+    if ready:
+        options = " --trace" if vcd and ready[0] == "verilator" else ""
+        notice(f"dmabuf-soc: running on pysim, the built-in simulator; "
+               f"`dmabuf-soc build --backend {ready[0]}{options}` (with the same --set "
+               f"options) compiles a model that runs this hundreds of times faster")
+    else:
+        notice("dmabuf-soc: running on pysim, the built-in simulator (no compiled backend: "
+               "they need g++ and make)")
+    return "pysim"
 
 
 def simulate(scenario, *, backend="pysim", config=None, vcd=None):
@@ -25,16 +81,15 @@ def simulate(scenario, *, backend="pysim", config=None, vcd=None):
     scenario : async callable
         Receives the backend's :class:`~.base.Machine`.
     backend : str
-        ``"pysim"`` or ``"cxxrtl"``.
+        ``"pysim"``, ``"cxxrtl"``, ``"verilator"``, or ``"auto"`` (:func:`choose`).
     config : SocConfig, optional
         Parameters of the SoC (the defaults if omitted).
     vcd : str or path, optional
         Write a VCD waveform of the whole run there.
     """
+    backend = choose(backend, config, vcd=vcd is not None)
     if backend == "pysim":
         from .pysim import simulate as backend_simulate
-    elif backend == "cxxrtl":
-        from .cxxrtl import simulate as backend_simulate
     else:
-        raise ValueError(f"Unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        backend_simulate = compiled_backend(backend).simulate
     return backend_simulate(scenario, config=config, vcd=vcd)

@@ -83,6 +83,31 @@ class Machine(abc.ABC):
     async def poke(self, addr, data):
         """Write ``data`` into DDR at physical ``addr`` through the backdoor."""
 
+    async def set_error_window(self, index, *, base, size, resp=None, read=True, write=True):
+        """Make the DDR model answer ``resp`` (SLVERR by default, or DECERR) to every beat
+        that touches the ``size`` bytes at physical ``base``, reads if ``read`` and writes if
+        ``write``, through its error window ``index``; a write beat so answered writes
+        nothing. For simulations only: the DDR model's windows are not hardware."""
+        from ...hw.bus.axi import Resp
+        from ...hw.ddr.backdoor import check_window_index, error_window
+        check_window_index(len(self.soc.ddr_ctrl.windows), index)
+        value = error_window(self.config, base=base, size=size,
+                             resp=Resp.SLVERR if resp is None else resp, read=read, write=write)
+        await self._drive_error_window(index, value)
+
+    async def clear_error_window(self, index):
+        """Disable the DDR model's error window ``index``."""
+        from ...hw.ddr.backdoor import check_window_index
+        check_window_index(len(self.soc.ddr_ctrl.windows), index)
+        await self._drive_error_window(index, None)
+
+    async def _drive_error_window(self, index, value):
+        """Drive error window ``index`` of the SoC's ``ddr_ctrl`` port with ``value`` (a
+        dict of :class:`~dmabuf_soc.hw.ddr.model.ErrorWindowLayout` fields), or disable it
+        (``None``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no DDR model to inject errors "
+                                  f"into")
+
     # Argument checks shared by the backends that drive a simulated ``Soc`` (``self.soc``).
 
     def _check_mmio(self, addr):

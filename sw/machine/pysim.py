@@ -47,6 +47,13 @@ class PysimMachine(Machine):
     def cycle(self):
         return self._ctx.get(self.soc.cycle)
 
+    async def _drive_error_window(self, index, value):
+        window = self.soc.ddr_ctrl.windows[index]
+        if value is None:
+            self._ctx.set(window.enable, 0)
+        else:
+            self._ctx.set(window, value)
+
     async def tick(self, n=1):
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"Cycle count must be a non-negative integer, not {n!r}")

@@ -9,7 +9,6 @@ reported to the CPU and leaves memory untouched.
 import random
 
 from ...hw.bus.axi import Resp
-from ...hw.ddr.backdoor import clear_error_window, set_error_window
 from ..ident import probe
 from ..machine.base import BusError
 from ._run import run_scenario
@@ -42,22 +41,20 @@ async def bring_up(machine, *, progress=None, seed=0):
             progress(step, steps, f"bank {bank.name!r}: {len(pattern)} bytes stored and "
                                   f"loaded back")
 
-    if hasattr(machine, "ctx"):
-        bank = machine.config.banks[0]
-        addr = bank.base + 0x2000
-        await machine.poke(addr, b"\x5a" * 8)
-        await set_error_window(machine.ctx, machine.soc.ddr, 0, base=addr, size=8,
-                               resp=Resp.SLVERR)
-        try:
-            await machine.store(addr, b"\xff" * 8, cacheable=False)
-        except BusError:
-            summary["error_injection_reported"] = True
-        else:
-            raise AssertionError("A store into an SLVERR window completed without an error")
-        finally:
-            await clear_error_window(machine.ctx, machine.soc.ddr, 0)
-        if await machine.peek(addr, 8) != b"\x5a" * 8:
-            raise AssertionError("A store answered SLVERR changed memory")
+    bank = machine.config.banks[0]
+    addr = bank.base + 0x2000
+    await machine.poke(addr, b"\x5a" * 8)
+    await machine.set_error_window(0, base=addr, size=8, resp=Resp.SLVERR)
+    try:
+        await machine.store(addr, b"\xff" * 8, cacheable=False)
+    except BusError:
+        summary["error_injection_reported"] = True
+    else:
+        raise AssertionError("A store into an SLVERR window completed without an error")
+    finally:
+        await machine.clear_error_window(0)
+    if await machine.peek(addr, 8) != b"\x5a" * 8:
+        raise AssertionError("A store answered SLVERR changed memory")
     if progress:
         progress(steps, steps, "error injection reported and memory untouched")
     summary["cycles"] = machine.cycle

@@ -1,6 +1,13 @@
-"""The compiled simulation backend: the SoC on CXXRTL, driven through the same machine interface."""
+"""The CXXRTL backend: the SoC compiled by yosys's CXXRTL, driven through the machine
+interface (:mod:`..compiled`)."""
 
-from .builder import BuildError, available, build
-from .machine import CxxrtlMachine, simulate
+import functools
 
-__all__ = ["BuildError", "CxxrtlMachine", "available", "build", "simulate"]
+from ..compiled.machine import CompiledMachine
+from ..compiled.machine import simulate as _simulate
+from .builder import BuildError, available, build, cached
+
+__all__ = ["BuildError", "CxxrtlMachine", "available", "build", "cached", "simulate"]
+
+CxxrtlMachine = functools.partial(CompiledMachine, "cxxrtl")
+simulate = functools.partial(_simulate, backend="cxxrtl")

