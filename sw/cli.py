@@ -179,10 +179,10 @@ class _BuildBar:
 
     WIDTH = 30
 
-    def __init__(self, expected, stream=sys.stderr):
+    def __init__(self, expected, stream=None):
         import threading
         self._expected = expected
-        self._stream = stream
+        self._stream = stream = sys.stderr if stream is None else stream
         self._tty = stream.isatty()
         self._start = time.monotonic()
         self._step = ""

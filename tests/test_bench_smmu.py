@@ -1,7 +1,7 @@
 """``dmabuf-soc bench smmu``: its copies deliver the data and its figures are in range.
 
-The default run copies a few pages on the built-in simulator; the issue's 1 MiB copies are
-for the compiled backend (``--cxxrtl``).
+The default run copies a few pages on the built-in simulator; the issue's 1 MiB copies run
+on each compiled backend that ``--compiled`` turns on.
 """
 
 import pytest
@@ -82,8 +82,12 @@ def test_whole_benchmark_on_sixteen_kib():
     assert figures["backend"] == "pysim" and figures["rig_copy_bytes"] == smmu.RIG_COPY_BYTES
 
 
-@pytest.mark.skipif("cxxrtl" not in available_backends(),
-                    reason="the compiled backend is off (run with --cxxrtl)")
-def test_issue_4_copies_on_the_compiled_backend():
-    figures = smmu.measure_soc(backend="cxxrtl")
+@pytest.mark.parametrize("backend", [
+    pytest.param(name, marks=pytest.mark.skipif(
+        name not in available_backends(),
+        reason=f"the {name} backend is off (run with --compiled)"))
+    for name in ("verilator", "cxxrtl")])
+def test_issue_4_copies_on_the_compiled_backend(backend):
+    figures = smmu.measure_soc(backend=backend)
+    assert figures["backend"] == backend
     check_soc_figures(figures, smmu.COPY_BYTES, smmu.RESIDENT_BYTES)

@@ -105,7 +105,7 @@ def test_bench_set_passes_integer_parameters(monkeypatch, capsys):
     monkeypatch.setattr(smmu, "measure_rig", lambda **kwargs: {"data_correct": True})
     assert main(["bench", "smmu", "--json", "--set", "copy_bytes=0x2000"]) == 0
     assert json.loads(capsys.readouterr().out)["copy_bytes"] == 0x2000
-    assert seen["copy_bytes"] == 0x2000 and seen["backend"] == "pysim"
+    assert seen["copy_bytes"] == 0x2000 and seen["backend"] == "auto"
 
 
 @pytest.mark.parametrize("bench, setting, message", [
@@ -142,3 +142,45 @@ def test_readme_mmio_table_matches_the_rdl():
         [(window.name, window.base) for window in soc_windows()]
     for name, _, line in rows:
         assert (int(line) if line != "—" else None) == IRQ_LINES.get(name)
+
+
+def test_bench_refuses_a_backend_it_does_not_run_on():
+    with pytest.raises(SystemExit, match="bench cache: runs on pysim, not verilator"):
+        main(["bench", "cache", "--backend", "verilator"])
+
+
+def test_build_reports_a_cached_build(monkeypatch, capsys, tmp_path):
+    from dmabuf_soc.sw.machine import verilator
+    from dmabuf_soc.sw.machine.compiled.cache import Build
+    monkeypatch.setattr(verilator, "available", lambda: True)
+    monkeypatch.setattr(verilator, "cached",
+                        lambda config, trace=False: Build(tmp_path / "soc.so", 42.0, True))
+    assert main(["build", "--set", "read_latency=30"]) == 0
+    assert "verilator: cached, built in 42 s" in capsys.readouterr().out
+
+
+def test_build_refuses_a_backend_this_machine_cannot_build(monkeypatch):
+    from dmabuf_soc.sw.machine import cxxrtl
+    monkeypatch.setattr(cxxrtl, "available", lambda: False)
+    with pytest.raises(SystemExit, match="the cxxrtl backend cannot be built"):
+        main(["build", "--backend", "cxxrtl"])
+
+
+def test_build_says_how_long_and_shows_each_step(monkeypatch, capsys, tmp_path):
+    from dmabuf_soc.sw.machine import verilator
+    from dmabuf_soc.sw.machine.compiled.cache import Build
+    monkeypatch.setattr(verilator, "available", lambda: True)
+    monkeypatch.setattr(verilator, "cached", lambda config, trace=False: None)
+    monkeypatch.setattr(verilator.builder, "expected_seconds", lambda: 60.0)
+
+    def build(config, *, trace, progress):
+        assert config.read_latency == 30 and trace
+        progress("verilating")
+        return Build(tmp_path / "soc.so", 55.0, False)
+
+    monkeypatch.setattr(verilator, "build", build)
+    assert main(["build", "--trace", "--set", "read_latency=30"]) == 0
+    captured = capsys.readouterr()
+    assert "verilator: building, which takes about 60 s" in captured.err
+    assert "s: verilating" in captured.err
+    assert "verilator: built in 55 s" in captured.out
