@@ -79,11 +79,13 @@ def order_ports(rtlil_text, top, order):
 MUX_TREES = "pmuxtree; opt_clean"
 
 
-def verilog(rtlil_text, *, header="", passes=""):
+def verilog(rtlil_text, *, header="", passes="", attributes=False):
     """Verilog of the design in ``rtlil_text`` (its top module as Amaranth named it), after
     :data:`PREPARE` and the yosys commands ``passes`` (:data:`MUX_TREES`, say), without
-    yosys's attributes; ``header`` (lines of text) goes first, as a comment."""
-    script = f"{PREPARE}; {passes + '; ' if passes else ''}{PURGE}; write_verilog -noattr design.v"
+    yosys's attributes unless ``attributes``; ``header`` (lines of text) goes first, as a
+    comment."""
+    script = (f"{PREPARE}; {passes + '; ' if passes else ''}{PURGE}; "
+              f"write_verilog {'' if attributes else '-noattr '}design.v")
     text, = run_yosys(rtlil_text, script, ["design.v"])
     comment = "".join(f"// {line}".rstrip() + "\n" for line in header.splitlines())
     return comment + ("\n" if comment else "") + text

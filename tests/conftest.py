@@ -1,5 +1,5 @@
 """Shared pytest configuration: ``--run-slow`` enables the tests marked ``slow``;
-``--compiled`` adds the compiled backends (``--compiled verilator`` or ``--compiled cxxrtl``
+``--compiled`` adds the compiled backends (``--compiled=verilator`` or ``--compiled=cxxrtl``
 one of them) to the co-verification tests."""
 
 import os
@@ -20,9 +20,9 @@ def pytest_addoption(parser):
                      help="also run the tests marked slow (long random soaks)")
     parser.addoption("--compiled", nargs="?", const="all", default=None,
                      choices=sorted(COMPILED_CHOICES),
-                     help="also run the co-verification tests on the compiled backends (all, "
-                          "or the one named); the first run builds each model: a minute for "
-                          "Verilator, minutes for CXXRTL")
+                     help="also run the co-verification tests on the compiled backends: all "
+                          "of them, or the one named (--compiled=verilator); the first run "
+                          "builds each model: a minute for Verilator, minutes for CXXRTL")
 
 
 def pytest_configure(config):

@@ -7,7 +7,14 @@ from amaranth.back import rtlil
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 
-__all__ = ["soc_config", "soc_rtlil", "drop_zero_meminit"]
+__all__ = ["TIE_RESET", "soc_config", "soc_rtlil", "drop_zero_meminit"]
+
+#: yosys commands run on the prepared design of every compiled model: ``rst`` is no longer an
+#: input but tied low, and the reset logic of every register goes with it. The machine never
+#: resets the SoC (a model starts in its power-up state, which is the reset state), and a
+#: synchronous reset checked by every register is a tenth of a compiled model's work per
+#: cycle.
+TIE_RESET = "delete -port soc/rst; cd soc; connect -set rst 1'b0; cd; opt; opt_clean"
 
 _MEMINIT = re.compile(r'(?:  attribute \\src "[^"\n]*"\n)?  cell \$meminit_v2 \S+\n'
                       r'(?:    [^\n]*\n)*?  end\n')

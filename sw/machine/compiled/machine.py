@@ -19,6 +19,7 @@ from ....hw.unused import never_elaborated
 from ..access import split_words
 from ..base import BusError, Machine, MachineTimeout, check_resp
 from ..pysim import CLOCK_PERIOD
+from .cache import Build
 from .design import soc_config
 
 __all__ = ["CompiledMachine", "run_until_complete", "simulate"]
@@ -117,6 +118,9 @@ class CompiledMachine(Machine):
     vcd : str or path, optional
         Write a VCD waveform of the whole run there (the design's public signals, not the
         memories).
+    build : Build, optional
+        The model to load instead of the builder's: a library built from ``config`` for
+        ``backend`` another way (the profile build of :mod:`..verilator.profile`).
 
     Attributes
     ----------
@@ -125,7 +129,7 @@ class CompiledMachine(Machine):
     build : Build
         The model's library, its build time and whether it was cached.
     """
-    def __init__(self, backend, config=None, *, vcd=None):
+    def __init__(self, backend, config=None, *, vcd=None, build=None):
         if backend not in BUILDERS:
             raise ValueError(f"Compiled backend must be one of {', '.join(BUILDERS)}, "
                              f"not {backend!r}")
@@ -134,7 +138,11 @@ class CompiledMachine(Machine):
         never_elaborated(self.soc)   # only the SoC's ports are used here
         self.backend = backend
         self.config = config
-        self.build = _builder(backend).build(config, trace=vcd is not None)
+        if build is None:
+            build = _builder(backend).build(config, trace=vcd is not None)
+        elif not isinstance(build, Build):
+            raise TypeError(f"build must be a Build, not {build!r}")
+        self.build = build
         self._lib = _load(self.build.library)
         names, fields = _port_layout(self.soc)
         banks = config.banks

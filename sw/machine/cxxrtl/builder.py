@@ -27,7 +27,7 @@ from ... import yowasp
 from ...netlist import PREPARE, NetlistError, run_yosys
 from ..compiled import cache
 from ..compiled.cache import CACHE_ENV, KEEP_BUILDS, Build, BuildError, prune
-from ..compiled.design import soc_config, soc_rtlil
+from ..compiled.design import TIE_RESET, soc_config, soc_rtlil
 
 __all__ = ["CACHE_ENV", "DISABLE_ENV", "OPTIMISE", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL",
            "KEEP_BUILDS", "BuildError", "Build", "cache_dir", "compiler", "runtime_dir",
@@ -96,8 +96,8 @@ def available():
 
 
 def _sources_key(config):
-    return cache.digest(*cache.sources_parts(config), "cxxrtl", PREPARE, WRITE_CXXRTL,
-                        CXXFLAGS, os.environ.get("CXX") or "g++",
+    return cache.digest(*cache.sources_parts(config), "cxxrtl", PREPARE, TIE_RESET,
+                        WRITE_CXXRTL, CXXFLAGS, os.environ.get("CXX") or "g++",
                         *(path.read_bytes() for path in _SOURCES))
 
 
@@ -117,8 +117,8 @@ def _generate(config):
     """The RTLIL of the SoC (zero memory initialisers dropped) and its CXXRTL C++."""
     text = soc_rtlil(config)
     try:
-        cxx_text, = run_yosys(text, f"{PREPARE}; write_cxxrtl {WRITE_CXXRTL} design.cc",
-                              ["design.cc"])
+        cxx_text, = run_yosys(text, f"{PREPARE}; {TIE_RESET}; write_cxxrtl {WRITE_CXXRTL} "
+                                    f"design.cc", ["design.cc"])
     except NetlistError as error:
         raise BuildError(f"yosys could not write the CXXRTL model: {error}") from None
     return text, cxx_text
@@ -193,8 +193,9 @@ def build(config=None, *, trace=False, progress=None):
         say("converting the SoC to RTLIL and CXXRTL C++")
         text, cxx_text = _generate(config)
         runtime_text = [(runtime / name).read_bytes() for name in _RUNTIME_SOURCES]
-        design_key = cache.digest(text, PREPARE, WRITE_CXXRTL, _compiler_identity(cxx),
-                                  CXXFLAGS, *(path.read_bytes() for path in _SOURCES),
+        design_key = cache.digest(text, PREPARE, TIE_RESET, WRITE_CXXRTL,
+                                  _compiler_identity(cxx), CXXFLAGS,
+                                  *(path.read_bytes() for path in _SOURCES),
                                   (runtime / "cxxrtl" / "cxxrtl.h").read_bytes(),
                                   *runtime_text)
         return design_key, cxx_text

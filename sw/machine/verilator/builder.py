@@ -28,15 +28,17 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 from ...netlist import MUX_TREES, PREPARE, PURGE, NetlistError, verilog
 from ..compiled import cache
 from ..compiled.cache import Build, BuildError
-from ..compiled.design import soc_config, soc_rtlil
+from ..compiled.design import TIE_RESET, soc_config, soc_rtlil
 
 __all__ = ["DISABLE_ENV", "VERILATE", "SPLIT", "OPT_FAST", "OPT_SLOW", "Build", "BuildError",
            "cache_dir", "root", "environment", "available", "version", "sources_key",
-           "cached", "expected_seconds", "build", "port_table"]
+           "Variant", "PLAIN", "TRACE", "DESIGN", "cached", "expected_seconds", "build",
+           "build_variant", "port_table", "encode_name"]
 
 #: Environment variable that, set, makes :func:`available` false.
 DISABLE_ENV = "DMABUF_SOC_NO_VERILATOR"
@@ -52,6 +54,8 @@ OPT_SLOW = "-O1"
 _HERE = Path(__file__).parent
 _COMPILED = _HERE.parent / "compiled"
 _SOURCES = (_COMPILED / "driver.cc", _COMPILED / "rows.h", _HERE / "model.h")
+#: The Verilog a library is made from, kept beside it.
+DESIGN = "design.v"
 #: The DDR banks as the driver names them (as in CXXRTL), and as Verilator names them: a
 #: member of the root class, the flat module's name before its hierarchical one.
 _BANK = "ddr bank_{}"
@@ -117,17 +121,45 @@ def _compiler_identity(cxx):
     return result.stdout.splitlines()[0] if result.stdout else cxx
 
 
-def sources_key(config, *, trace=False):
-    """The hash naming the build of ``config``'s SoC from the current sources and options."""
-    return cache.digest(*cache.sources_parts(config), "verilator", PREPARE, MUX_TREES, PURGE,
-                        VERILATE, OPT_FAST, OPT_SLOW, trace, os.environ.get("CXX") or "g++",
+class Variant(NamedTuple):
+    """A kind of build: ``name`` (in its cache key), what it adds to :data:`VERILATE`
+    (``verilate``) and to the compiler's flags (``cflags``), and whether the Verilog keeps
+    yosys's attributes (each net's place in the hierarchy and line of HDL)."""
+    name: str
+    verilate: tuple = ()
+    cflags: tuple = ()
+    attributes: bool = False
+
+
+#: The build every run uses.
+PLAIN = Variant("plain")
+#: The build that can write a VCD.
+TRACE = Variant("trace", verilate=("--trace",))
+
+
+def _variant(trace):
+    if not isinstance(trace, bool):
+        raise TypeError(f"trace must be a bool, not {trace!r}")
+    return TRACE if trace else PLAIN
+
+
+def _options(variant):
+    return (PREPARE, TIE_RESET, MUX_TREES, PURGE, VERILATE, OPT_FAST, OPT_SLOW, *variant)
+
+
+def sources_key(config, *, trace=False, variant=None):
+    """The hash naming the build of ``config``'s SoC (the ``trace`` build, or ``variant``)
+    from the current sources and options."""
+    variant = _variant(trace) if variant is None else variant
+    return cache.digest(*cache.sources_parts(config), "verilator", *_options(variant),
+                        os.environ.get("CXX") or "g++",
                         *(path.read_bytes() for path in _SOURCES))
 
 
-def cached(config=None, *, trace=False):
+def cached(config=None, *, trace=False, variant=None):
     """The cached build of ``config``'s SoC, or ``None`` if it needs building."""
     config = soc_config(config)
-    return cache.lookup(cache_dir(), sources_key(config, trace=trace))
+    return cache.lookup(cache_dir(), sources_key(config, trace=trace, variant=variant))
 
 
 def encode_name(name):
@@ -189,22 +221,22 @@ def _run(command, *, cwd, env=None):
         raise BuildError(f"{' '.join(map(str, command))} failed:\n{output}")
 
 
-def _compile(workdir, design, *, trace, cxx, progress):
+def _compile(workdir, design, *, variant, cxx, progress):
     verilog_text, table = design
-    (workdir / "design.v").write_text(verilog_text)
+    (workdir / DESIGN).write_text(verilog_text)
     (workdir / "public.vlt").write_text(_PUBLIC)
     (workdir / "ports.h").write_text(table)
     (workdir / "machine.cc").write_text(
         '// The driver loops on the Verilator model.\n'
         '#define MODEL_HEADER "model.h"\n#include "driver.cc"\n')
     jobs = os.cpu_count() or 1
+    cflags = ("-fPIC", f"-I{workdir}", f"-I{_HERE}", f"-I{_COMPILED}", *variant.cflags)
     command = [
         "verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", "soc",
-        *VERILATE, *(["--trace"] if trace else []), "--Mdir", "obj", "-o", "../soc.so",
-        "-CFLAGS", "-fPIC", "-CFLAGS", f"-I{workdir}", "-CFLAGS", f"-I{_HERE}",
-        "-CFLAGS", f"-I{_COMPILED}", "-LDFLAGS", "-shared",
+        *VERILATE, *variant.verilate, "--Mdir", "obj", "-o", f"../{cache.LIBRARY}",
+        *(part for flag in cflags for part in ("-CFLAGS", flag)), "-LDFLAGS", "-shared",
         "-MAKEFLAGS", " ".join(_make_variables(cxx)),
-        "design.v", "public.vlt", "machine.cc"]
+        DESIGN, "public.vlt", "machine.cc"]
     progress(f"verilating and compiling with {Path(cxx).name} on {jobs} cores "
              f"(make -j{jobs})")
     _run(command, cwd=workdir, env=environment())
@@ -243,9 +275,16 @@ def build(config=None, *, trace=False, progress=None):
     BuildError
         If there is no Verilator, compiler or ``make``, or a step fails.
     """
+    return build_variant(config, _variant(trace), progress=progress)
+
+
+def build_variant(config, variant, *, progress=None):
+    """The library of ``variant`` of the SoC built from ``config``, building it unless cached;
+    the Verilog it was made from is beside it (:data:`DESIGN`). :func:`build` makes the
+    variants every run uses; :mod:`.profile` another."""
     config = soc_config(config)
-    if not isinstance(trace, bool):
-        raise TypeError(f"trace must be a bool, not {trace!r}")
+    if not isinstance(variant, Variant):
+        raise TypeError(f"variant must be a Variant, not {variant!r}")
     cxx = _compiler()
     if cxx is None:
         raise BuildError("No C++ compiler: install g++ or set $CXX")
@@ -257,16 +296,18 @@ def build(config=None, *, trace=False, progress=None):
     def generate():
         say("converting the SoC to RTLIL and to Verilog")
         try:
-            verilog_text = verilog(soc_rtlil(config), passes=MUX_TREES)
+            verilog_text = verilog(soc_rtlil(config), passes=f"{TIE_RESET}; {MUX_TREES}",
+                                   attributes=variant.attributes)
         except NetlistError as error:
             raise BuildError(f"yosys could not write the Verilog: {error}") from None
         table = port_table(verilog_text, config)
-        design_key = cache.digest(verilog_text, table, "verilator", version(), VERILATE,
-                                  OPT_FAST, OPT_SLOW, trace, _compiler_identity(cxx),
+        design_key = cache.digest(verilog_text, table, "verilator", version(),
+                                  *_options(variant), _compiler_identity(cxx),
                                   *(path.read_bytes() for path in _SOURCES))
         return design_key, (verilog_text, table)
 
     return cache.build_cached(
-        cache_dir(), sources_key(config, trace=trace), generate,
-        lambda workdir, design: _compile(workdir, design, trace=trace, cxx=cxx, progress=say),
+        cache_dir(), sources_key(config, variant=variant), generate,
+        lambda workdir, design: _compile(workdir, design, variant=variant, cxx=cxx,
+                                         progress=say),
         progress=progress)

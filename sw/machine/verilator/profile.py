@@ -7,8 +7,8 @@ of the HDL that made it); Verilator is run with ``--prof-cfuncs`` (:data:`PROFIL
 which puts every statement of the model in a C++ function of its own, named after the line of
 ``design.v`` it comes from (``…__PROF__design__l12597``); and the compiler does not inline
 those functions (:data:`PROFILE_CFLAGS`), so that each sample lands in the statement it
-measures. The build is cached under ``<cache>/verilator/profile`` with the Verilog it was
-made from.
+measures. It is the backend's variant :data:`PROFILE`, cached with the others with the
+Verilog it was made from.
 
 :func:`record` runs a scenario on that model in a child process under ``perf record``, and
 :func:`attribute` shares out perf's samples in the model: a statement function goes to the
@@ -20,8 +20,6 @@ statement go to named buckets (:data:`BUCKETS`): the scheduling of the evaluatio
 loops, Verilator's runtime.
 """
 
-import ctypes
-import os
 import pickle
 import re
 import shutil
@@ -31,18 +29,13 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from ....hw.soc import Soc
-from ....hw.unused import never_elaborated
-from ...netlist import MUX_TREES, PREPARE, PURGE, NetlistError, run_yosys
-from ..compiled import cache
-from ..compiled import machine as compiled_machine
-from ..compiled.cache import Build, BuildError
-from ..compiled.design import soc_config, soc_rtlil
+from ..compiled.cache import Build
+from ..compiled.design import soc_config
 from ..compiled.machine import CompiledMachine, run_until_complete
 from . import builder
 
 __all__ = ["PROFILE_VERILATE", "PROFILE_CFLAGS", "DESIGN", "SPLIT_BLOCKS", "TOP", "BUCKETS",
-           "OTHER", "cache_dir", "sources_key", "build", "ProfileMachine", "perf_command",
+           "OTHER", "PROFILE", "build", "ProfileMachine", "perf_command",
            "record", "report", "parse_report", "Design", "attribute"]
 
 #: What Verilator is given beyond :data:`.builder.VERILATE`: a C++ function a statement.
@@ -51,48 +44,16 @@ PROFILE_VERILATE = ("--prof-cfuncs",)
 #: (only what is declared ``inline``, Verilator's helpers, is inlined).
 PROFILE_CFLAGS = ("-fno-inline-functions", "-fno-inline-small-functions",
                   "-fno-inline-functions-called-once")
+#: The profile build: the Verilog keeps yosys's attributes.
+PROFILE = builder.Variant("profile", verilate=PROFILE_VERILATE, cflags=PROFILE_CFLAGS,
+                          attributes=True)
 #: The Verilog the profile is made from, kept beside the library.
-DESIGN = "design.v"
-
-
-def cache_dir():
-    """Where profile builds are cached: the ``profile`` folder of the Verilator cache."""
-    return builder.cache_dir() / "profile"
-
-
-def sources_key(config):
-    """The hash naming the profile build of ``config``'s SoC from the current sources."""
-    return cache.digest(*cache.sources_parts(config), "verilator-profile", PREPARE, MUX_TREES,
-                        PURGE, builder.VERILATE, PROFILE_VERILATE, PROFILE_CFLAGS,
-                        builder.OPT_FAST, builder.OPT_SLOW, os.environ.get("CXX") or "g++",
-                        *(path.read_bytes() for path in builder._SOURCES))
-
-
-def _compile(workdir, design, *, cxx, progress):
-    verilog_text, table = design
-    (workdir / DESIGN).write_text(verilog_text)
-    (workdir / "public.vlt").write_text(builder._PUBLIC)
-    (workdir / "ports.h").write_text(table)
-    (workdir / "machine.cc").write_text(
-        '// The driver loops on the Verilator model.\n'
-        '#define MODEL_HEADER "model.h"\n#include "driver.cc"\n')
-    jobs = os.cpu_count() or 1
-    cflags = ["-fPIC", f"-I{workdir}", f"-I{builder._HERE}", f"-I{builder._COMPILED}",
-              *PROFILE_CFLAGS]
-    command = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", "soc",
-               *builder.VERILATE, *PROFILE_VERILATE, "--Mdir", "obj", "-o", "../soc.so",
-               *(part for flag in cflags for part in ("-CFLAGS", flag)), "-LDFLAGS", "-shared",
-               "-MAKEFLAGS", " ".join(builder._make_variables(cxx)),
-               DESIGN, "public.vlt", "machine.cc"]
-    progress(f"verilating with --prof-cfuncs and compiling with {Path(cxx).name} on {jobs} "
-             f"cores")
-    builder._run(command, cwd=workdir, env=builder.environment())
-    shutil.rmtree(workdir / "obj")
+DESIGN = builder.DESIGN
 
 
 def build(config=None, *, progress=None):
-    """The profile build of ``config``'s SoC: its library, with the Verilog it was made from
-    (:data:`DESIGN`) in the same folder; built unless cached.
+    """The profile build of ``config``'s SoC (:data:`PROFILE`): its library, with the Verilog
+    it was made from (:data:`DESIGN`) in the same folder; built unless cached.
 
     Parameters
     ----------
@@ -110,74 +71,13 @@ def build(config=None, *, progress=None):
     BuildError
         If there is no Verilator, compiler or ``make``, or a step fails.
     """
-    config = soc_config(config)
-    cxx = builder._compiler()
-    if cxx is None:
-        raise BuildError("No C++ compiler: install g++ or set $CXX")
-    if shutil.which("make") is None:
-        raise BuildError("The Verilator backend needs make")
-    builder.environment()
-    say = progress or (lambda line: None)
-
-    def generate():
-        say("converting the SoC to RTLIL and to Verilog with yosys's attributes")
-        try:
-            verilog_text, = run_yosys(soc_rtlil(config),
-                                      f"{PREPARE}; {MUX_TREES}; {PURGE}; write_verilog "
-                                      f"{DESIGN}", [DESIGN])
-        except NetlistError as error:
-            raise BuildError(f"yosys could not write the Verilog: {error}") from None
-        table = builder.port_table(verilog_text, config)
-        design_key = cache.digest(verilog_text, table, "verilator-profile", builder.version(),
-                                  builder.VERILATE, PROFILE_VERILATE, PROFILE_CFLAGS,
-                                  builder.OPT_FAST, builder.OPT_SLOW,
-                                  builder._compiler_identity(cxx),
-                                  *(path.read_bytes() for path in builder._SOURCES))
-        return design_key, (verilog_text, table)
-
-    return cache.build_cached(
-        cache_dir(), sources_key(config), generate,
-        lambda workdir, design: _compile(workdir, design, cxx=cxx, progress=say),
-        progress=progress)
+    return builder.build_variant(config, PROFILE, progress=progress)
 
 
-class ProfileMachine(CompiledMachine):
-    """:class:`~..compiled.machine.CompiledMachine` on the library of a given build (the
-    profile build), not on the one the backend's builder makes.
-
-    Parameters
-    ----------
-    build : Build
-        The model's library (:func:`build`).
-    config : SocConfig, optional
-        Parameters of the SoC the library was built from (the defaults if omitted).
-    """
-    def __init__(self, build, config=None):
-        if not isinstance(build, Build):
-            raise TypeError(f"build must be a Build, not {build!r}")
-        config = soc_config(config)
-        self.soc = Soc(config)
-        never_elaborated(self.soc)   # only the SoC's ports are used here
-        self.backend = "verilator"
-        self.config = config
-        self.build = build
-        self._lib = compiled_machine._load(build.library)
-        names, fields = compiled_machine._port_layout(self.soc)
-        banks = config.banks
-        error = ctypes.create_string_buffer(512)
-        handle = self._lib.machine_create(
-            (ctypes.c_char_p * len(names))(*(name.encode() for name in names)), len(names),
-            (ctypes.c_uint32 * len(fields))(*fields),
-            (ctypes.c_char_p * len(banks))(*(compiled_machine.DDR_BANK_NAME.format(
-                bank.name).encode() for bank in banks)),
-            (ctypes.c_uint64 * len(banks))(*(bank.size // config.bytes_per_beat
-                                              for bank in banks)),
-            len(banks), config.data_width, error, len(error))
-        if not handle:
-            raise RuntimeError(f"The profile model does not fit the SoC: "
-                               f"{error.value.decode()}")
-        self._handle = handle
-        self._windows = {}          # error window index → its value, as last set
+def ProfileMachine(build, config=None):
+    """A :class:`~..compiled.machine.CompiledMachine` on the profile build ``build`` of
+    ``config``'s SoC."""
+    return CompiledMachine("verilator", config, build=build)
 
 
 def _perf():
