@@ -44,6 +44,7 @@ __all__ = ["DISABLE_ENV", "VERILATE", "SPLIT", "OPT_FAST", "OPT_SLOW", "Build", 
 DISABLE_ENV = "DMABUF_SOC_NO_VERILATOR"
 #: Statements per generated C++ file (``--output-split``) and per function.
 SPLIT = 20000
+#: Verilator's options (the module docstring says why each).
 VERILATE = ("-O3", "--x-assign", "fast", "--x-initial", "fast",
             "--output-split", str(SPLIT), "--output-split-cfuncs", str(SPLIT // 10),
             "-Wno-fatal", "-Wno-lint", "-Wno-style")
