@@ -17,6 +17,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "rows.h"
@@ -37,6 +39,27 @@ struct BankRef {
 };
 
 #include "ports.h"
+
+// Verilator finds a rising edge by comparing the clock with the level it had at the previous
+// evaluation, which the model keeps in a member of its root. Where that member is there (under
+// this name, which is Verilator's), a cycle in which no input changed needs no evaluation with
+// the clock low: the design is settled already, and the low level can be recorded directly.
+template <typename Root, typename = void>
+struct RemembersClock : std::false_type {};
+template <typename Root>
+struct RemembersClock<Root, decltype(void(std::declval<Root &>().__Vtrigprevexpr___TOP__clk__0))>
+	: std::true_type {};
+
+template <typename Root>
+bool record_clock_low(Root *root, std::true_type) {
+	root->__Vtrigprevexpr___TOP__clk__0 = 0;
+	return true;
+}
+
+template <typename Root>
+bool record_clock_low(Root *, std::false_type) {
+	return false;
+}
 
 class Model {
 	std::unique_ptr<VerilatedContext> context;
@@ -94,6 +117,14 @@ class Model {
 		staged.clear();
 		top->eval();
 		dirty = false;
+	}
+
+	bool vcd_open_now() const {
+#if VM_TRACE
+		return bool(vcd);
+#else
+		return false;
+#endif
 	}
 
 	void dump(uint64_t time) {
@@ -195,11 +226,15 @@ public:
 	// One clock cycle, ending with its rising edge; inputs set before it take effect at once.
 	//
 	// The clock falls and the design settles with the inputs as set: its outputs are what
-	// the rising edge samples (`at_edge`). Then the clock rises, the flip-flops take their
-	// next values and the design settles again, ready to be read (`get`).
+	// the rising edge samples (`at_edge`). (If no input changed since the last evaluation,
+	// the design is settled already: see RemembersClock.) Then the clock rises, the
+	// flip-flops take their next values and the design settles again, ready to be read
+	// (`get`).
 	void edge() {
 		set_clock(false);
-		eval();
+		if (dirty || vcd_open_now() ||
+		    !record_clock_low(top->rootp, RemembersClock<Vsoc___024root>{}))
+			eval();
 		dump(2 * half_period * cycles);
 		for (size_t index = 0; index < port.size(); index++)
 			if (!sampled[index].empty())
