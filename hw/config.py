@@ -2,10 +2,12 @@
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Bank", "SocConfig"]
+__all__ = ["MAX_LATENCY", "Bank", "SocConfig"]
 
 GiB = 1 << 30
 MiB = 1 << 20
+#: The longest DDR read or write latency, in cycles.
+MAX_LATENCY = 256
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ class SocConfig:
         DDR banks.
     read_latency, write_latency : int
         DDR model latency in cycles, from address accepted to first read beat / to write
-        response after the last write beat.
+        response after the last write beat; 1 to :data:`MAX_LATENCY`. A compiled model runs
+        with any (the DDR model takes them at run time), so configurations differing only in
+        them share a build.
     max_outstanding : int
         Requests the DDR model holds per direction before it stops accepting addresses.
     cache_size, cache_ways, cache_line_size : int
@@ -98,8 +102,9 @@ class SocConfig:
     def __post_init__(self):
         for name in ("read_latency", "write_latency"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+            if not isinstance(value, int) or not 1 <= value <= MAX_LATENCY:
+                raise ValueError(f"{name} must be an integer from 1 to {MAX_LATENCY}, "
+                                 f"not {value!r}")
         if not isinstance(self.max_outstanding, int) or self.max_outstanding < 1:
             raise ValueError(f"max_outstanding must be a positive integer, "
                              f"not {self.max_outstanding!r}")

@@ -201,6 +201,25 @@ def test_backends_agree(compiled, name):
     assert outcome(compiled)[name] == outcome("pysim")[name]
 
 
+#: Other DDR latencies: the compiled backends take them at run time, from the same build.
+LATENCIES = SocConfig(read_latency=33, write_latency=2)
+
+
+async def copy_at_other_latencies(machine):
+    return await dma_copy(InterfaceOnly(machine), length=4096, page=1024, seed=7)
+
+
+@needs_compiled
+@pytest.mark.parametrize("compiled", COMPILED)
+def test_latencies_are_taken_at_run_time(compiled):
+    from dmabuf_soc.sw.machine.backends import compiled_backend
+    package = compiled_backend(compiled)
+    assert package.build(LATENCIES).library == package.build().library
+    reference = simulate(copy_at_other_latencies, backend="pysim", config=LATENCIES)
+    assert reference["copy_cycles"] != outcome("pysim")["dma_copy"]["copy_cycles"]
+    assert simulate(copy_at_other_latencies, backend=compiled, config=LATENCIES) == reference
+
+
 #: The scenarios short enough on pysim for the default run (the others take minutes there).
 SHORT_SCENARIOS = {"platform", "mmap_sync"}
 

@@ -88,6 +88,9 @@ def test_compiled_machine_names_its_backends():
 def test_sources_key_covers_the_config():
     assert builder._sources_key(SocConfig()) == builder._sources_key(SocConfig())
     assert builder._sources_key(SocConfig()) != \
+        builder._sources_key(SocConfig(cache_ways=2))
+    # The DDR latencies are run-time controls of the model: one build serves them all.
+    assert builder._sources_key(SocConfig()) == \
         builder._sources_key(SocConfig(read_latency=21))
 
 

@@ -17,7 +17,7 @@ from amaranth.sim import Simulator
 from dmabuf_soc.hw.bus.axi import BOUNDARY, Burst, Resp
 from dmabuf_soc.hw.bus.checker import AXI4Checker
 from dmabuf_soc.hw.bus.sim import AXI4Manager, ReferenceMemory, burst_beats, channel_signals
-from dmabuf_soc.hw.config import Bank, SocConfig
+from dmabuf_soc.hw.config import MAX_LATENCY, Bank, SocConfig
 from dmabuf_soc.hw.ddr.backdoor import (RowSpan, clear_error_window, peek, poke, row_spans,
                                         set_error_window)
 from dmabuf_soc.hw.ddr.model import DDRModel
@@ -91,9 +91,9 @@ def apply_write(config, memory, windows, txn):
 class TimingMonitor:
     """Predicts every ready and valid the DDR model drives, cycle by cycle, and raises
     :exc:`AssertionError` from the simulation on the first mismatch."""
-    def __init__(self, ddr):
+    def __init__(self, ddr, config=None):
         self.ddr = ddr
-        self.config = ddr.config
+        self.config = ddr.config if config is None else config  # the latencies it runs with
         self.cycle = 0
         self.r_beats = []        # cycles of R handshakes
         self.w_beats = []        # cycles of W handshakes
@@ -157,12 +157,13 @@ class TimingMonitor:
                 writes_pending += 1
 
 
-def simulate(ddr, testbench, *, manager=None, checker=True, monitor=True):
-    """Run ``testbench(ctx)`` against ``ddr`` with the protocol checker and timing monitor."""
+def simulate(ddr, testbench, *, manager=None, checker=True, monitor=True, timing_config=None):
+    """Run ``testbench(ctx)`` against ``ddr`` with the protocol checker and timing monitor
+    (which predicts the latencies of ``timing_config``, by default ``ddr``'s)."""
     sim = Simulator(ddr)
     sim.add_clock(1e-6)
     axi_checker = AXI4Checker(ddr.bus, name="ddr") if checker else None
-    timing = TimingMonitor(ddr) if monitor else None
+    timing = TimingMonitor(ddr, timing_config) if monitor else None
     for model in (manager, axi_checker, timing):
         if model is not None:
             model.add_to(sim)
@@ -345,11 +346,17 @@ async def drive_write(ctx, bus, addr, data, *, strb=None, size=3, burst=Burst.IN
 
 
 @pytest.mark.parametrize("read_latency,write_latency", [(1, 1), (2, 3), (20, 10), (37, 29)])
-def test_latency_is_exact(read_latency, write_latency):
+@pytest.mark.parametrize("at_run_time", [False, True], ids=["configured", "controlled"])
+def test_latency_is_exact(read_latency, write_latency, at_run_time):
+    # Controlled: the model is elaborated with other latencies and told these on ctrl.
     config = small_config(read_latency=read_latency, write_latency=write_latency)
-    ddr = DDRModel(config)
+    ddr = DDRModel(config.replace(read_latency=5, write_latency=MAX_LATENCY) if at_run_time
+                   else config)
 
     async def testbench(ctx):
+        if at_run_time:
+            ctx.set(ddr.ctrl.read_latency, read_latency)
+            ctx.set(ddr.ctrl.write_latency, write_latency)
         words = [0x1111 * n for n in range(1, 5)]
         last_w, b_cycle, resp = await drive_write(ctx, ddr.bus, LOW + 0x40, words, id=5)
         assert resp == Resp.OKAY
@@ -359,7 +366,14 @@ def test_latency_is_exact(read_latency, write_latency):
         assert [cycle for cycle, _, _ in beats] == list(range(beats[0][0], beats[0][0] + 4))
         assert [data for _, data, _ in beats] == words
 
-    simulate(ddr, testbench)
+    simulate(ddr, testbench, timing_config=config)
+
+
+def test_latency_is_bounded():
+    for name in ("read_latency", "write_latency"):
+        with pytest.raises(ValueError, match=f"{name} must be an integer from 1 to "
+                                             f"{MAX_LATENCY}, not {MAX_LATENCY + 1}"):
+            small_config(**{name: MAX_LATENCY + 1})
 
 
 @pytest.mark.parametrize("beats,bursts", [(16, 48), (256, 4)])

@@ -56,6 +56,8 @@ def test_sources_key_covers_the_config_and_the_trace_build():
     assert builder.sources_key(SocConfig()) == key
     assert builder.sources_key(SMALL) != key
     assert builder.sources_key(SocConfig(), trace=True) != key
+    # The DDR latencies are run-time controls of the model: one build serves them all.
+    assert builder.sources_key(SocConfig(read_latency=40, write_latency=1)) == key
 
 
 def test_build_checks_its_arguments():

@@ -13,6 +13,9 @@ moves one R beat and one W beat every cycle; read and write channels are indepen
 concurrently, and back-to-back bursts stream without a bubble. Each direction holds at most
 ``max_outstanding`` requests (accepted, not yet answered in full); beyond that AWREADY or
 ARREADY stays low. The model accepts W beats only for a burst whose AW it has accepted.
+The latencies are the config's, unless :attr:`DDRModel.ctrl` gives others (any from 1 to
+:data:`~dmabuf_soc.hw.config.MAX_LATENCY`, at run time): a compiled model of the SoC is built
+once and told the config's latencies there.
 
 Bursts. INCR (up to 256 beats), FIXED and WRAP bursts, narrow transfers (``size`` below the bus
 width: the address advances by the transfer size and data sits on the byte lanes of the address)
@@ -41,9 +44,9 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..bus.axi import AXI4Signature, Burst, Resp
-from ..config import SocConfig
+from ..config import MAX_LATENCY, SocConfig
 
-__all__ = ["ErrorWindowLayout", "DDRControlSignature", "DDRStatsSignature", "DDRModel"]
+__all__ = ["MAX_LATENCY", "ErrorWindowLayout", "DDRControlSignature", "DDRStatsSignature", "DDRModel"]
 
 STATS_WIDTH = 32
 
@@ -80,6 +83,10 @@ class DDRControlSignature(wiring.Signature):
     windows : ``Out(ErrorWindowLayout).array(windows)``
         Left at reset (all disabled) by the SoC; testbenches drive them with ``ctx.set``
         (see :func:`~dmabuf_soc.hw.ddr.backdoor.set_error_window`).
+    read_latency, write_latency : ``Out(range(MAX_LATENCY + 1))``
+        The latencies the model runs with, if not 0; 0 (at reset) keeps those of its
+        :class:`SocConfig`. A compiled model is built once for every latency and told the
+        configuration's by these.
     """
     def __init__(self, *, addr_width, windows):
         if not isinstance(windows, int) or isinstance(windows, bool) or windows < 0:
@@ -87,6 +94,8 @@ class DDRControlSignature(wiring.Signature):
                             f"not {windows!r}")
         super().__init__({
             "windows": Out(ErrorWindowLayout(addr_width=addr_width)).array(windows),
+            "read_latency":  Out(range(MAX_LATENCY + 1)),
+            "write_latency": Out(range(MAX_LATENCY + 1)),
         })
 
 
@@ -228,20 +237,19 @@ class DDRModel(wiring.Component):
                                                     depth=config.max_outstanding)
         rd_head = Signal(request_layout)
         rd_head_valid = Signal()
-        rd_bypass = config.read_latency == 1
-        if rd_bypass:
-            # A request due in the cycle it is accepted goes straight to s1 if the queue is empty.
-            rd_arrive = rd_hs
-            m.d.comb += [
-                rd_head.eq(Mux(rd_queue.r_rdy, rd_queue.r_data, rd_incoming)),
-                rd_head_valid.eq(rd_queue.r_rdy | rd_hs),
-            ]
-        else:
-            rd_arrive = self._delay(m, "rd", rd_hs, config.read_latency - 1)
-            m.d.comb += [
-                rd_head.eq(rd_queue.r_data),
-                rd_head_valid.eq(rd_queue.r_rdy),
-            ]
+        read_latency = self._latency(m, "read", self.ctrl.read_latency, config.read_latency)
+        write_latency = self._latency(m, "write", self.ctrl.write_latency, config.write_latency)
+        # With a latency of 1, a request due in the cycle it is accepted goes straight to s1
+        # if the queue is empty (bypass); otherwise it falls due from the queue.
+        rd_bypass = Signal()
+        rd_arrive = Signal()
+        m.d.comb += [
+            rd_bypass.eq(read_latency == 1),
+            rd_arrive.eq(Mux(rd_bypass, rd_hs,
+                             self._delay(m, "rd", rd_hs, read_latency - 1))),
+            rd_head.eq(Mux(rd_bypass & ~rd_queue.r_rdy, rd_incoming, rd_queue.r_data)),
+            rd_head_valid.eq(rd_queue.r_rdy | (rd_bypass & rd_hs)),
+        ]
         # Requests fall due in acceptance order: rd_arrive pulses when the next one does, and
         # rd_due counts the queued requests already due but not yet started.
         rd_due = Signal(range(config.max_outstanding + 1))
@@ -270,10 +278,7 @@ class DDRModel(wiring.Component):
             rd_queue.w_data.eq(rd_incoming),
             rd_queue.r_en.eq(s1_start & rd_queue.r_rdy),
         ]
-        if rd_bypass:
-            m.d.comb += rd_queue.w_en.eq(rd_hs & ~(s1_start & ~rd_queue.r_rdy))
-        else:
-            m.d.comb += rd_queue.w_en.eq(rd_hs)
+        m.d.comb += rd_queue.w_en.eq(rd_hs & ~(rd_bypass & s1_start & ~rd_queue.r_rdy))
         m.d.sync += rd_due.eq(rd_due + rd_arrive - s1_start)
 
         with m.If(s1_take):
@@ -384,7 +389,7 @@ class DDRModel(wiring.Component):
             b_queue.w_data.eq(b_tail),
             b_queue.w_en.eq(b_done),
         ]
-        b_arrive = self._delay(m, "b", b_done, config.write_latency)
+        b_arrive = self._delay(m, "b", b_done, write_latency)
         b_due  = Signal(range(config.max_outstanding + 1))
         b_hs   = Signal()
         b_head = response_layout(b_queue.r_data)
@@ -427,11 +432,21 @@ class DDRModel(wiring.Component):
         return request
 
     @staticmethod
+    def _latency(m, direction, control, configured):
+        """The latency of ``direction``: ``control`` if not 0, else ``configured``."""
+        latency = Signal(range(MAX_LATENCY + 1), name=f"{direction}_latency")
+        m.d.comb += latency.eq(Mux(control != 0, control, configured))
+        return latency
+
+    @staticmethod
     def _delay(m, prefix, value, cycles):
-        """``value`` delayed by ``cycles`` (at least 1) clock cycles."""
-        line = Signal(cycles, name=f"{prefix}_delay")
+        """``value`` delayed by ``cycles`` (a signal, 1 to :data:`MAX_LATENCY`) clock
+        cycles: a tap of a delay line as long as the longest latency."""
+        line = Signal(MAX_LATENCY, name=f"{prefix}_delay")
+        tap = Signal(range(MAX_LATENCY), name=f"{prefix}_tap")
         m.d.sync += line.eq(Cat(value, line[:-1]))
-        return line[-1]
+        m.d.comb += tap.eq(cycles - 1)
+        return line.bit_select(tap, 1)
 
     def _beat(self, m, prefix, request, *, write):
         """Decode the beat at ``request.addr`` of burst ``request``.

@@ -7,7 +7,8 @@ from amaranth.back import rtlil
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 
-__all__ = ["TIE_RESET", "soc_config", "soc_rtlil", "drop_zero_meminit"]
+__all__ = ["TIE_RESET", "RUN_TIME", "soc_config", "build_config", "soc_rtlil",
+           "drop_zero_meminit"]
 
 #: yosys commands run on the prepared design of every compiled model: ``rst`` is no longer an
 #: input but tied low, and the reset logic of every register goes with it. The machine never
@@ -28,6 +29,18 @@ def soc_config(config):
     if not isinstance(config, SocConfig):
         raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
     return config
+
+
+#: The parameters a compiled model takes at run time (from the SoC's ``ddr_ctrl`` port), so
+#: that configurations differing only in them share a build.
+RUN_TIME = ("read_latency", "write_latency")
+
+
+def build_config(config):
+    """The configuration a compiled model of ``config`` is built from: ``config`` with the
+    :data:`RUN_TIME` parameters at their defaults."""
+    return config.replace(**{name: SocConfig.__dataclass_fields__[name].default
+                             for name in RUN_TIME})
 
 
 def drop_zero_meminit(text):

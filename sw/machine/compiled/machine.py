@@ -20,7 +20,7 @@ from ..access import split_words
 from ..base import BusError, Machine, MachineTimeout, check_resp
 from ..pysim import CLOCK_PERIOD
 from .cache import Build
-from .design import soc_config
+from .design import RUN_TIME, soc_config
 
 __all__ = ["CompiledMachine", "run_until_complete", "simulate"]
 
@@ -83,15 +83,18 @@ def _builder(backend):
     return importlib.import_module(BUILDERS[backend], __package__)
 
 
-def _error_window_ports(soc):
-    """The paths of the DDR model's error window ports, which follow :data:`PORTS`."""
-    return [("ddr_ctrl", "windows", str(index)) for index in range(len(soc.ddr_ctrl.windows))]
+def _control_ports(soc):
+    """The paths of the DDR model's control ports, which follow :data:`PORTS`: its error
+    windows, then its :data:`~.design.RUN_TIME` parameters."""
+    return [*(("ddr_ctrl", "windows", str(index))
+              for index in range(len(soc.ddr_ctrl.windows))),
+            *(("ddr_ctrl", name) for name in RUN_TIME)]
 
 
 def _port_layout(soc):
-    """The debug names of :data:`PORTS` and the error window ports, and the
+    """The debug names of :data:`PORTS` and the DDR model's control ports, and the
     ``(offset, width)`` of :data:`FIELDS`."""
-    names = ["__".join(path) for path in (*PORTS, *_error_window_ports(soc))]
+    names = ["__".join(path) for path in (*PORTS, *_control_ports(soc))]
     fields = []
     for *stream_path, name in FIELDS:
         stream = soc
@@ -159,6 +162,10 @@ class CompiledMachine(Machine):
                                f"{error.value.decode()}")
         self._handle = handle
         self._windows = {}          # error window index → its value, as last set
+        # The model was built for any value of these: it runs with the config's.
+        first = len(PORTS) + len(self.soc.ddr_ctrl.windows)
+        for index, name in enumerate(RUN_TIME, start=first):
+            self._set_input(index, getattr(config, name), 1)
         if vcd is not None:
             half_period = round(CLOCK_PERIOD / 2 * 1e9)
             if self._lib.machine_vcd_open(handle, str(vcd).encode(), half_period, b"ns"):
@@ -191,9 +198,13 @@ class CompiledMachine(Machine):
             value = {**self._windows.get(index, {}), "enable": 0}
         self._windows[index] = value
         bits = Const.cast(window.shape().const(value)).value
-        chunks = (window.shape().size + 31) // 32
-        self._lib.machine_set_input(self._handle, len(PORTS) + index,
-                                    (_u32 * chunks)(*((bits >> 32 * i) & 0xFFFF_FFFF
+        self._set_input(len(PORTS) + index, bits, (window.shape().size + 31) // 32)
+
+    def _set_input(self, port, value, chunks):
+        """Set input ``port`` (an index into the names given to ``machine_create``) to the
+        integer ``value`` of ``chunks`` 32-bit chunks."""
+        self._lib.machine_set_input(self._handle, port,
+                                    (_u32 * chunks)(*((value >> 32 * i) & 0xFFFF_FFFF
                                                       for i in range(chunks))))
 
     async def tick(self, n=1):

@@ -27,7 +27,7 @@ from ... import yowasp
 from ...netlist import PREPARE, NetlistError, run_yosys
 from ..compiled import cache
 from ..compiled.cache import CACHE_ENV, KEEP_BUILDS, Build, BuildError, prune
-from ..compiled.design import TIE_RESET, soc_config, soc_rtlil
+from ..compiled.design import TIE_RESET, build_config, soc_config, soc_rtlil
 
 __all__ = ["CACHE_ENV", "DISABLE_ENV", "OPTIMISE", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL",
            "KEEP_BUILDS", "BuildError", "Build", "cache_dir", "compiler", "runtime_dir",
@@ -96,7 +96,7 @@ def available():
 
 
 def _sources_key(config):
-    return cache.digest(*cache.sources_parts(config), "cxxrtl", PREPARE, TIE_RESET,
+    return cache.digest(*cache.sources_parts(build_config(config)), "cxxrtl", PREPARE, TIE_RESET,
                         WRITE_CXXRTL, CXXFLAGS, os.environ.get("CXX") or "g++",
                         *(path.read_bytes() for path in _SOURCES))
 
@@ -115,7 +115,7 @@ def _compiler_identity(cxx):
 
 def _generate(config):
     """The RTLIL of the SoC (zero memory initialisers dropped) and its CXXRTL C++."""
-    text = soc_rtlil(config)
+    text = soc_rtlil(build_config(config))
     try:
         cxx_text, = run_yosys(text, f"{PREPARE}; {TIE_RESET}; write_cxxrtl {WRITE_CXXRTL} "
                                     f"design.cc", ["design.cc"])

@@ -33,7 +33,7 @@ from typing import NamedTuple
 from ...netlist import MUX_TREES, PREPARE, PURGE, NetlistError, verilog
 from ..compiled import cache
 from ..compiled.cache import Build, BuildError
-from ..compiled.design import TIE_RESET, soc_config, soc_rtlil
+from ..compiled.design import TIE_RESET, build_config, soc_config, soc_rtlil
 
 __all__ = ["DISABLE_ENV", "VERILATE", "SPLIT", "OPT_FAST", "OPT_SLOW", "Build", "BuildError",
            "cache_dir", "root", "environment", "available", "version", "sources_key",
@@ -152,7 +152,8 @@ def sources_key(config, *, trace=False, variant=None):
     """The hash naming the build of ``config``'s SoC (the ``trace`` build, or ``variant``)
     from the current sources and options."""
     variant = _variant(trace) if variant is None else variant
-    return cache.digest(*cache.sources_parts(config), "verilator", *_options(variant),
+    return cache.digest(*cache.sources_parts(build_config(config)), "verilator",
+                        *_options(variant),
                         os.environ.get("CXX") or "g++",
                         *(path.read_bytes() for path in _SOURCES))
 
@@ -297,7 +298,8 @@ def build_variant(config, variant, *, progress=None):
     def generate():
         say("converting the SoC to RTLIL and to Verilog")
         try:
-            verilog_text = verilog(soc_rtlil(config), passes=f"{TIE_RESET}; {MUX_TREES}",
+            verilog_text = verilog(soc_rtlil(build_config(config)),
+                                   passes=f"{TIE_RESET}; {MUX_TREES}",
                                    attributes=variant.attributes)
         except NetlistError as error:
             raise BuildError(f"yosys could not write the Verilog: {error}") from None
