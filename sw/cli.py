@@ -1,6 +1,7 @@
 """The ``dmabuf-soc`` command line."""
 
 import argparse
+import contextlib
 import inspect
 import json
 import sys
@@ -102,6 +103,16 @@ def _verilog_header(block, top, config):
     return lines
 
 
+@contextlib.contextmanager
+def _build_errors():
+    """A compiled model that cannot be built ends the command with one line saying why."""
+    from .machine.compiled.cache import BuildError
+    try:
+        yield
+    except BuildError as error:
+        raise SystemExit(f"dmabuf-soc: the compiled model cannot be built: {error}") from None
+
+
 def _run_scenario(name, args):
     from . import scenarios
     from .machine.backends import choose
@@ -112,7 +123,9 @@ def _run_scenario(name, args):
     start = time.monotonic()
     config = _config_from(args)
     backend = choose(args.backend, config, vcd=args.vcd is not None)
-    result = scenario.run(config=config, backend=backend, vcd=args.vcd, progress=_Progress())
+    with _build_errors():
+        result = scenario.run(config=config, backend=backend, vcd=args.vcd,
+                              progress=_Progress())
     result.setdefault("backend", backend)
     result.setdefault("wall_seconds", round(time.monotonic() - start, 3))
     if args.json:
@@ -162,8 +175,9 @@ def _cmd_bench(args):
             raise SystemExit(f"dmabuf-soc bench {args.name}: runs on "
                              f"{' or '.join(module.BACKENDS)}, not {backend}")
         backend = module.BACKENDS[0]
-    result = module.run(backend=backend, progress=_Progress(),
-                        **_bench_parameters(module.run, args))
+    with _build_errors():
+        result = module.run(backend=backend, progress=_Progress(),
+                            **_bench_parameters(module.run, args))
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

@@ -184,3 +184,10 @@ def test_build_says_how_long_and_shows_each_step(monkeypatch, capsys, tmp_path):
     assert "verilator: building, which takes about 60 s" in captured.err
     assert "s: verilating" in captured.err
     assert "verilator: built in 55 s" in captured.out
+
+
+def test_a_model_that_cannot_be_built_is_one_line(monkeypatch):
+    from dmabuf_soc.sw.machine.verilator import builder
+    monkeypatch.setattr(builder, "_compiler", lambda: None)
+    with pytest.raises(SystemExit, match="cannot be built: No C\\+\\+ compiler"):
+        main(["sim", "platform", "--backend", "verilator", "--set", "read_latency=3"])
