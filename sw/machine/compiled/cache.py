@@ -21,6 +21,7 @@ import hashlib
 import importlib.metadata
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +29,8 @@ from typing import NamedTuple
 
 from .... import hw
 
-__all__ = ["CACHE_ENV", "KEEP_BUILDS", "BuildError", "Build", "cache_root", "digest",
+__all__ = ["CACHE_ENV", "KEEP_BUILDS", "BuildError", "Build", "cache_root", "compiler",
+           "compiler_identity", "digest",
            "sources_parts", "lookup", "expected_seconds", "build_cached", "prune"]
 
 #: Environment variable that overrides the cache directory.
@@ -62,6 +64,17 @@ def cache_root():
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "dmabuf-soc"
+
+
+def compiler():
+    """Path of the C++ compiler (``$CXX``, else ``g++``), or ``None`` if there is none."""
+    return shutil.which(os.environ.get("CXX") or "g++")
+
+
+def compiler_identity(cxx):
+    """The first line of ``cxx --version``: what a build's key holds of its compiler."""
+    result = subprocess.run([cxx, "--version"], capture_output=True, text=True)
+    return result.stdout.splitlines()[0] if result.stdout else cxx
 
 
 def digest(*parts):

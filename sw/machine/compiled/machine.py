@@ -9,7 +9,6 @@ walk, a cache clean) thus runs at compiled speed, and the handshakes are those o
 """
 
 import ctypes
-import importlib
 
 from amaranth.hdl import Const, Shape
 
@@ -42,8 +41,6 @@ FIELDS = (
     ("cpu", "req", "strb"), ("cpu", "req", "cacheable"),
     ("cpu", "rsp", "data"), ("cpu", "rsp", "error"),
 )
-#: The compiled backends, and the module of each one's builder.
-BUILDERS = {"cxxrtl": "..cxxrtl.builder", "verilator": "..verilator.builder"}
 #: Hierarchical name of the DDR model in the SoC top, and of a bank's memory in the model.
 DDR_BANK_NAME = "ddr bank_{}"
 
@@ -77,10 +74,6 @@ def _load(library):
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
     return lib
-
-
-def _builder(backend):
-    return importlib.import_module(BUILDERS[backend], __package__)
 
 
 def _control_ports(soc):
@@ -133,8 +126,9 @@ class CompiledMachine(Machine):
         The model's library, its build time and whether it was cached.
     """
     def __init__(self, backend, config=None, *, vcd=None, build=None):
-        if backend not in BUILDERS:
-            raise ValueError(f"Compiled backend must be one of {', '.join(BUILDERS)}, "
+        from ..backends import COMPILED, compiled_backend
+        if backend not in COMPILED:
+            raise ValueError(f"Compiled backend must be one of {', '.join(sorted(COMPILED))}, "
                              f"not {backend!r}")
         config = soc_config(config)
         self.soc = Soc(config)
@@ -142,7 +136,7 @@ class CompiledMachine(Machine):
         self.backend = backend
         self.config = config
         if build is None:
-            build = _builder(backend).build(config, trace=vcd is not None)
+            build = compiled_backend(backend).build(config, trace=vcd is not None)
         elif not isinstance(build, Build):
             raise TypeError(f"build must be a Build, not {build!r}")
         self.build = build

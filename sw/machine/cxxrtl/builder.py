@@ -18,7 +18,6 @@ and runtime sources.
 """
 
 import os
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +25,8 @@ from pathlib import Path
 from ... import yowasp
 from ...netlist import PREPARE, NetlistError, run_yosys
 from ..compiled import cache
-from ..compiled.cache import CACHE_ENV, KEEP_BUILDS, Build, BuildError, prune
+from ..compiled.cache import (CACHE_ENV, KEEP_BUILDS, Build, BuildError, compiler,
+                              compiler_identity, prune)
 from ..compiled.design import TIE_RESET, build_config, soc_config, soc_rtlil
 
 __all__ = ["CACHE_ENV", "DISABLE_ENV", "OPTIMISE", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL",
@@ -65,11 +65,6 @@ def cache_dir():
     return cache.cache_root() / "cxxrtl"
 
 
-def compiler():
-    """Path of the C++ compiler (``$CXX``, else ``g++``), or ``None`` if there is none."""
-    return shutil.which(os.environ.get("CXX") or "g++")
-
-
 def runtime_dir():
     """The include directory of the CXXRTL runtime shipped with the YoWASP yosys (the one
     holding ``cxxrtl/cxxrtl.h`` and ``cxxrtl/capi/``)."""
@@ -106,11 +101,6 @@ def cached(config=None, *, trace=False):
     for :func:`build`)."""
     config = soc_config(config)
     return cache.lookup(cache_dir(), _sources_key(config))
-
-
-def _compiler_identity(cxx):
-    result = subprocess.run([cxx, "--version"], capture_output=True, text=True)
-    return result.stdout.splitlines()[0] if result.stdout else cxx
 
 
 def _generate(config):
@@ -194,7 +184,7 @@ def build(config=None, *, trace=False, progress=None):
         text, cxx_text = _generate(config)
         runtime_text = [(runtime / name).read_bytes() for name in _RUNTIME_SOURCES]
         design_key = cache.digest(text, PREPARE, TIE_RESET, WRITE_CXXRTL,
-                                  _compiler_identity(cxx), CXXFLAGS,
+                                  compiler_identity(cxx), CXXFLAGS,
                                   *(path.read_bytes() for path in _SOURCES),
                                   (runtime / "cxxrtl" / "cxxrtl.h").read_bytes(),
                                   *runtime_text)

