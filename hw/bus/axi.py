@@ -20,8 +20,10 @@ channel also carries ``sid``, the stream ID of the requesting device (the SMMU's
 """
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
+
+from ..parameters import ParameterSignature, check_integer
 
 __all__ = [
     "Burst", "Resp", "Size", "MAX_BURST_BEATS", "BOUNDARY",
@@ -62,19 +64,6 @@ class Size:
         return nbytes.bit_length() - 1
 
 
-def _check_width(name, value, *, minimum, maximum):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be from {minimum} to {maximum}, not {value!r}")
-
-
-def _check_data_width(data_width, *, allowed):
-    if data_width not in allowed:
-        raise ValueError(f"Data width must be one of {', '.join(map(str, allowed))}, "
-                         f"not {data_width!r}")
-
-
 class AddrLayout(data.StructLayout):
     """Payload of the AW and AR channels.
 
@@ -88,9 +77,9 @@ class AddrLayout(data.StructLayout):
         Width of the ``sid`` stream-ID sideband; may be 0.
     """
     def __init__(self, *, addr_width, id_width, sid_width):
-        _check_width("Address width", addr_width, minimum=1, maximum=64)
-        _check_width("ID width", id_width, minimum=0, maximum=32)
-        _check_width("Stream ID width", sid_width, minimum=0, maximum=32)
+        check_integer("Address width", addr_width, minimum=1, maximum=64)
+        check_integer("ID width", id_width, minimum=0, maximum=32)
+        check_integer("Stream ID width", sid_width, minimum=0, maximum=32)
         super().__init__({
             "id":    unsigned(id_width),
             "addr":  unsigned(addr_width),
@@ -132,7 +121,7 @@ class ReadDataLayout(data.StructLayout):
         })
 
 
-class AXI4Signature(wiring.Signature):
+class AXI4Signature(ParameterSignature):
     """Signature of an AXI4 port, from the manager's side.
 
     Parameters
@@ -154,9 +143,11 @@ class AXI4Signature(wiring.Signature):
     ar : ``Out(stream.Signature(AddrLayout))``
     r : ``In(stream.Signature(ReadDataLayout))``
     """
+    parameters = ("addr_width", "data_width", "id_width", "sid_width")
+
     def __init__(self, *, addr_width=40, data_width=64, id_width=4, sid_width=0):
-        _check_width("Address width", addr_width, minimum=1, maximum=64)
-        _check_data_width(data_width, allowed=(32, 64, 128, 256, 512))
+        check_integer("Address width", addr_width, minimum=1, maximum=64)
+        check_integer("Data width", data_width, allowed=(32, 64, 128, 256, 512))
         addr_layout = AddrLayout(addr_width=addr_width, id_width=id_width, sid_width=sid_width)
         self._addr_width = addr_width
         self._data_width = data_width
@@ -186,24 +177,12 @@ class AXI4Signature(wiring.Signature):
         params.update(kwargs)
         return AXI4Signature(**params)
 
-    def __eq__(self, other):
-        return (type(other) is type(self) and
-                (other.addr_width, other.data_width, other.id_width, other.sid_width) ==
-                (self.addr_width, self.data_width, self.id_width, self.sid_width))
-
-    def __hash__(self):
-        return hash((type(self), self.addr_width, self.data_width, self.id_width,
-                     self.sid_width))
-
-    def __repr__(self):
-        return (f"AXI4Signature(addr_width={self.addr_width}, data_width={self.data_width}, "
-                f"id_width={self.id_width}, sid_width={self.sid_width})")
 
 
 class LiteAddrLayout(data.StructLayout):
     """Payload of the AXI4-Lite AW and AR channels."""
     def __init__(self, *, addr_width):
-        _check_width("Address width", addr_width, minimum=1, maximum=64)
+        check_integer("Address width", addr_width, minimum=1, maximum=64)
         super().__init__({
             "addr": unsigned(addr_width),
             "prot": unsigned(3),
@@ -234,7 +213,7 @@ class LiteReadDataLayout(data.StructLayout):
         })
 
 
-class AXI4LiteSignature(wiring.Signature):
+class AXI4LiteSignature(ParameterSignature):
     """Signature of an AXI4-Lite port, from the manager's side.
 
     Parameters
@@ -248,8 +227,10 @@ class AXI4LiteSignature(wiring.Signature):
     -------
     aw, w, b, ar, r : streams, as for :class:`AXI4Signature` without bursts or IDs.
     """
+    parameters = ("addr_width", "data_width")
+
     def __init__(self, *, addr_width=16, data_width=32):
-        _check_data_width(data_width, allowed=(32, 64))
+        check_integer("Data width", data_width, allowed=(32, 64))
         self._addr_width = addr_width
         self._data_width = data_width
         addr_layout = LiteAddrLayout(addr_width=addr_width)
@@ -264,12 +245,3 @@ class AXI4LiteSignature(wiring.Signature):
     addr_width = property(lambda self: self._addr_width)
     data_width = property(lambda self: self._data_width)
 
-    def __eq__(self, other):
-        return (type(other) is type(self) and
-                (other.addr_width, other.data_width) == (self.addr_width, self.data_width))
-
-    def __hash__(self):
-        return hash((type(self), self.addr_width, self.data_width))
-
-    def __repr__(self):
-        return f"AXI4LiteSignature(addr_width={self.addr_width}, data_width={self.data_width})"

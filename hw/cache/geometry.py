@@ -2,14 +2,9 @@
 
 from amaranth.utils import exact_log2
 
+from ..parameters import check_integer
+
 __all__ = ["CacheGeometry"]
-
-
-def _check_power_of_two(name, value, *, minimum=1):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum or value & (value - 1):
-        raise ValueError(f"{name} must be a power of two of at least {minimum}, not {value!r}")
 
 
 class CacheGeometry:
@@ -41,9 +36,9 @@ class CacheGeometry:
         longer than an AXI4 burst, or if the cache holds fewer lines than it has ways.
     """
     def __init__(self, *, size=8192, ways=4, line_size=64, addr_width=40, data_width=64):
-        _check_power_of_two("Cache size", size)
-        _check_power_of_two("Number of ways", ways)
-        _check_power_of_two("Line size", line_size)
+        check_integer("Cache size", size, power_of_two=True)
+        check_integer("Number of ways", ways, power_of_two=True)
+        check_integer("Line size", line_size, power_of_two=True)
         if data_width not in (32, 64):
             raise ValueError(f"Data width must be 32 or 64, not {data_width!r}")
         if not isinstance(addr_width, int) or not 16 <= addr_width <= 64:

@@ -6,8 +6,10 @@ takes the port straight onto AXI4; the cache implements the same port.
 """
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
+
+from ..parameters import ParameterSignature, check_integer
 
 __all__ = ["CpuRequestLayout", "CpuResponseLayout", "CpuPortSignature"]
 
@@ -38,7 +40,7 @@ class CpuResponseLayout(data.StructLayout):
         })
 
 
-class CpuPortSignature(wiring.Signature):
+class CpuPortSignature(ParameterSignature):
     """Signature of the CPU port, from the CPU's side.
 
     Parameters
@@ -55,9 +57,10 @@ class CpuPortSignature(wiring.Signature):
     rsp : ``In(stream.Signature(CpuResponseLayout))``
         One response per request, in request order.
     """
+    parameters = ("addr_width", "data_width")
+
     def __init__(self, *, addr_width=40, data_width=64):
-        if data_width not in (32, 64):
-            raise ValueError(f"CPU port data width must be 32 or 64, not {data_width!r}")
+        check_integer("CPU port data width", data_width, allowed=(32, 64))
         self._addr_width = addr_width
         self._data_width = data_width
         super().__init__({
@@ -69,12 +72,3 @@ class CpuPortSignature(wiring.Signature):
     addr_width = property(lambda self: self._addr_width)
     data_width = property(lambda self: self._data_width)
 
-    def __eq__(self, other):
-        return (type(other) is type(self) and
-                (other.addr_width, other.data_width) == (self.addr_width, self.data_width))
-
-    def __hash__(self):
-        return hash((type(self), self.addr_width, self.data_width))
-
-    def __repr__(self):
-        return f"CpuPortSignature(addr_width={self.addr_width}, data_width={self.data_width})"
