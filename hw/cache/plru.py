@@ -6,10 +6,14 @@ the victim (0: left, 1: right); an access turns every bit on its way's path to p
 from it.
 """
 
-from amaranth.hdl import Cat, Const, Mux
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-__all__ = ["victim", "touch", "victim_value", "touch_value"]
+from .geometry import CacheGeometry
+
+__all__ = ["victim", "touch", "victim_value", "touch_value", "PseudoLRU"]
 
 
 def victim(bits, ways):
@@ -58,3 +62,72 @@ def touch_value(bits, way, ways):
         away = ~way[levels - depth - 1]
         new_bits.append(Mux(on_path, away, bits[node - 1]))
     return Cat(*new_bits)
+
+
+class PseudoLRU(wiring.Component):
+    """The pseudo-LRU bits of every set of a cache, and the choice of a victim.
+
+    A hit touches its set's bits a cycle after its lookup, from registers, so that the tag
+    compare never drives their enables; a lookup of the same set in that cycle sees the touch
+    already.
+
+    Parameters
+    ----------
+    geometry : CacheGeometry
+
+    Members
+    -------
+    touch : ``In(1)``
+        Way ``touch_way`` of set ``touch_set`` is accessed in this cycle.
+    touch_set : ``In(index_bits)``
+    touch_way : ``In(range(ways))``
+    lookup_set : ``In(index_bits)``
+    invalid_ways : ``In(ways)``
+        The ways of set ``lookup_set`` that hold no line.
+    victim : ``Out(range(ways))``
+        The way of set ``lookup_set`` to replace: the first invalid way, if any, else the
+        least recently used one as the tree sees it.
+    """
+    def __init__(self, geometry):
+        if not isinstance(geometry, CacheGeometry):
+            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+        self._geometry = g = geometry
+        super().__init__({
+            "touch":        In(1),
+            "touch_set":    In(g.index_bits),
+            "touch_way":    In(range(g.ways)),
+            "lookup_set":   In(g.index_bits),
+            "invalid_ways": In(g.ways),
+            "victim":       Out(range(g.ways)),
+        })
+
+    geometry = property(lambda self: self._geometry)
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self._geometry
+
+        bits          = Signal(g.sets * (g.ways - 1))
+        touched       = Signal()
+        touched_way   = Signal(range(g.ways))
+        touched_set   = Signal(g.index_bits)
+        m.d.sync += [
+            touched.eq(self.touch),
+            touched_way.eq(self.touch_way),
+            touched_set.eq(self.touch_set),
+        ]
+        if g.ways > 1:
+            touched_bits = bits.word_select(touched_set, g.ways - 1)
+            touched_bits_next = touch_value(touched_bits, touched_way, g.ways)
+            with m.If(touched):
+                m.d.sync += touched_bits.eq(touched_bits_next)
+            lookup_bits = Mux(touched & (touched_set == self.lookup_set), touched_bits_next,
+                              bits.word_select(self.lookup_set, g.ways - 1))
+        else:
+            lookup_bits = Const(0, 0)
+        m.d.comb += self.victim.eq(victim_value(lookup_bits, g.ways))
+        for way in reversed(range(g.ways)):
+            with m.If(self.invalid_ways[way]):
+                m.d.comb += self.victim.eq(way)
+
+        return m

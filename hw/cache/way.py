@@ -1,0 +1,241 @@
+"""The ways of the cache: their tag and data memories, the memories' read registers and the
+bypasses that stand in for transparent read ports."""
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .geometry import CacheGeometry
+
+__all__ = ["TagLayout", "BeatLayout", "CacheWay", "CacheWays"]
+
+
+class TagLayout(data.StructLayout):
+    """One entry of a way's tag memory. (Dirty bits are kept in flip-flops beside it.)"""
+    def __init__(self, tag_bits):
+        super().__init__({
+            "valid": unsigned(1),
+            "tag":   unsigned(tag_bits),
+        })
+
+
+class BeatLayout(data.StructLayout):
+    """A word read from a way's data memory with the bypasses kept apart from it.
+
+    ``read`` is the read register; each byte set in ``bypass`` is replaced by the same byte of
+    ``bypass_data``.
+    """
+    def __init__(self, data_width):
+        super().__init__({
+            "read":        unsigned(data_width),
+            "bypass":      unsigned(data_width // 8),
+            "bypass_data": unsigned(data_width),
+        })
+
+
+class CacheWay(wiring.Component):
+    """One way of the cache: a tag memory and a data memory, each read at one row per cycle.
+
+    Both memories read the row given in a cycle into a register, whose value is the read data
+    of the next cycle, in every cycle, so that neither register has an enable. Neither read
+    port is transparent: tags are never written in a cycle whose read could see the entry
+    written, and the data memory's bytes that are written in the cycle of a read are replaced
+    in its read data by the *write bypass*. A store hit is written a cycle after its lookup;
+    the *store bypass* replaces the bytes it will write in the read data of a row read in the
+    cycle of its lookup.
+
+    Parameters
+    ----------
+    geometry : CacheGeometry
+
+    Members
+    -------
+    tag_raddr : ``In(index_bits)``
+    tag_rdata : ``Out(TagLayout(tag_bits))``
+        Entry of the row of the previous cycle's ``tag_raddr``.
+    tag_waddr : ``In(index_bits)``
+    tag_wdata : ``In(TagLayout(tag_bits))``
+    tag_we : ``In(1)``
+    data_raddr : ``In(index_bits + word_bits)``
+        Row of the data memory (set and word) read in this cycle.
+    data_rdata : ``Out(data_width)``
+        Word of the previous cycle's ``data_raddr``, with the bypasses applied.
+    data_beat : ``Out(BeatLayout(data_width))``
+        The same word with the bypasses kept apart, all from registers.
+    data_waddr : ``In(index_bits + word_bits)``
+    data_wdata : ``In(data_width)``
+    data_wstrb : ``In(bytes_per_word)``
+        Bytes of ``data_wdata`` written in this cycle; none unless this way is written.
+    store_addr : ``In(index_bits + word_bits)``
+    store_data : ``In(data_width)``
+    store_strb : ``In(bytes_per_word)``
+        A store that writes the data memory in the next cycle, and its bytes; none unless it
+        writes this way.
+    """
+    def __init__(self, geometry):
+        if not isinstance(geometry, CacheGeometry):
+            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+        self._geometry = g = geometry
+        row_bits = g.index_bits + g.word_bits
+        super().__init__({
+            "tag_raddr":  In(g.index_bits),
+            "tag_rdata":  Out(TagLayout(g.tag_bits)),
+            "tag_waddr":  In(g.index_bits),
+            "tag_wdata":  In(TagLayout(g.tag_bits)),
+            "tag_we":     In(1),
+            "data_raddr": In(row_bits),
+            "data_rdata": Out(g.data_width),
+            "data_beat":  Out(BeatLayout(g.data_width)),
+            "data_waddr": In(row_bits),
+            "data_wdata": In(g.data_width),
+            "data_wstrb": In(g.bytes_per_word),
+            "store_addr": In(row_bits),
+            "store_data": In(g.data_width),
+            "store_strb": In(g.bytes_per_word),
+        })
+
+    geometry = property(lambda self: self._geometry)
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self._geometry
+
+        m.submodules.tag_mem = tag_mem = Memory(shape=TagLayout(g.tag_bits), depth=g.sets,
+                                                init=[])
+        # The data read port is written as an asynchronous read and a register, which yosys
+        # folds into the block RAM's synchronous read port; ``no_rw_check`` tells it that the
+        # value read in the cycle of a write to the same row does not matter (the write bypass
+        # replaces the bytes written), so it builds no bypass of its own between the block RAM
+        # and the way choice.
+        m.submodules.data_mem = data_mem = Memory(shape=unsigned(g.data_width),
+                                                  depth=g.sets * g.words_per_line, init=[],
+                                                  attrs={"no_rw_check": 1})
+
+        tag_wp = tag_mem.write_port()
+        tag_rp = tag_mem.read_port(domain="comb")
+        tag_rp_q = Signal.like(self.tag_rdata, name="tag_rp_q", reset_less=True)
+        data_wp = data_mem.write_port(granularity=8)
+        data_rp = data_mem.read_port(domain="comb")
+        data_rp_q = Signal(g.data_width, name="data_rp_q", reset_less=True)
+        m.d.sync += [tag_rp_q.eq(tag_rp.data), data_rp_q.eq(data_rp.data)]
+        m.d.comb += [
+            tag_rp.addr.eq(self.tag_raddr),
+            tag_wp.addr.eq(self.tag_waddr),
+            tag_wp.data.eq(self.tag_wdata),
+            tag_wp.en.eq(self.tag_we),
+            self.tag_rdata.eq(tag_rp_q),
+            data_rp.addr.eq(self.data_raddr),
+            data_wp.addr.eq(self.data_waddr),
+            data_wp.data.eq(self.data_wdata),
+            data_wp.en.eq(self.data_wstrb),
+        ]
+
+        store_bypass      = Signal()
+        store_bypass_data = Signal.like(self.store_data)
+        store_bypass_strb = Signal.like(self.store_strb)
+        write_bypass_data = Signal.like(self.data_wdata)
+        write_bypass_strb = Signal.like(self.data_wstrb)
+        m.d.sync += [
+            store_bypass.eq(self.store_addr == self.data_raddr),
+            store_bypass_data.eq(self.store_data),
+            store_bypass_strb.eq(self.store_strb),
+            write_bypass_data.eq(self.data_wdata),
+            write_bypass_strb.eq(Mux(self.data_waddr == self.data_raddr, self.data_wstrb, 0)),
+        ]
+
+        beat = self.data_beat
+        m.d.comb += beat.read.eq(data_rp_q)
+        for byte in range(g.bytes_per_word):
+            # The write in the cycle of the read, then a store landing in the cycle after.
+            by_write = write_bypass_strb[byte]
+            by_store = store_bypass & store_bypass_strb[byte]
+            value = Mux(by_store, store_bypass_data.word_select(byte, 8),
+                        write_bypass_data.word_select(byte, 8))
+            m.d.comb += [
+                beat.bypass[byte].eq(by_write | by_store),
+                beat.bypass_data.word_select(byte, 8).eq(value),
+                self.data_rdata.word_select(byte, 8).eq(
+                    Mux(beat.bypass[byte], value, data_rp_q.word_select(byte, 8))),
+            ]
+
+        return m
+
+
+class CacheWays(wiring.Component):
+    """Every way of the cache, all read at the same rows and written at the same row.
+
+    Each member is that of :class:`CacheWay`, with the read data of every way, and a write
+    enable for each way.
+
+    Parameters
+    ----------
+    geometry : CacheGeometry
+
+    Members
+    -------
+    tag_raddr : ``In(index_bits)``
+    tag_rdata : ``Out(data.ArrayLayout(TagLayout(tag_bits), ways))``
+    tag_waddr : ``In(index_bits)``
+    tag_wdata : ``In(TagLayout(tag_bits))``
+    tag_we : ``In(ways)``
+    data_raddr : ``In(index_bits + word_bits)``
+    data_rdata : ``Out(data.ArrayLayout(data_width, ways))``
+    data_beats : ``Out(data.ArrayLayout(BeatLayout(data_width), ways))``
+    data_waddr : ``In(index_bits + word_bits)``
+    data_wdata : ``In(data_width)``
+    data_wstrb : ``In(bytes_per_word)``
+    data_we : ``In(ways)``
+    store_addr : ``In(index_bits + word_bits)``
+    store_data : ``In(data_width)``
+    store_strb : ``In(bytes_per_word)``
+    store_ways : ``In(ways)``
+        A store that writes the data memories of ``store_ways`` in the next cycle.
+    """
+    def __init__(self, geometry):
+        if not isinstance(geometry, CacheGeometry):
+            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+        self._geometry = g = geometry
+        row_bits = g.index_bits + g.word_bits
+        super().__init__({
+            "tag_raddr":  In(g.index_bits),
+            "tag_rdata":  Out(data.ArrayLayout(TagLayout(g.tag_bits), g.ways)),
+            "tag_waddr":  In(g.index_bits),
+            "tag_wdata":  In(TagLayout(g.tag_bits)),
+            "tag_we":     In(g.ways),
+            "data_raddr": In(row_bits),
+            "data_rdata": Out(data.ArrayLayout(g.data_width, g.ways)),
+            "data_beats": Out(data.ArrayLayout(BeatLayout(g.data_width), g.ways)),
+            "data_waddr": In(row_bits),
+            "data_wdata": In(g.data_width),
+            "data_wstrb": In(g.bytes_per_word),
+            "data_we":    In(g.ways),
+            "store_addr": In(row_bits),
+            "store_data": In(g.data_width),
+            "store_strb": In(g.bytes_per_word),
+            "store_ways": In(g.ways),
+        })
+
+    geometry = property(lambda self: self._geometry)
+
+    def elaborate(self, platform):
+        m = Module()
+        for n in range(self._geometry.ways):
+            m.submodules[f"way_{n}"] = way = CacheWay(self._geometry)
+            m.d.comb += [
+                way.tag_raddr.eq(self.tag_raddr),
+                way.tag_waddr.eq(self.tag_waddr),
+                way.tag_wdata.eq(self.tag_wdata),
+                way.tag_we.eq(self.tag_we[n]),
+                self.tag_rdata[n].eq(way.tag_rdata),
+                way.data_raddr.eq(self.data_raddr),
+                way.data_waddr.eq(self.data_waddr),
+                way.data_wdata.eq(self.data_wdata),
+                way.data_wstrb.eq(Mux(self.data_we[n], self.data_wstrb, 0)),
+                self.data_rdata[n].eq(way.data_rdata),
+                self.data_beats[n].eq(way.data_beat),
+                way.store_addr.eq(self.store_addr),
+                way.store_data.eq(self.store_data),
+                way.store_strb.eq(Mux(self.store_ways[n], self.store_strb, 0)),
+            ]
+        return m
