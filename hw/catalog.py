@@ -1,4 +1,15 @@
-"""The blocks ``dmabuf-soc verilog --block NAME`` can emit, each built from a SocConfig."""
+"""The SoC's blocks by name, each exactly as the SoC instantiates it.
+
+``dmabuf-soc verilog --block NAME``, ``dmabuf-soc synth --block NAME`` and the tests that take
+a block on its own (third-party VIP, port names, combinational paths) all take it from here:
+the SoC is built from the configuration and the block is taken out of it, so a block alone
+has the parameters the SoC gives it. The SoC is :class:`~.soc.Soc` with its DDR model, or for
+an FPGA build :class:`~.synth.soc.SynthSoc`, which has a memory port instead (and so no
+``ddr`` block).
+"""
+
+from .config import SocConfig
+from .unused import never_elaborated
 
 __all__ = ["PORT_PREFIXES", "MMIO_BLOCKS", "available", "build", "standard_ports"]
 
@@ -16,75 +27,67 @@ MMIO_BLOCKS = {
     "smmu":  "smmu",
 }
 
+# Each block of a SoC, smallest first (the order FPGA builds take them in).
+_BLOCKS = {
+    "ident":        lambda soc: soc.ident,
+    "ddr":          lambda soc: soc.ddr,
+    "interconnect": lambda soc: soc.interconnect,
+    "dma":          lambda soc: soc.dma[0],
+    "smmu":         lambda soc: soc.smmu,
+    "cache":        lambda soc: soc.cache,
+    "soc":          lambda soc: soc,
+}
 
-def _soc(config):
+
+def _top(config, synth):
+    if config is not None and not isinstance(config, SocConfig):
+        raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
+    if synth:
+        from .synth.soc import SynthSoc
+        return SynthSoc(config)
     from .soc import Soc
     return Soc(config)
 
 
-def _ident(config):
-    from .ident.ident import Ident
-    return Ident(config)
+def available(*, synth=False):
+    """Names of the blocks, smallest first; with ``synth``, those of the FPGA top (no
+    ``ddr``)."""
+    return [name for name in _BLOCKS if not (synth and name == "ddr")]
 
 
-def _ddr(config):
-    from .ddr.model import DDRModel
-    return DDRModel(config)
+def build(name, config=None, *, synth=False):
+    """Block ``name`` of the SoC built for ``config``, as a
+    :class:`~amaranth.lib.wiring.Component`.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available`.
+    config : SocConfig or None
+        The SoC's configuration: the default one if ``None`` (for ``synth``, the FPGA top's,
+        :data:`~.synth.soc.SYNTH_CONFIG`).
+    synth : bool
+        Take the block from the FPGA top instead of the simulated SoC.
+
+    Raises
+    ------
+    KeyError
+        If there is no block ``name``; the message names the known blocks.
+    TypeError
+        If ``config`` is not a :class:`SocConfig`.
+    """
+    if name not in available(synth=synth):
+        raise KeyError(f"Unknown block {name!r}; known: {', '.join(available(synth=synth))}")
+    top = _top(config, synth)
+    block = _BLOCKS[name](top)
+    if block is not top:
+        # The rest of the SoC is built only to give the block its parameters.
+        never_elaborated(top)
+    return block
 
 
-def _cache(config):
-    from .cache.cache import Cache
-    from .cache.geometry import CacheGeometry
-    return Cache(CacheGeometry(size=config.cache_size, ways=config.cache_ways,
-                               line_size=config.cache_line_size, addr_width=config.addr_width,
-                               data_width=config.data_width),
-                 id_width=config.id_width, sid_width=config.sid_width)
-
-
-def _dma(config):
-    from .dma.channel import DMAChannel
-    return DMAChannel(stream_id=0, addr_width=config.addr_width, data_width=config.data_width,
-                      id_width=config.id_width, sid_width=config.sid_width,
-                      max_burst_beats=config.dma_max_burst_beats)
-
-
-def _smmu(config):
-    from .smmu.smmu import SMMU
-    return SMMU(config, ports=2)
-
-
-def _interconnect(config):
-    from .bus.interconnect import Interconnect
-    return Interconnect(config.manager_signature, 2, config.banks)
-
-
-_BUILDERS = {
-    "soc": _soc,
-    "ident": _ident,
-    "ddr": _ddr,
-    "interconnect": _interconnect,
-    "cache": _cache,
-    "dma": _dma,
-    "smmu": _smmu,
-}
-
-
-def available():
-    """Names of the blocks, sorted."""
-    return sorted(_BUILDERS)
-
-
-def build(name, config):
-    """Block ``name`` built for ``config``; raises ``KeyError`` naming the known blocks."""
-    try:
-        builder = _BUILDERS[name]
-    except KeyError:
-        raise KeyError(f"Unknown block {name!r}; known: {', '.join(available())}") from None
-    return builder(config)
-
-
-def standard_ports(name, config):
-    """Block ``name`` built for ``config``, wrapped in
+def standard_ports(name, config=None, *, synth=False):
+    """Block ``name`` built as :func:`build` builds it, wrapped in
     :class:`~.bus.ports.StandardPorts`: one port per AXI field, named as AMBA IP names it."""
     from .bus.ports import StandardPorts
-    return StandardPorts(build(name, config), prefixes=PORT_PREFIXES.get(name))
+    return StandardPorts(build(name, config, synth=synth), prefixes=PORT_PREFIXES.get(name))

@@ -15,7 +15,7 @@ from dmabuf_soc.hw.bus.checker import AXI4Checker
 from dmabuf_soc.hw.bus.ports import StandardPorts
 from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory, lite_read
 from dmabuf_soc.hw.ident.ident import Ident
-from dmabuf_soc.hw.synth import blocks
+from dmabuf_soc.hw import catalog
 from dmabuf_soc.hw.synth.soc import SynthSoc
 from dmabuf_soc.hw.unused import never_elaborated
 from dmabuf_soc.sw.ident import SOC_ID
@@ -102,13 +102,13 @@ def test_synth_soc_reaches_memory_through_its_port():
 
 
 def test_blocks_are_the_socs_own():
-    names = blocks.available()
+    names = catalog.available(synth=True)
     assert names[0] == "ident" and names[-1] == "soc"
     assert {"dma", "cache", "interconnect"} <= set(names)
-    dma = blocks.build("dma")
+    dma = catalog.build("dma", synth=True)
     assert dma.stream_id == 0
     with pytest.raises(KeyError, match="'gpu'.*known: ident"):
-        blocks.build("gpu")
+        catalog.build("gpu", synth=True)
 
 
 def test_tools_come_from_arguments_then_environment_then_yowasp():

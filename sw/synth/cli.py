@@ -50,15 +50,15 @@ def _progress():
 
 def run(args):
     """Carry out ``dmabuf-soc synth`` for parsed ``args``; the process exit status."""
-    from ...hw.synth import blocks
+    from ...hw import catalog
     from .flow import SynthError, Tools, synth
     if args.synth_block == "list":
-        for name in blocks.available():
+        for name in catalog.available(synth=True):
             print(name)
         return 0
-    if args.synth_block is not None and args.synth_block not in blocks.available():
+    if args.synth_block is not None and args.synth_block not in catalog.available(synth=True):
         raise SystemExit(f"dmabuf-soc synth: unknown block {args.synth_block!r}; known: "
-                         f"{', '.join(blocks.available())}")
+                         f"{', '.join(catalog.available(synth=True))}")
     nextpnr = {f"nextpnr_{args.target}": args.nextpnr}
     tools = Tools.find(yosys=args.yosys, **nextpnr)
     try:

@@ -122,12 +122,12 @@ class SynthError(RuntimeError):
 def default_builds(target):
     """``[(block, board)]`` that ``synth(target)`` runs: every block out of context where the
     target allows it, and the ``ident`` block on the board's pins."""
-    from ...hw.synth import blocks
+    from ...hw import catalog
     if isinstance(target, str):
         target = _target(target)
     builds = []
     if target.out_of_context:
-        builds += [(name, False) for name in blocks.available()]
+        builds += [(name, False) for name in catalog.available(synth=True)]
     builds.append(("ident", True))
     return builds
 
@@ -162,10 +162,8 @@ def _run(argv, *, cwd, log, what, timeout):
 
 def _elaborate(block, builddir, config):
     from amaranth.back import rtlil
-    from ...hw.bus.ports import StandardPorts
-    from ...hw.catalog import PORT_PREFIXES
-    from ...hw.synth import blocks
-    top = StandardPorts(blocks.build(block, config), prefixes=PORT_PREFIXES.get(block))
+    from ...hw import catalog
+    top = catalog.standard_ports(block, config, synth=True)
     text = rtlil.convert(top, name="top")
     (builddir / "top.il").write_text(text)
     port_bits = sum(len(getattr(top, name)) for name in top.signature.members)
@@ -267,7 +265,7 @@ def synth(target, block=None, *, outdir, board=None, tools=None, config=None, se
         A key of :data:`TARGETS`: ``"ecp5"`` (LFE5U-85F, CABGA381, speed grade 6; ULX3S) or
         ``"ice40"`` (iCE40HX8K, CT256; iCE40-HX8K breakout board).
     block : str or None
-        One block of :func:`dmabuf_soc.hw.synth.blocks.available`; all of
+        One block of :func:`dmabuf_soc.hw.catalog.available` (``synth=True``); all of
         :func:`default_builds` if ``None``.
     outdir : path
         Where each build keeps its netlists, logs and reports.
@@ -301,7 +299,7 @@ def synth(target, block=None, *, outdir, board=None, tools=None, config=None, se
     SynthError
         A tool failed, or a block has more ports than the board has pins.
     """
-    from ...hw.synth import blocks
+    from ...hw import catalog
     target = _target(target)
     if block is None:
         builds = default_builds(target)
@@ -309,8 +307,8 @@ def synth(target, block=None, *, outdir, board=None, tools=None, config=None, se
             builds = [(name, board) for name, _ in builds if board or target.out_of_context]
             builds = list(dict.fromkeys(builds))
     else:
-        if block not in blocks.available():
-            raise ValueError(f"Unknown block {block!r}; known: {', '.join(blocks.available())}")
+        if block not in catalog.available(synth=True):
+            raise ValueError(f"Unknown block {block!r}; known: {', '.join(catalog.available(synth=True))}")
         builds = [(block, not target.out_of_context if board is None else board)]
     tools = Tools.find() if tools is None else tools
     if not isinstance(seed, int):
