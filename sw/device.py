@@ -94,9 +94,11 @@ class Device:
         return dma_supported(self, mask)
 
     def _checked_mask(self, mask, what):
-        if not isinstance(mask, int) or mask < 0:
-            raise TypeError(f"DMA mask must be a non-negative integer, not {mask!r}")
-        mask &= DMA_BIT_MASK(64)
+        if (isinstance(mask, bool) or not isinstance(mask, int)
+                or not 0 <= mask <= DMA_BIT_MASK(64)):
+            raise KernelError(errno.EINVAL, f"{self.name}: {what} {mask!r} is not a u64 "
+                                            f"(stricter than Linux, where -1 would be read "
+                                            f"as ~0ULL)")
         if self.dma_mask is None:
             raise KernelError(errno.EIO, f"{self.name}: device cannot do DMA (no dma_mask)")
         if not self._supported(mask):

@@ -5,6 +5,7 @@ from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.sw.dma_mapping.arch import ArchDmaSync, CacheMaintenance
 from dmabuf_soc.sw.dma_mapping.mapping import DmaPlatform
 from dmabuf_soc.sw.dma_mapping.swiotlb import Swiotlb
+from dmabuf_soc.sw.iommu.arm_smmu import ArmSmmu
 from dmabuf_soc.sw.machine.base import BusError, Machine
 from dmabuf_soc.sw.mm.cma import Cma, GenPool
 from dmabuf_soc.sw.mm.kmem import KernelMemory
@@ -104,3 +105,28 @@ class System:
         self.platform = DmaPlatform(self.mm, self.kmem, arch=ArchDmaSync(self.cache),
                                     swiotlb=self.swiotlb, cma=self.cma,
                                     debug=DmaDebug(strict=strict_debug))
+
+
+class FlatSmmu:
+    """The part of :class:`~dmabuf_soc.sw.iommu.arm_smmu.ArmSmmu` the IOMMU API uses, with
+    no hardware behind it: ASIDs, stream table entries and TLB invalidations are recorded,
+    so that domains, io-pgtable and dma-iommu run on a :class:`FlatMachine`."""
+
+    def __init__(self, mm):
+        self.mm = mm
+        self.masters = {}
+        self.stes = {}
+        self.invalidations = []
+        self._asids = set()
+
+    alloc_asid = ArmSmmu.alloc_asid
+    free_asid = ArmSmmu.free_asid
+
+    async def write_ste(self, sid, config, *, asid=0, ttb=0, record=True):
+        self.stes[sid] = (config, asid, ttb)
+
+    async def tlb_inv_asid(self, asid):
+        self.invalidations.append(("asid", asid))
+
+    async def tlb_inv_range(self, asid, iova, size, granule, *, leaf):
+        self.invalidations.append(("range", asid, iova, size))

@@ -223,7 +223,8 @@ def test_chain():
         c3.find_seqno(4)
     f3.signal()
     f1.signal()
-    assert not c3.is_signaled() and c2.walk() is c2
+    assert not c3.is_signaled() and c2.walk() is None   # c1 signaled: dropped
+    assert c2.prev is None
     assert c3.find_seqno(1) is None
     f2.signal()
     assert seen == [3] and c3.is_signaled()

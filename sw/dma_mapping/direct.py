@@ -36,10 +36,21 @@ class DirectOps(DmaMapOps):
         return mask >= min(DMA_BIT_MASK(32), top_page)
 
     def max_mapping_size(self, dev):
+        """``dma_direct_max_mapping_size()``: the swiotlb limit only for a device that may
+        bounce (``dma_addressing_limited()`` or forced bouncing), else ``SIZE_MAX``."""
         swiotlb = dev.dma_io_tlb_mem
-        if swiotlb is not None and (swiotlb.force_bounce or dev.dma_limit < (1 << 64) - 1):
+        if swiotlb is not None and (swiotlb.force_bounce or self.addressing_limited(dev)):
             return swiotlb.max_mapping_size()
         return (1 << 64) - 1
+
+    @staticmethod
+    def addressing_limited(dev):
+        """``dma_addressing_limited()``: the device's limit is below the mask that covers
+        all memory (``dma_direct_get_required_mask()``)."""
+        top = (dev.platform.mm.max_pfn - 1) << PAGE_SHIFT
+        required = (1 << top.bit_length()) - 1
+        limit = dev.dma_limit
+        return limit is not None and limit < required
 
     def _arch(self, dev):
         return None if dev.dma_coherent else dev.platform.arch
@@ -169,7 +180,7 @@ class DirectOps(DmaMapOps):
     async def free(self, dev, size, cpu_addr, dma_handle, attrs):
         platform = dev.platform
         if cpu_addr not in platform.coherent:
-            raise KernelBug(f"dma_free_coherent({cpu_addr:#x}): not a coherent allocation")
+            raise KernelBug(f"dma_free_coherent({cpu_addr!r}): not a coherent allocation")
         page, size, source = platform.coherent.pop(cpu_addr)
         if not dev.dma_coherent:
             platform.kmem.vunmap(cpu_addr)

@@ -13,7 +13,8 @@ from ..mm.page_alloc import PAGE_SIZE, Page
 from .arch import ArchDmaSync
 from .debug import DmaDebug
 from .direct import DirectOps
-from .direction import DMA_MAPPING_ERROR, DmaDirection, check_direction
+from .direction import (DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DmaDirection,
+                        check_direction)
 
 __all__ = [
     "DmaPlatform", "get_dma_ops", "dma_supported", "dma_max_mapping_size",
@@ -150,8 +151,11 @@ async def dma_map_page(dev, page, offset, size, direction, attrs=0):
 
 
 async def dma_unmap_page(dev, dma_addr, size, direction, attrs=0):
+    """Undo :func:`dma_map_page`; with the strict checker a wrong address, size or
+    direction is refused before any cache line is touched."""
     direction = check_direction(direction)
     platform = _platform(dev)
+    platform.debug.refuse("unmap_single", dev, dma_addr, size, direction)
     await get_dma_ops(dev).unmap_page(dev, dma_addr, size, direction, attrs)
     platform.debug.unmap_single(dev, dma_addr, size, direction)
 
@@ -176,7 +180,14 @@ async def _map_sg(dev, sgl, nents, direction, attrs):
     _require_mask(dev)
     if not 0 < nents <= len(sgl):
         raise KernelBug(f"dma_map_sg with {nents} entries of a {len(sgl)}-entry list")
-    ents = await get_dma_ops(dev).map_sg(dev, sgl, nents, direction, attrs)
+    ops = get_dma_ops(dev)
+    ents = await ops.map_sg(dev, sgl, nents, direction, attrs)
+    try:
+        platform.debug.refuse("map_sg", dev, sgl, nents, ents, direction)
+    except KernelBug:
+        # Refused: nothing stays mapped (the cache clean already done is harmless).
+        await ops.unmap_sg(dev, sgl, nents, direction, attrs | DMA_ATTR_SKIP_CPU_SYNC)
+        raise
     platform.debug.map_sg(dev, sgl, nents, ents, direction)
     return ents
 
@@ -199,6 +210,7 @@ async def dma_unmap_sg(dev, sgl, nents, direction, attrs=0):
     """Unmap; ``nents`` must be the count given to :func:`dma_map_sg`."""
     direction = check_direction(direction)
     platform = _platform(dev)
+    platform.debug.refuse("unmap_sg", dev, sgl, nents, direction)
     await get_dma_ops(dev).unmap_sg(dev, sgl, nents, direction, attrs)
     platform.debug.unmap_sg(dev, sgl, nents, direction)
 
@@ -211,6 +223,7 @@ async def dma_unmap_sgtable(dev, sgt, direction, attrs=0):
 async def _sync(dev, direction, operation, check, *args, to_cpu):
     direction = check_direction(direction)
     platform = _platform(dev)
+    platform.debug.refuse(check, dev, *args, direction, to_cpu=to_cpu)
     await getattr(get_dma_ops(dev), operation)(dev, *args, direction)
     getattr(platform.debug, check)(dev, *args, direction, to_cpu=to_cpu)
 
@@ -250,8 +263,12 @@ async def dma_alloc_coherent(dev, size, gfp=0):
     if not dev.coherent_dma_mask:
         platform.warn(dev, "dma_alloc_coherent without a coherent DMA mask")
         return None
-    if not isinstance(size, int) or size <= 0:
-        raise KernelBug(f"dma_alloc_coherent of {size!r} bytes")
+    if not isinstance(size, int):
+        raise KernelError(errno.EINVAL, f"dma_alloc_coherent of {size!r} bytes")
+    if not 0 < size <= platform.mm.total_pages * PAGE_SIZE:
+        # size_t: a negative size is a huge one. No memory could back it: NULL.
+        platform.warn(dev, f"dma_alloc_coherent of {size} bytes: more than all memory")
+        return None
     result = await get_dma_ops(dev).alloc(dev, size, gfp, 0)
     if result is not None:
         cpu_addr, dma_handle = result
@@ -261,7 +278,10 @@ async def dma_alloc_coherent(dev, size, gfp=0):
 
 async def dma_free_coherent(dev, size, cpu_addr, dma_handle):
     """Free a buffer from :func:`dma_alloc_coherent`; the checker looks first, as Linux's
-    ``debug_dma_free_coherent`` does, so a bad free is reported before anything is freed."""
+    ``debug_dma_free_coherent`` does, so a bad free is reported before anything is freed;
+    with the strict checker it is refused and the record stays, so the correct free still
+    works afterwards."""
     platform = _platform(dev)
+    platform.debug.refuse("free_coherent", dev, size, cpu_addr, dma_handle)
     platform.debug.free_coherent(dev, size, cpu_addr, dma_handle)
     await get_dma_ops(dev).free(dev, size, cpu_addr, dma_handle, 0)

@@ -121,12 +121,19 @@ class DmaBuf:
         """``dma_buf_put()``."""
         self.file.put()
 
+    def _check_release(self):
+        if self.vmapping_counter:
+            raise KernelBug(f"{self!r}: last reference dropped while vmapped "
+                            f"{self.vmapping_counter} times (vunmap first; the buffer "
+                            f"stays whole)")
+        if self.attachments:
+            raise KernelBug(f"{self!r}: last reference dropped with "
+                            f"{len(self.attachments)} attachment(s) (detach first; the "
+                            f"buffer stays whole)")
+
     def _release(self):
         """Last reference gone (``dma_buf_release()``)."""
-        if self.vmapping_counter:
-            raise KernelBug(f"{self!r} released while vmapped {self.vmapping_counter} times")
-        if self.attachments:
-            raise KernelBug(f"{self!r} released with {len(self.attachments)} attachments")
+        self._check_release()
         self.ops.release(self)
         if self._own_resv:
             self.resv.fini()
@@ -377,6 +384,9 @@ async def dma_buf_map_attachment(attach, direction):
     """
     if attach is None or attach.dmabuf is None:
         raise KernelError(errno.EINVAL, "dma_buf_map_attachment without an attachment")
+    if attach not in attach.dmabuf.attachments:
+        raise KernelError(errno.EINVAL, f"dma_buf_map_attachment of {attach!r}, which was "
+                                        f"detached")
     direction = check_direction(direction)
     async with _resv_locked(attach, "dma_buf_map_attachment"):
         return await _map_attachment_locked(attach, direction)
@@ -430,12 +440,24 @@ async def dma_buf_unmap_attachment(attach, sgt, direction):
 # CPU access.
 
 
+def _cpu_access_direction(direction):
+    """A direction for begin/end_cpu_access: ``EINVAL`` for anything but the three DMA
+    directions (DMA_NONE included: the exporter's syncs would BUG on it)."""
+    try:
+        direction = DmaDirection(direction)
+    except ValueError:
+        raise KernelError(errno.EINVAL, f"invalid DMA direction {direction!r}") from None
+    if direction is DmaDirection.NONE:
+        raise KernelError(errno.EINVAL, "DMA_NONE is not a direction for CPU access")
+    return direction
+
+
 async def dma_buf_begin_cpu_access(dmabuf, direction):
     """Prepare for CPU access (``dma_buf_begin_cpu_access()``): the exporter's cache
     maintenance, then a wait for the fences the access must not overtake."""
     if not isinstance(dmabuf, DmaBuf):
         raise KernelError(errno.EINVAL, f"begin_cpu_access of {dmabuf!r}")
-    direction = DmaDirection(direction)
+    direction = _cpu_access_direction(direction)
     if dmabuf.ops.begin_cpu_access is not None:
         await dmabuf.ops.begin_cpu_access(dmabuf, direction)
     write = direction in (DmaDirection.BIDIRECTIONAL, DmaDirection.TO_DEVICE)
@@ -446,7 +468,7 @@ async def dma_buf_end_cpu_access(dmabuf, direction):
     """Finish CPU access (``dma_buf_end_cpu_access()``)."""
     if not isinstance(dmabuf, DmaBuf):
         raise KernelError(errno.EINVAL, f"end_cpu_access of {dmabuf!r}")
-    direction = DmaDirection(direction)
+    direction = _cpu_access_direction(direction)
     if dmabuf.ops.end_cpu_access is not None:
         await dmabuf.ops.end_cpu_access(dmabuf, direction)
 
@@ -560,6 +582,11 @@ async def _import_sync_file(dmabuf, arg, task):
 
 
 class _DmaBufFileOps(FileOperations):
+    def check_release(self, file):
+        """``dma_buf_release()``'s ``BUG_ON(dmabuf->vmapping_counter)`` and the
+        attachments an importer forgot, raised before the last reference is dropped."""
+        file.private_data._check_release()
+
     def release(self, file):
         file.private_data._release()
 

@@ -25,7 +25,8 @@ def dma_fence_unwrap_merge(*fences):
 
     Signaled fences are dropped, and of several fences on one timeline only the latest is
     kept. No fence left gives a signaled stub carrying the latest timestamp; one gives that
-    fence; more give a :class:`DmaFenceArray`. Returns a new reference.
+    fence; more give a :class:`DmaFenceArray` of them in increasing context order. Returns a
+    new reference.
     """
     latest = {}
     timestamp = 0
@@ -37,7 +38,9 @@ def dma_fence_unwrap_merge(*fences):
             kept = latest.get(leaf.context)
             if kept is None or leaf.is_later(kept):
                 latest[leaf.context] = leaf
-    survivors = list(latest.values())
+    # Sorted by context, as the sort() with fence_cmp in __dma_fence_unwrap_merge leaves
+    # them (one fence per context: the latest).
+    survivors = sorted(latest.values(), key=lambda f: f.context)
     if not survivors:
         return dma_fence_allocate_private_stub(timestamp)
     if len(survivors) == 1:

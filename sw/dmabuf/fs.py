@@ -43,6 +43,11 @@ class FileOperations:
     def release(self, file):
         pass
 
+    def check_release(self, file):
+        """Raise if dropping the last reference now would hit a ``BUG_ON`` in
+        :meth:`release`; called before the count drops, so a refused put changes nothing
+        and the file can still be released correctly later."""
+
     def llseek(self, file, offset, whence):
         raise KernelError(errno.ESPIPE, "file is not seekable")
 
@@ -101,6 +106,8 @@ class File:
         """``fput()``: the last reference releases the file."""
         if self.f_count <= 0:
             raise KernelBug(f"fput underflow on {self!r}")
+        if self.f_count == 1:
+            self.f_op.check_release(self)
         self.f_count -= 1
         if self.f_count == 0:
             self.f_op.release(self)
@@ -182,8 +189,8 @@ class Process:
     def close(self, fd):
         """``close()``."""
         file = self._lookup(fd)
+        file.put()          # a refused last put leaves the descriptor open
         del self._fds[fd]
-        file.put()
 
     def dup(self, fd):
         """``dup()``: the copy does not have close-on-exec."""
@@ -292,8 +299,13 @@ class Process:
         """``mmap()`` of a file: returns the user address."""
         if not isinstance(length, int) or length <= 0:
             raise KernelError(errno.EINVAL, f"mmap length {length!r} must be positive")
+        if not isinstance(offset, int) or not -(1 << 63) <= offset < 1 << 63:
+            raise KernelError(errno.EINVAL, f"mmap offset {offset!r} is not an off_t")
         if offset % PAGE_SIZE:
             raise KernelError(errno.EINVAL, f"mmap offset {offset:#x} is not page aligned")
+        # off_t to the unsigned page offset the kernel works with: a negative offset is a
+        # huge one, which no file of a sane size covers.
+        pgoff = (offset & ((1 << 64) - 1)) >> PAGE_SHIFT
         if not flags & (MAP_SHARED | MAP_PRIVATE):
             raise KernelError(errno.EINVAL, "mmap needs MAP_SHARED or MAP_PRIVATE")
         file = self._lookup(fd)
@@ -303,7 +315,13 @@ class Process:
             raise KernelError(errno.EACCES, "shared writable mmap of a file not opened for "
                                             "writing")
         length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-        vma = Vma(file, self._next_map, length, prot, flags, offset >> PAGE_SHIFT)
+        if length >= TASK_SIZE:
+            raise KernelError(errno.ENOMEM, f"mmap length {length:#x} exceeds the address "
+                                            f"space")
+        if pgoff + (length >> PAGE_SHIFT) >= 1 << 64:
+            raise KernelError(errno.EOVERFLOW, f"mmap offset {offset:#x} + length "
+                                               f"{length:#x} overflows")
+        vma = Vma(file, self._next_map, length, prot, flags, pgoff)
         file.f_op.mmap(file, vma)
         file.get()
         self._next_map += length + PAGE_SIZE
@@ -315,8 +333,8 @@ class Process:
         if vma is None or length != vma.end - vma.start:
             raise KernelError(errno.EINVAL, f"munmap({addr:#x}, {length:#x}) does not match "
                                             f"a whole mapping")
+        vma.file.put()      # a refused last put leaves the mapping in place
         self.vmas.remove(vma)
-        vma.file.put()
 
     def _translate(self, addr, size, write):
         runs = []

@@ -4,7 +4,7 @@
 from dataclasses import dataclass, field
 
 __all__ = [
-    "IOC", "IOW", "IOR", "IOWR",
+    "IOC", "IOW", "IOR", "IOWR", "IOC_IN", "IOC_OUT",
     "DMA_BUF_SYNC_READ", "DMA_BUF_SYNC_WRITE", "DMA_BUF_SYNC_RW", "DMA_BUF_SYNC_START",
     "DMA_BUF_SYNC_END", "DMA_BUF_SYNC_VALID_FLAGS_MASK", "DMA_BUF_NAME_LEN",
     "DmaBufSync", "DmaBufExportSyncFile", "DmaBufImportSyncFile",
@@ -14,6 +14,16 @@ __all__ = [
 ]
 
 _IOC_WRITE, _IOC_READ = 1, 2
+#: The direction bits of a command: the caller writes the argument (copied in) / reads it.
+IOC_IN, IOC_OUT = _IOC_WRITE << 30, _IOC_READ << 30
+
+
+def _IOC_NR(cmd):
+    return cmd & 0xff
+
+
+def _IOC_SIZE(cmd):
+    return (cmd >> 16) & 0x3fff
 
 
 def IOC(direction, kind, nr, size):

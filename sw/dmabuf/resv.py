@@ -98,6 +98,10 @@ class DmaResv:
         one gets ``EDEADLK``."""
         if ctx is not None and self._owner is ctx:
             raise KernelError(errno.EALREADY, "this transaction already holds the lock")
+        if self._owner is not None and self._holder is _current_task():
+            # mutex_lock() of a mutex the task holds: it would sleep forever.
+            raise KernelError(errno.EDEADLK, "deadlock: this task already holds the "
+                                             "reservation lock")
         if (ctx is not None and isinstance(self._owner, WwAcquireCtx)
                 and self._owner.stamp < ctx.stamp):
             raise KernelError(errno.EDEADLK, f"lock held by older transaction "

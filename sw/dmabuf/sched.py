@@ -12,7 +12,10 @@ import abc
 import asyncio
 import contextlib
 import contextvars
+import errno
 import sys
+
+from ..errors import KernelError
 
 __all__ = ["MAX_SCHEDULE_TIMEOUT", "Scheduler", "AsyncioScheduler", "MachineScheduler",
            "current_scheduler", "use_scheduler"]
@@ -50,10 +53,22 @@ class Scheduler(abc.ABC):
 
 
 class AsyncioScheduler(Scheduler):
-    """Virtual ticks over asyncio: each tick yields once to the other tasks."""
+    """Virtual ticks over asyncio: each tick yields once to the other tasks.
+
+    Nothing waits forever: an unbounded wait (``MAX_SCHEDULE_TIMEOUT``) raises
+    :class:`~dmabuf_soc.sw.errors.KernelError` ``EDEADLK`` once every task of the event loop
+    has been either in such a wait here or blocked on a future nothing can complete (no
+    timer pending, no other task runnable) for :attr:`deadlock_ticks` ticks in a row: in the
+    simulated world no one is left to signal the fence or drop the lock. Linux would hang
+    (or lockdep would splat); the model reports it.
+    """
+
+    #: Ticks of complete stillness after which an unbounded wait is a deadlock.
+    deadlock_ticks = 256
 
     def __init__(self):
         self._now = 0
+        self._waiters = set()
 
     @property
     def now(self):
@@ -63,6 +78,42 @@ class AsyncioScheduler(Scheduler):
         for _ in range(ticks):
             self._now += 1
             await asyncio.sleep(0)
+
+    def _stuck(self):
+        """Whether no task can make progress: each is one of our unbounded waiters or is
+        blocked on a future, and the loop has no timer that could wake anything."""
+        try:
+            loop = asyncio.get_running_loop()
+            tasks = asyncio.all_tasks(loop)
+        except RuntimeError:
+            return False
+        if getattr(loop, "_scheduled", True):
+            return False
+        return all(task in self._waiters or getattr(task, "_fut_waiter", None) is not None
+                   for task in tasks)
+
+    async def wait_until(self, condition, timeout):
+        if timeout != MAX_SCHEDULE_TIMEOUT:
+            return await super().wait_until(condition, timeout)
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        if task is None:
+            return await super().wait_until(condition, timeout)
+        self._waiters.add(task)
+        try:
+            still = 0
+            while not condition():
+                still = still + 1 if self._stuck() else 0
+                if still > self.deadlock_ticks:
+                    raise KernelError(errno.EDEADLK, f"deadlock: waiting forever for "
+                                                     f"{_describe(condition)}, and no task "
+                                                     f"is left that could make it true")
+                await self.sleep(1)
+            return timeout
+        finally:
+            self._waiters.discard(task)
 
 
 class MachineScheduler(Scheduler):
@@ -104,6 +155,13 @@ class MachineScheduler(Scheduler):
     async def sleep(self, ticks):
         await self.machine.tick(ticks)
         await self.service_irqs()
+
+
+def _describe(condition):
+    """What a wait condition waits for: the object behind a bound method, else its name."""
+    target = getattr(condition, "__self__", None)
+    return repr(target) if target is not None else getattr(condition, "__qualname__",
+                                                          repr(condition))
 
 
 _current = contextvars.ContextVar("scheduler", default=None)

@@ -121,7 +121,9 @@ class HeapBufferOps(DmaBufOps):
 _heap_buffer_ops = HeapBufferOps()
 
 
-def export_heap_buffer(buffer, fd_flags):
-    """Export ``buffer`` as a dma-buf with the heap's name as exporter."""
-    return dma_buf_export(ops=_heap_buffer_ops, size=buffer.len, priv=buffer,
+def export_heap_buffer(buffer, fd_flags, ops=None):
+    """Export ``buffer`` as a dma-buf with the heap's name as exporter (and the heap's
+    own ``ops``, a :class:`HeapBufferOps`, if it has some)."""
+    ops = _heap_buffer_ops if ops is None else ops
+    return dma_buf_export(ops=ops, size=buffer.len, priv=buffer,
                           exp_name=buffer.heap.name, flags=fd_flags)

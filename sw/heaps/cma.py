@@ -3,14 +3,27 @@ area, aligned to its size (up to ``CONFIG_CMA_ALIGNMENT``), zeroed."""
 
 import errno
 
+from ..dmabuf.fs import MAP_SHARED
 from ..errors import KernelError
 from ..mm.page_alloc import PAGE_SHIFT, PAGE_SIZE, get_order
-from .buffer import HeapBuffer, export_heap_buffer
+from .buffer import HeapBuffer, HeapBufferOps, export_heap_buffer
 from .heap import DmaHeap
 
 __all__ = ["CmaHeap", "CMA_ALIGNMENT"]
 
 CMA_ALIGNMENT = 8
+
+
+class _CmaHeapBufferOps(HeapBufferOps):
+    def mmap(self, dmabuf, vma):
+        """``cma_heap_mmap()``: only shared mappings (``VM_SHARED | VM_MAYSHARE``)."""
+        if not vma.flags & MAP_SHARED:
+            raise KernelError(errno.EINVAL, f"{dmabuf.exp_name}: CMA heap buffers can only "
+                                            f"be mapped MAP_SHARED")
+        super().mmap(dmabuf, vma)
+
+
+_cma_heap_buffer_ops = _CmaHeapBufferOps()
 
 
 class CmaHeap(DmaHeap):
@@ -32,7 +45,7 @@ class CmaHeap(DmaHeap):
                                             f"{len}-byte range aligned to order {align}")
         await self.kmem.clear_pages(page, count)
         buffer = HeapBuffer(self, [(page, len)], self.kmem, self._free)
-        return export_heap_buffer(buffer, fd_flags)
+        return export_heap_buffer(buffer, fd_flags, _cma_heap_buffer_ops)
 
     def _free(self, buffer):
         (page, size), = buffer.blocks

@@ -49,6 +49,28 @@ class IommuDmaOps(DmaMapOps):
             # iommu_dma_init_domain(): base_pfn = max(1, aperture_start >> shift).
             domain.iovad = IovaDomain(GRANULE, max(1, domain.aperture_start >> PAGE_SHIFT))
         self.iovad = domain.iovad
+        # IOVA range start -> bytes mapped there: what an unmap must match. Linux WARNs
+        # when it unmaps a different amount and goes on; here a mismatch is refused
+        # before the page table or the IOVA allocator is touched.
+        self._mapped = {}
+
+    def _range(self, dma_addr, size):
+        """The granule-aligned range ``__iommu_dma_unmap()`` would unmap."""
+        if not isinstance(dma_addr, int) or not isinstance(size, int) or size <= 0:
+            raise KernelBug(f"dma-iommu: unmap of {dma_addr!r}+{size!r}")
+        offset = self.iovad.offset(dma_addr)
+        return dma_addr - offset, self.iovad.align(size + offset)
+
+    def check_unmap(self, dma_addr, size):
+        """Refuse, before any side effect, an unmap that does not match a mapping."""
+        base, length = self._range(dma_addr, size)
+        mapped = self._mapped.get(base)
+        if mapped is None:
+            raise KernelBug(f"dma-iommu: no mapping at IOVA {base:#x} to unmap")
+        if mapped != length:
+            raise KernelBug(f"dma-iommu: unmap of {length:#x} bytes at IOVA {base:#x}, "
+                            f"mapped {mapped:#x}: refused (the page table and the IOVA "
+                            f"range stay as they are)")
 
     def dma_supported(self, dev, mask):
         return True
@@ -77,9 +99,9 @@ class IommuDmaOps(DmaMapOps):
 
     async def _unmap(self, dma_addr, size):
         """``__iommu_dma_unmap()``."""
-        offset = self.iovad.offset(dma_addr)
-        dma_addr -= offset
-        size = self.iovad.align(size + offset)
+        self.check_unmap(dma_addr, size)
+        dma_addr, size = self._range(dma_addr, size)
+        del self._mapped[dma_addr]
         unmapped = await iommu_unmap(self.domain, dma_addr, size)
         if unmapped != size:
             raise KernelBug(f"dma-iommu: unmapped {unmapped:#x} of {size:#x} at {dma_addr:#x}")
@@ -97,6 +119,7 @@ class IommuDmaOps(DmaMapOps):
         except KernelError:
             self.free_iova(iova)
             return DMA_MAPPING_ERROR
+        self._mapped[iova] = size
         return iova + offset
 
     # Single pages.
@@ -109,6 +132,7 @@ class IommuDmaOps(DmaMapOps):
         return await self._map(dev, phys, size, dma_info_to_prot(direction, dev.dma_coherent))
 
     async def unmap_page(self, dev, dma_addr, size, direction, attrs):
+        self.check_unmap(dma_addr, size)
         if not attrs & DMA_ATTR_SKIP_CPU_SYNC:
             await self.sync_single_for_cpu(dev, dma_addr, size, direction)
         await self._unmap(dma_addr, size)
@@ -162,6 +186,7 @@ class IommuDmaOps(DmaMapOps):
                 await iommu_unmap(self.domain, iova, cursor - iova)
             self.free_iova(iova)
             raise
+        self._mapped[iova] = iova_len
         return self._finalise_sg(dev, sgl, nents, iova, layout)
 
     @staticmethod
@@ -190,14 +215,17 @@ class IommuDmaOps(DmaMapOps):
         return count
 
     async def unmap_sg(self, dev, sgl, nents, direction, attrs):
-        if not attrs & DMA_ATTR_SKIP_CPU_SYNC:
-            await self.sync_sg_for_cpu(dev, sgl, nents, direction)
+        if not sgl or not nents:
+            raise KernelBug(f"dma-iommu: unmap_sg of {nents!r} entries")
         start = sgl[0].dma_address
         end = start
         for sg in sgl[:nents]:
             if not sg.dma_length:
                 break
             end = sg.dma_address + sg.dma_length
+        self.check_unmap(start, end - start)
+        if not attrs & DMA_ATTR_SKIP_CPU_SYNC:
+            await self.sync_sg_for_cpu(dev, sgl, nents, direction)
         await self._unmap(start, end - start)
 
     async def sync_sg_for_cpu(self, dev, sgl, nents, direction):
@@ -237,6 +265,7 @@ class IommuDmaOps(DmaMapOps):
             if not dev.dma_coherent:
                 await platform.arch.prep_coherent(page.phys, GRANULE)
             await iommu_map(self.domain, iova + n * GRANULE, page.phys, GRANULE, prot)
+        self._mapped[iova] = size
         cpu_addr = platform.kmem.vmap(pages, cached=dev.dma_coherent)
         await platform.kmem.memset(cpu_addr, 0, size)
         platform.coherent[cpu_addr] = (pages, size, "iommu")
@@ -245,8 +274,10 @@ class IommuDmaOps(DmaMapOps):
     async def free(self, dev, size, cpu_addr, dma_handle, attrs):
         platform = dev.platform
         if cpu_addr not in platform.coherent:
-            raise KernelBug(f"dma_free_coherent({cpu_addr:#x}): not a coherent allocation")
-        pages, size, _ = platform.coherent.pop(cpu_addr)
+            raise KernelBug(f"dma_free_coherent({cpu_addr!r}): not a coherent allocation")
+        pages, size, _ = platform.coherent[cpu_addr]
+        self.check_unmap(dma_handle, size)
+        del platform.coherent[cpu_addr]
         await self._unmap(dma_handle, size)
         platform.kmem.vunmap(cpu_addr)
         for page in pages:

@@ -63,7 +63,7 @@ class IovaDomain:
         """Allocate ``size`` page frames ending at or below ``limit_pfn``; returns the
         :class:`Iova` or ``None`` (``alloc_iova()``)."""
         if not isinstance(size, int) or size <= 0:
-            raise ValueError(f"IOVA size must be a positive number of pages, not {size!r}")
+            return None     # nothing to allocate: NULL, as for any failed allocation
         align_mask = ~0
         if size_aligned:
             align_mask <<= (size - 1).bit_length()

@@ -140,7 +140,10 @@ class PageAllocator:
         """
         gfp = Gfp(gfp)
         if not isinstance(order, int) or not 0 <= order <= MAX_PAGE_ORDER:
-            raise ValueError(f"order must be an integer in 0..{MAX_PAGE_ORDER}, not {order!r}")
+            # WARN_ON_ONCE(order > MAX_PAGE_ORDER): NULL (a negative order is a huge
+            # unsigned one in C).
+            self.alloc_failures += 1
+            return None
         for zone in self.zonelist(gfp):
             pfn = self._take(zone, order)
             if pfn is not None:
