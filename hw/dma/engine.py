@@ -1,21 +1,19 @@
-"""The data path of one DMA channel: descriptor walk, read and write bursts, completion."""
+"""One DMA channel's data path: the descriptor walk, the dispatch of transfers to the reader
+(:mod:`.reader`) and the writer and completer (:mod:`.writer`), the errors and the soft reset."""
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.hdl import Elaboratable, Module, Mux, ResetInserter, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
 
-from ..bus.axi import AXI4Signature, BOUNDARY, Burst, Resp, Size
-from ..bus.skid import StreamSkid
-from .descriptor import STATUS_OFFSET, ErrorCode, StatusLayout
+from ..bus.axi import AXI4Signature, BOUNDARY, Resp
+from ..parameters import check_integer
+from .common import nonzero
+from .descriptor import ErrorCode
 from .fetch import DescriptorFetcher, TransferLayout
-from .realign import RealignJobLayout, Realigner
+from .reader import DMAReader, READ_ID_DATA, READ_ID_DESC
+from .writer import Completer, DMAWriter, WRITE_ID_DATA, WRITE_ID_STATUS
 
 __all__ = ["DMAEngine", "READ_ID_DATA", "READ_ID_DESC", "WRITE_ID_DATA", "WRITE_ID_STATUS"]
-
-#: AXI IDs a channel uses: data and descriptor reads, data and status writes.
-READ_ID_DATA, READ_ID_DESC = 0, 1
-WRITE_ID_DATA, WRITE_ID_STATUS = 0, 1
 
 
 class DMAEngine(wiring.Component):
@@ -38,6 +36,11 @@ class DMAEngine(wiring.Component):
     and reports ``err_code``, ``err_resp`` and ``err_desc``. Descriptor faults (fetch error,
     zero length, stale descriptor) are reported once the transfers before them have completed.
     ``soft_reset`` halts the channel, waits for the bus to fall quiet and resets it.
+
+    The engine walks descriptors (:class:`DescriptorFetcher`) and dispatches the transfers to
+    three components that take them in order: :class:`DMAReader` (AR and R, the realigned data
+    buffer), :class:`DMAWriter` (AW, W and B) and :class:`Completer` (status write-backs and
+    ``done``). It keeps the errors, the soft reset and the counters.
 
     Parameters
     ----------
@@ -198,140 +201,117 @@ class DMAEngine(wiring.Component):
         return m
 
 
-class _BurstCursor:
-    """Walks the beats of one transfer side burst by burst: ``n`` beats next (at most
-    ``max_beats``, never crossing 4 KiB) from ``addr``.
+class _Dispatcher(wiring.Component):
+    """Hands the transfers of a DMA channel to its reader, writer and completer, one a cycle
+    at most: register mode's (``go``) ahead of the descriptor walk's (``descriptors``), while
+    fewer than ``queue_depth`` transfers are dispatched and not completed.
 
-    ``n``, ``last`` and ``n_first`` (``n + first``) are registers, worked out in two cycles
-    after :meth:`start` or :meth:`advance` moved the cursor (compares, then the choice);
-    ``ready`` says they are up to date. So the wide compares of the beats left stay off the
-    paths that issue the burst. With ``count_bytes``, ``bytes`` is a register too: the bytes
-    of the transfer in the next burst (the first and last bursts may be partial).
+    Parameters
+    ----------
+    addr_width : int
+    queue_depth : int
+
+    Members
+    -------
+    go : ``In(1)``
+        Register mode: latch a transfer of ``length`` bytes from ``src`` to ``dst``; ignored
+        while ``busy`` or ``stop``.
+    src, dst : ``In(addr_width)``
+    length : ``In(32)``
+    busy : ``In(1)``
+    stop : ``In(1)``
+        Dispatch nothing.
+    descriptors : ``In(stream.Signature(TransferLayout))``
+    done : ``In(1)``
+        A transfer completes.
+    push : ``Out(1)``
+        Dispatch ``transfer``.
+    transfer : ``Out(TransferLayout)``
+    pending : ``Out(1)``
+        Register mode's transfer waits.
+    zero_length : ``Out(1)``
+        ``go`` was given with ``length`` 0, in the cycle after.
+    queued_any : ``Out(1)``
+        Transfers are dispatched and not completed, a register.
     """
-    def __init__(self, m, name, *, addr_width, log_bpb, max_beats, count_bytes=False):
-        self.active = Signal(name=f"{name}_active")
-        self.ready = Signal(name=f"{name}_ready")
-        self.addr = Signal(addr_width, name=f"{name}_addr")
-        self.left = Signal(30, name=f"{name}_left")
-        self.first = Signal(name=f"{name}_first")
-        self.n = Signal(range(max_beats + 1), name=f"{name}_n")
-        self.n_first = Signal(range(max_beats + 2), name=f"{name}_n_first")
-        self.last = Signal(name=f"{name}_last")
-        self._compared = Signal(name=f"{name}_compared")
-        self._log_bpb = log_bpb
-        self._count_bytes = count_bytes
-        # Burst byte counts fit in their own width: they are worked out modulo its power of 2.
-        self.bytes = Signal(range(max_beats * (1 << log_bpb) + 1), name=f"{name}_bytes")
-        bytes_bits = len(self.bytes)
-        self._head = Signal(log_bpb, name=f"{name}_head")           # start's offset in a beat
-        self._end_low = Signal(bytes_bits, name=f"{name}_end_low")  # low bits of the end
+    def __init__(self, *, addr_width, queue_depth):
+        check_integer("Queue depth", queue_depth, minimum=1, maximum=64)
+        self._addr_width = addr_width
+        self._queue_depth = queue_depth
+        layout = TransferLayout(addr_width=addr_width)
+        super().__init__({
+            "go": In(1),
+            "src": In(addr_width),
+            "dst": In(addr_width),
+            "length": In(32),
+            "busy": In(1),
+            "stop": In(1),
+            "descriptors": In(stream.Signature(layout)),
+            "done": In(1),
+            "push": Out(1),
+            "transfer": Out(layout),
+            "pending": Out(1),
+            "zero_length": Out(1),
+            "queued_any": Out(1),
+        })
 
-        # First cycle: the beats to the 4 KiB boundary (at most BOUNDARY >> log_bpb) and three
-        # compares side by side.
-        log_page_beats = exact_log2(BOUNDARY) - log_bpb
-        page_beats = 1 << log_page_beats
-        page_beat = self.addr[log_bpb:exact_log2(BOUNDARY)]
-        left_low = self.left[:log_page_beats + 1]
-        to_boundary = Signal(log_page_beats + 1, name=f"{name}_to_boundary")
-        boundary_first = Signal(name=f"{name}_boundary_first")   # to_boundary <= max_beats
-        fits = Signal(name=f"{name}_fits")      # the beats left go in one burst
-        with m.If(self.active & ~self._compared):
+    def elaborate(self, platform):
+        m = Module()
+        # Register mode: `go` latches one transfer, handed over ahead of the descriptor walk.
+        # It only counts while `pending`, and `go` is ignored then (busy or halted): it follows
+        # the inputs until then, so its enable waits on nothing else.
+        reg_transfer = Signal(TransferLayout(addr_width=self._addr_width))
+        m.d.sync += self.zero_length.eq(0)
+        with m.If(~self.pending):
             m.d.sync += [
-                self._compared.eq(1),
-                to_boundary.eq(page_beats - page_beat),
-                boundary_first.eq(page_beat >= page_beats - max_beats),
-                fits.eq((self.left[log_page_beats + 1:] == 0) & (left_low <= max_beats) &
-                        (left_low + page_beat <= page_beats)),
+                reg_transfer.src.eq(self.src),
+                reg_transfer.dst.eq(self.dst),
+                reg_transfer.length.eq(self.length),
+                reg_transfer.desc.eq(0),
+                reg_transfer.irq.eq(1),
+                reg_transfer.sg.eq(0),
             ]
+        with m.If(self.go & ~self.busy & ~self.stop):
+            with m.If(self.length == 0):
+                m.d.sync += self.zero_length.eq(1)      # reported in the next cycle
+            with m.Else():
+                m.d.sync += self.pending.eq(1)
 
-        # Second cycle: the choice.
-        next_n = Signal.like(self.n, name=f"{name}_next_n")
-        with m.If(fits):
-            m.d.comb += next_n.eq(left_low)
-        with m.Elif(boundary_first):
-            m.d.comb += next_n.eq(to_boundary)
+        # Every stage of the data path sees the transfers in order. The reader's, the writer's
+        # and the completer's queues each hold some of the transfers dispatched and not
+        # completed (`queued`; all of them in the completer's, with the last one completed for
+        # a cycle more), since a transfer is taken by every stage before it completes. One
+        # entry deeper than `queue_depth`, none is full while `queued < queue_depth`, and the
+        # dispatch waits on that compare, a register, rather than on the queues' levels.
+        queue_room = Signal(init=1)     # `queued < queue_depth`, a register
+        queues_ready = Signal()
+        m.d.comb += queues_ready.eq(queue_room & ~self.stop)
+        with m.If(self.pending):
+            m.d.comb += [
+                self.transfer.eq(reg_transfer),
+                self.push.eq(queues_ready),
+            ]
+            with m.If(queues_ready):
+                m.d.sync += self.pending.eq(0)
         with m.Else():
-            m.d.comb += next_n.eq(max_beats)
-        # What `n` holds in the next cycle.
-        self.n_next = Signal.like(self.n, name=f"{name}_n_next")
-        m.d.comb += self.n_next.eq(Mux(self._compared & ~self.ready, next_n, self.n))
-        with m.If(self._compared & ~self.ready):
-            m.d.sync += [
-                self.ready.eq(1),
-                self.n.eq(next_n),
-                self.n_first.eq(next_n + self.first),
-                self.last.eq(fits),
+            m.d.comb += [
+                self.transfer.eq(self.descriptors.payload),
+                self.descriptors.ready.eq(queues_ready),
+                self.push.eq(self.descriptors.valid & queues_ready),
             ]
-            if count_bytes:
-                # A burst's bytes: from its start (``addr``, or the transfer's start in the
-                # first burst) to its end (``n`` beats on, or the transfer's end in the last).
-                head = Mux(self.first, self._head, 0)
-                m.d.sync += self.bytes.eq(Mux(
-                    fits,
-                    self._end_low - Cat(head, self.addr[log_bpb:bytes_bits]),
-                    (next_n << log_bpb) - head))
-
-    @staticmethod
-    def beats_of(addr, length, log_bpb):
-        """The beats that a transfer of ``length`` bytes at byte address ``addr`` touches, as
-        :meth:`start` takes them. It is worked out before the transfer queues, so that its
-        carry chain stays off the cursor's start."""
-        return (length + (addr[:log_bpb] + ((1 << log_bpb) - 1))) >> log_bpb
-
-    def start(self, m, addr, beats, length=None):
-        """Take a transfer at byte address ``addr`` that touches ``beats`` beats
-        (:meth:`beats_of`); ``length``, its bytes, is needed with ``count_bytes`` only."""
-        m.d.sync += [
-            self.active.eq(1),
-            self.ready.eq(0),
-            self.addr.eq(Cat(Const(0, self._log_bpb), addr[self._log_bpb:])),
-            self.left.eq(beats),
-            self.first.eq(1),
-            self._compared.eq(0),
-        ]
-        if self._count_bytes:
-            bits = len(self._end_low)
-            m.d.sync += [self._head.eq(addr[:self._log_bpb]),
-                         self._end_low.eq(addr[:bits] + length[:bits])]
-
-    def advance(self, m):
-        """The next burst has been issued."""
-        m.d.sync += [
-            self.addr.eq(self.addr + (self.n << self._log_bpb)),
-            self.left.eq(self.left - self.n),
-            self.first.eq(0),
-            self.active.eq(~self.last),
-            self.ready.eq(0),
-            self._compared.eq(0),
-        ]
-
-
-def _nonzero(m, name, count, up, down):
-    """A register that is ``count != 0`` in every cycle, for a ``count`` register that goes up
-    with ``up`` and down with ``down`` each cycle: the compare of the count stays off the
-    paths that use it."""
-    flag = Signal(name=name)
-    with m.If(up & ~down):
-        m.d.sync += flag.eq(1)
-    with m.Elif(down & ~up & (count == 1)):
-        m.d.sync += flag.eq(0)
-    return flag
-
-
-class _FifoOf:
-    """A :class:`SyncFIFOBuffered` of ``layout`` records, with views on both ends."""
-    def __init__(self, m, name, layout, depth):
-        self.fifo = fifo.SyncFIFOBuffered(width=data.Layout.cast(layout).size, depth=depth)
-        m.submodules[name] = self.fifo
-        self.w_data = data.View(layout, self.fifo.w_data)
-        self.r_data = data.View(layout, self.fifo.r_data)
-
-    def __getattr__(self, name):
-        return getattr(self.fifo, name)
+        # Transfers dispatched and not completed, and whether there are any, as registers, so
+        # that `busy` and the error checks do not wait on the queues' levels. A completed
+        # transfer leaves the completer's queue a cycle later, in its spare entry's place.
+        queued = Signal(range(self._queue_depth + 1))
+        queued_next = queued + self.push - self.done
+        m.d.sync += [queued.eq(queued_next), queue_room.eq(queued_next < self._queue_depth)]
+        m.d.comb += self.queued_any.eq(nonzero(m, "queued_any", queued, self.push, self.done))
+        return m
 
 
 class _Pipeline(Elaboratable):
-    """The resettable part of :class:`DMAEngine`; drives the engine's ports."""
+    """The resettable part of :class:`DMAEngine`: its components, their wiring, and the errors.
+    Drives the engine's ports."""
 
     def __init__(self, engine):
         self.engine = engine
@@ -345,14 +325,30 @@ class _Pipeline(Elaboratable):
         bus = e.bus
         sig = e.bus_signature
         aw_bits = sig.addr_width
-        bpb = sig.bytes_per_beat
-        log_bpb = exact_log2(bpb)
-        max_beats = e.max_burst_beats
 
         m.submodules.fetcher = fetcher = DescriptorFetcher(addr_width=aw_bits,
                                                            data_width=sig.data_width)
-        m.submodules.realigner = realigner = Realigner(data_width=sig.data_width,
-                                                       addr_width=aw_bits)
+        sides = dict(bus_signature=sig, stream_id=e.stream_id, max_burst_beats=e.max_burst_beats,
+                     buffer_depth=e.buffer_depth, queue_depth=e.queue_depth)
+        m.submodules.reader = reader = DMAReader(
+            max_outstanding_reads=e.max_outstanding_reads, **sides)
+        m.submodules.writer = writer = DMAWriter(
+            max_outstanding_writes=e.max_outstanding_writes, **sides)
+        m.submodules.completer = completer = Completer(addr_width=aw_bits,
+                                                       queue_depth=e.queue_depth)
+        wiring.connect(m, reader.ar, wiring.flipped(bus.ar))
+        wiring.connect(m, wiring.flipped(bus.r), reader.r)
+        wiring.connect(m, writer.aw, wiring.flipped(bus.aw))
+        wiring.connect(m, writer.w, wiring.flipped(bus.w))
+        wiring.connect(m, wiring.flipped(bus.b), writer.b)
+        wiring.connect(m, fetcher.ar, reader.desc_ar)
+        wiring.connect(m, reader.desc_r, fetcher.r)
+        wiring.connect(m, reader.data, writer.data)
+        wiring.connect(m, completer.status, writer.status)
+        m.d.comb += [
+            writer.written.eq(reader.written),
+            e.buffer_overrun.eq(reader.buffer_overrun),
+        ]
 
         halt = Signal()
         # Issue nothing new: halted, or a soft reset waiting. `halt | e.resetting` as a register
@@ -361,47 +357,28 @@ class _Pipeline(Elaboratable):
         stop = Signal()
         error = Signal()
         m.d.sync += stop.eq(halt | error | e.resetting | e.soft_reset)
-
-        # ---- Transfer queues: every stage of the data path sees the transfers in order ----
-        # Each queue holds some of the transfers dispatched and not completed (`queued`; all
-        # of them in `done_q`, with the last one completed for a cycle more), since a
-        # transfer is taken by every stage before it completes. One entry deeper than
-        # `queue_depth`, none is full while `queued < queue_depth` (a buffered FIFO's inner
-        # memory holds one entry fewer than its depth), and the dispatch waits on that
-        # compare, a register, rather than on four queues' levels.
-        q_depth = e.queue_depth + 1
-        read_q = _FifoOf(m, "read_q", data.StructLayout({
-            "src": aw_bits, "beats": 30}), q_depth)
-        align_q = _FifoOf(m, "align_q", RealignJobLayout(bytes_per_beat=bpb,
-                                                         addr_width=aw_bits), q_depth)
-        write_q = _FifoOf(m, "write_q", data.StructLayout({
-            "dst": aw_bits, "length": 32, "beats": 30, "desc": aw_bits}), q_depth)
-        done_q = _FifoOf(m, "done_q", TransferLayout(addr_width=aw_bits), q_depth)
-        queues = (read_q, align_q, write_q, done_q)
-
-        # Register mode: `go` latches one transfer, handed over ahead of the descriptor walk.
-        reg_pending = Signal()
-        reg_transfer = Signal(TransferLayout(addr_width=aw_bits))
-        zero_length_go = Signal()
-        m.d.sync += zero_length_go.eq(0)
-        # `reg_transfer` only counts while `reg_pending`, and `go` is ignored then (busy or
-        # halted): it follows the inputs until then, so its enable waits on nothing else.
-        with m.If(~reg_pending):
-            m.d.sync += [
-                reg_transfer.src.eq(e.src),
-                reg_transfer.dst.eq(e.dst),
-                reg_transfer.length.eq(e.length),
-                reg_transfer.desc.eq(0),
-                reg_transfer.irq.eq(1),
-                reg_transfer.sg.eq(0),
-            ]
-        with m.If(e.go & ~e.busy & ~stop):
-            with m.If(e.length == 0):
-                m.d.sync += zero_length_go.eq(1)    # reported in the next cycle
-            with m.Else():
-                m.d.sync += reg_pending.eq(1)
-
         m.d.comb += [
+            reader.stop.eq(stop),
+            writer.stop.eq(stop),
+            writer.halt.eq(halt),
+            completer.stop.eq(stop),
+            completer.halt.eq(halt),
+        ]
+
+        m.submodules.dispatcher = dispatcher = _Dispatcher(addr_width=aw_bits,
+                                                           queue_depth=e.queue_depth)
+        wiring.connect(m, fetcher.transfers, dispatcher.descriptors)
+        m.d.comb += [
+            dispatcher.go.eq(e.go),
+            dispatcher.src.eq(e.src),
+            dispatcher.dst.eq(e.dst),
+            dispatcher.length.eq(e.length),
+            dispatcher.busy.eq(e.busy),
+            dispatcher.stop.eq(stop),
+            dispatcher.done.eq(completer.done),
+            # Simulation check (see `DMAEngine.queue_overrun`).
+            e.queue_overrun.eq(dispatcher.push &
+                               ~(reader.room & writer.room & completer.room)),
             fetcher.cur_desc.eq(e.cur_desc),
             fetcher.cur_desc_write.eq(e.cur_desc_write),
             fetcher.tail_desc.eq(e.tail_desc),
@@ -409,403 +386,19 @@ class _Pipeline(Elaboratable):
             fetcher.cyclic.eq(e.cyclic),
             fetcher.halt.eq(stop),
         ]
-
-        queue_room = Signal(init=1)     # `queued < e.queue_depth`, a register
-        queues_ready = Signal()
-        m.d.comb += queues_ready.eq(queue_room & ~stop)
-        transfer = Signal(TransferLayout(addr_width=aw_bits))
-        dispatch = Signal()
-        with m.If(reg_pending):
-            m.d.comb += [
-                transfer.eq(reg_transfer),
-                dispatch.eq(queues_ready),
-            ]
-            with m.If(queues_ready):
-                m.d.sync += reg_pending.eq(0)
-        with m.Else():
-            m.d.comb += [
-                transfer.eq(fetcher.transfers.payload),
-                fetcher.transfers.ready.eq(queues_ready),
-                dispatch.eq(fetcher.transfers.valid & queues_ready),
-            ]
+        for side in (reader, writer, completer):
+            m.d.comb += [side.push.eq(dispatcher.push), side.transfer.eq(dispatcher.transfer)]
         m.d.comb += [
-            read_q.w_data.src.eq(transfer.src),
-            read_q.w_data.beats.eq(_BurstCursor.beats_of(transfer.src, transfer.length, log_bpb)),
-            align_q.w_data.src_offset.eq(transfer.src[:log_bpb]),
-            align_q.w_data.dst_offset.eq(transfer.dst[:log_bpb]),
-            align_q.w_data.length.eq(transfer.length),
-            align_q.w_data.desc.eq(transfer.desc),
-            write_q.w_data.dst.eq(transfer.dst),
-            write_q.w_data.length.eq(transfer.length),
-            write_q.w_data.beats.eq(_BurstCursor.beats_of(transfer.dst, transfer.length, log_bpb)),
-            write_q.w_data.desc.eq(transfer.desc),
-            done_q.w_data.eq(transfer),
+            e.done.eq(completer.done),
+            e.done_irq.eq(completer.done_irq),
+            e.completed.eq(completer.completed),
+            e.job_bytes.eq(writer.job_bytes),
+            self.acked_bytes.eq(writer.acked_bytes),
         ]
-        for queue in queues:
-            m.d.comb += queue.w_en.eq(dispatch)
-        # Simulation check (see `DMAEngine.queue_overrun`): a transfer a queue has no room for.
-        m.d.comb += e.queue_overrun.eq(dispatch & ~Cat(queue.w_rdy for queue in queues).all())
-        # Transfers dispatched and not completed, and whether there are any, as registers, so
-        # that `busy` and the error checks do not wait on the queues' levels. A completed
-        # transfer leaves `done_q` a cycle later (below), in its spare entry's place.
-        queued = Signal(range(e.queue_depth + 1))
-        queue_in = Signal()
-        queue_out = Signal()        # a transfer completes (`transfer_done`, below)
-        m.d.comb += queue_in.eq(dispatch)
-        queued_next = queued + queue_in - queue_out
-        m.d.sync += [queued.eq(queued_next), queue_room.eq(queued_next < e.queue_depth)]
-        queued_any = _nonzero(m, "queued_any", queued, queue_in, queue_out)
-
-        # ---- Realigned data buffer, with read credits ----
-        rd = _BurstCursor(m, "rd", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats)
-        m.submodules.buffer = buffer = fifo.SyncFIFOBuffered(width=sig.data_width + bpb,
-                                                             depth=e.buffer_depth)
-        # The credits are the buffer beats neither occupied nor reserved for reads in flight:
-        # `buffer_depth - level - reserved`. A read burst of `n` beats reserves `n` beats, plus
-        # one for a flush beat in the transfer's first burst (`rd.n_first`); an accepted read
-        # beat releases one and the transfer's end the spare one. Every beat the realigner
-        # writes was reserved, so the buffer always has room for it: the realigner is never
-        # held by the buffer.
-        #
-        # No handshake reaches the credits through adders: the handshakes of a cycle are
-        # registered (`adjust`, `reserved_last`) and the credits of the next cycle are
-        # `prev_credits` (the previous cycle's, a register) with them added, so every carry
-        # chain here starts and ends at registers.
-        reserve = Signal()              # a data read burst issued: reserve its beats
-        data_beat = Signal()            # a data read beat accepted
-        # Beats are released a cycle late, which only understates the credits.
-        release = Signal(2)
-        m.d.sync += release.eq(data_beat + realigner.job_done)
-        buffer_write = Signal()
-        buffer_read = Signal()
-        m.d.comb += [
-            buffer_write.eq(buffer.w_en),       # never refused (above)
-            buffer_read.eq(buffer.r_en & buffer.r_rdy),
-        ]
-        prev_credits = Signal(range(e.buffer_depth + 1), init=e.buffer_depth)
-        adjust = Signal(range(-1, 4))   # the last cycle's releases and buffer reads and writes
-        reserved_last = Signal()        # the last cycle reserved `rd.n_first` beats
-        m.d.sync += [
-            adjust.eq(release + buffer_read - buffer_write),
-            reserved_last.eq(reserve),
-        ]
-        # Without the last cycle's reservation: `rd.ready` is low in the cycle after one, when
-        # the credits do not count. `rd.n_first` still holds the reserved beats then.
-        unreserved = Signal.like(prev_credits)
-        credits = Signal.like(prev_credits)
-        m.d.comb += [
-            unreserved.eq(prev_credits + adjust),
-            credits.eq(Mux(reserved_last, unreserved - rd.n_first, unreserved)),
-        ]
-        m.d.sync += prev_credits.eq(credits)
-
-        # Simulation check (see `DMAEngine.buffer_overrun`): a beat the buffer has no room for.
-        m.d.comb += e.buffer_overrun.eq(buffer.w_en & ~buffer.w_rdy)
-
-        # ---- Read burst issue ----
-        rd_outstanding = Signal(range(e.max_outstanding_reads + 1))
-        with m.If(~rd.active & read_q.r_rdy):
-            m.d.comb += read_q.r_en.eq(1)
-            rd.start(m, read_q.r_data.src, read_q.r_data.beats)
-        # Whether the buffer had room for the burst in the previous cycle, with a beat to spare
-        # for the one a flush may have added since; `rd.n_first` holds still while `rd.ready`
-        # is, and a reservation drops `rd.ready`, so the registered compare is never late.
-        credit_ok = Signal()
-        m.d.sync += credit_ok.eq(rd.ready & (unreserved > rd.n_first))
-        rd_want = Signal()
-        m.d.comb += rd_want.eq(rd.ready & credit_ok & ~stop &
-                               (rd_outstanding < e.max_outstanding_reads))
-
-        # AR: one request register; descriptor reads go first.
-        ar_load_desc = Signal()
-        ar_load_data = Signal()
-        with m.If(~bus.ar.valid | bus.ar.ready):
-            m.d.sync += [
-                bus.ar.payload.size.eq(Size.from_bytes(bpb)),
-                bus.ar.payload.burst.eq(Burst.INCR),
-                bus.ar.payload.sid.eq(e.stream_id),
-            ]
-            with m.If(fetcher.ar.valid):
-                m.d.comb += [
-                    ar_load_desc.eq(1),
-                    fetcher.ar.ready.eq(1),
-                ]
-                m.d.sync += [
-                    bus.ar.valid.eq(1),
-                    bus.ar.payload.id.eq(READ_ID_DESC),
-                    bus.ar.payload.addr.eq(fetcher.ar.payload.addr),
-                    bus.ar.payload.len.eq(fetcher.ar.payload.len),
-                ]
-            with m.Elif(rd_want):
-                m.d.comb += [
-                    ar_load_data.eq(1),
-                    reserve.eq(1),
-                ]
-                m.d.sync += [
-                    bus.ar.valid.eq(1),
-                    bus.ar.payload.id.eq(READ_ID_DATA),
-                    bus.ar.payload.addr.eq(rd.addr),
-                    bus.ar.payload.len.eq(rd.n - 1),
-                ]
-                rd.advance(m)
-            with m.Else():
-                m.d.sync += bus.ar.valid.eq(0)
-
-        # ---- R: descriptor beats to the fetcher, data beats through the realigner ----
-        # Which of them takes a beat depends on its ID, and RREADY must not: the ID may be
-        # undefined while RVALID is low. So RREADY is the skid register's, and a data beat the
-        # realigner refuses (between transfers) waits there; the beats reach both as before.
-        m.submodules.r_skid = r_skid = StreamSkid(bus.r.payload.shape())
-        wiring.connect(m, wiring.flipped(bus.r), r_skid.upstream)
-        r = r_skid.downstream
-        r_is_desc = Signal()
-        m.d.comb += [
-            r_is_desc.eq(r.payload.id == READ_ID_DESC),
-            fetcher.r.valid.eq(r.valid & r_is_desc),
-            fetcher.r.payload.data.eq(r.payload.data),
-            fetcher.r.payload.resp.eq(r.payload.resp),
-            realigner.read.valid.eq(r.valid & ~r_is_desc),
-            realigner.read.payload.data.eq(r.payload.data),
-            realigner.read.payload.resp.eq(r.payload.resp),
-            r.ready.eq(Mux(r_is_desc, fetcher.r.ready, realigner.read.ready)),
-            data_beat.eq(realigner.read.valid & realigner.read.ready),
-        ]
-        m.d.sync += rd_outstanding.eq(rd_outstanding + ar_load_data -
-                                      (data_beat & r.payload.last))
-
-        m.d.comb += [
-            realigner.jobs.valid.eq(align_q.r_rdy),
-            realigner.jobs.payload.eq(align_q.r_data),
-            align_q.r_en.eq(realigner.jobs.ready),
-            buffer.w_data.eq(Cat(realigner.write.payload.data, realigner.write.payload.strb)),
-            buffer.w_en.eq(realigner.write.valid),
-            realigner.write.ready.eq(1),   # room reserved by the read credits
-        ]
-
-        # ---- Write burst issue: only when the whole burst's data is buffered ----
-        wr = _BurstCursor(m, "wr", addr_width=aw_bits, log_bpb=log_bpb, max_beats=max_beats,
-                          count_bytes=True)
-        unclaimed = Signal(range(e.buffer_depth + 1))   # buffered beats no AW has claimed yet
-        claim = Signal()                # a data write burst issued: its beats are claimed
-        # Beats count as buffered a cycle after they are, keeping the buffer's handshake off
-        # the sum.
-        buffer_written = Signal()
-        m.d.sync += buffer_written.eq(buffer_write)
-        buffered = Signal.like(unclaimed)
-        m.d.comb += buffered.eq(unclaimed + buffer_written)
-        with m.If(claim):
-            m.d.sync += unclaimed.eq(buffered - wr.n)
-        with m.Else():
-            m.d.sync += unclaimed.eq(buffered)
-        # `unclaimed >= wr.n`, as a register: worked out from what both hold in the next cycle
-        # when no burst is claimed. A claim drops `wr.ready`, which the compare only matters
-        # with, until `wr.n` is worked out anew.
-        enough = Signal()
-        m.d.sync += enough.eq(buffered >= wr.n_next)
-
-        burst_layout = data.StructLayout({"beats": range(max_beats + 1), "status": 1})
-        w_bursts = _FifoOf(m, "w_bursts", burst_layout, e.max_outstanding_writes + 1)
-        ack_layout = data.StructLayout({"last": 1, "bytes": range(max_beats * bpb + 1),
-                                        "desc": aw_bits})
-        b_track = _FifoOf(m, "b_track", ack_layout, e.max_outstanding_writes)
-
-        wr_desc = Signal(aw_bits)
-        with m.If(~wr.active & write_q.r_rdy):
-            m.d.comb += write_q.r_en.eq(1)
-            wr.start(m, write_q.r_data.dst, write_q.r_data.beats, write_q.r_data.length)
-            m.d.sync += wr_desc.eq(write_q.r_data.desc)
-        wr_want = Signal()
-        m.d.comb += wr_want.eq(wr.ready & ~stop & enough & b_track.w_rdy &
-                               w_bursts.w_rdy)
-
-        # Completion side: status write-back requests.
-        status_want = Signal()
-        status_taken = Signal()
-        status_addr = Signal(aw_bits)   # where the status write-back goes, a register
-
-        # What a write burst queues does not depend on whether it is issued: only the
-        # enables do, so the issue conditions stay off the queues' data inputs.
-        m.d.comb += [
-            w_bursts.w_data.beats.eq(Mux(status_want, 1, wr.n)),
-            w_bursts.w_data.status.eq(status_want),
-            b_track.w_data.last.eq(wr.last),
-            b_track.w_data.bytes.eq(wr.bytes),
-            b_track.w_data.desc.eq(wr_desc),
-        ]
-        with m.If(~bus.aw.valid | bus.aw.ready):
-            m.d.sync += [
-                bus.aw.payload.size.eq(Size.from_bytes(bpb)),
-                bus.aw.payload.burst.eq(Burst.INCR),
-                bus.aw.payload.sid.eq(e.stream_id),
-            ]
-            with m.If(status_want & w_bursts.w_rdy):
-                m.d.comb += [
-                    status_taken.eq(1),
-                    w_bursts.w_en.eq(1),
-                ]
-                m.d.sync += [
-                    bus.aw.valid.eq(1),
-                    bus.aw.payload.id.eq(WRITE_ID_STATUS),
-                    bus.aw.payload.addr.eq(status_addr),
-                    bus.aw.payload.len.eq(0),
-                ]
-            with m.Elif(wr_want):
-                m.d.comb += [
-                    claim.eq(1),
-                    w_bursts.w_en.eq(1),
-                    b_track.w_en.eq(1),
-                ]
-                m.d.sync += [
-                    bus.aw.valid.eq(1),
-                    bus.aw.payload.id.eq(WRITE_ID_DATA),
-                    bus.aw.payload.addr.eq(wr.addr),
-                    bus.aw.payload.len.eq(wr.n - 1),
-                ]
-                wr.advance(m)
-            with m.Else():
-                m.d.sync += bus.aw.valid.eq(0)
-
-        # ---- W: data beats from the buffer, or the status beat, in AW order ----
-        status_lane = STATUS_OFFSET % bpb
-        status_word = Signal(64)
-        w_beat = Signal(range(max_beats))
-        w_head = w_bursts.r_data
-        squash = Signal()           # halted: data beats go out with no strobe
-        with m.If(~bus.w.valid | bus.w.ready):
-            m.d.sync += squash.eq(halt)
-        with m.If(w_bursts.r_rdy & w_head.status):
-            m.d.comb += [
-                bus.w.valid.eq(1),
-                bus.w.payload.data.eq(status_word << (8 * status_lane)),
-                bus.w.payload.strb.eq(0xff << status_lane),
-                bus.w.payload.last.eq(1),
-                w_bursts.r_en.eq(bus.w.ready),
-            ]
-        with m.Elif(w_bursts.r_rdy):
-            m.d.comb += [
-                bus.w.valid.eq(buffer.r_rdy),
-                bus.w.payload.data.eq(buffer.r_data[:sig.data_width]),
-                bus.w.payload.strb.eq(Mux(squash, 0, buffer.r_data[sig.data_width:])),
-                bus.w.payload.last.eq(w_beat == w_head.beats - 1),
-            ]
-            with m.If(bus.w.valid & bus.w.ready):
-                m.d.comb += buffer.r_en.eq(1)
-                with m.If(bus.w.payload.last):
-                    m.d.comb += w_bursts.r_en.eq(1)
-                    m.d.sync += w_beat.eq(0)
-                with m.Else():
-                    m.d.sync += w_beat.eq(w_beat + 1)
-
-        # ---- B: data responses close bursts and transfers, status responses complete ----
-        acked_transfers = Signal(range(e.queue_depth + 1))   # written, not yet completed
-        transfer_acked = Signal()
-        transfer_done = Signal()
-        done_pop = Signal()
-        b_data = Signal()
-        b_status = Signal()
-        b_error = Signal()
-        # Every response is taken at once and registered, already decoded, before it is
-        # looked at, so that what it decides (a transfer's completion, an error, the FIFOs'
-        # reads) starts at registers beside the engine rather than at the far end of the bus:
-        # a cycle per response.
-        b_resp = Signal.like(bus.b.payload.resp)
-        m.d.comb += bus.b.ready.eq(1)
-        m.d.sync += [
-            b_data.eq(bus.b.valid & (bus.b.payload.id == WRITE_ID_DATA)),
-            b_status.eq(bus.b.valid & (bus.b.payload.id == WRITE_ID_STATUS)),
-            b_error.eq(bus.b.payload.resp != Resp.OKAY),
-            b_resp.eq(bus.b.payload.resp),
-        ]
-        with m.If(b_data):
-            m.d.comb += [
-                b_track.r_en.eq(1),
-                self.acked_bytes.eq(b_track.r_data.bytes),
-                transfer_acked.eq(b_track.r_data.last),
-            ]
-            with m.If(b_track.r_data.last):
-                m.d.sync += e.job_bytes.eq(0)
-            with m.Else():
-                m.d.sync += e.job_bytes.eq(e.job_bytes + b_track.r_data.bytes)
-        m.d.sync += acked_transfers.eq(acked_transfers + transfer_acked - transfer_done)
-        acked_any = _nonzero(m, "acked_any", acked_transfers, transfer_acked, transfer_done)
-
-        head = done_q.r_data
-        fault_wb = Signal()         # the faulting descriptor's status is still to be written
-        bus_quiet = Signal()
-        status = data.View(StatusLayout(), status_word[:32])
-        status_busy = Signal()      # between a status AW and its B
-        # The completion states, one-hot (one register each), so that the decisions that wait
-        # on them (completion, status requests) see one register rather than a state decode.
-        # WAIT: for the head transfer to be written; STATUS_ADDR and STATUS_RESP: its status
-        # write-back (descriptors); FAULT_ADDR and FAULT_RESP: after a halt on a descriptor the
-        # bus could reach, the status write-back recording the fault.
-        st_wait = Signal(init=1)
-        st_status_addr = Signal()
-        st_status_resp = Signal()
-        st_fault_addr = Signal()
-        st_fault_resp = Signal()
-
-        def goto(leave, enter):
-            m.d.sync += [leave.eq(0), enter.eq(1)]
-
-        with m.If(st_fault_addr | st_fault_resp):
-            m.d.comb += [
-                status.error.eq(e.err_code),
-                status.resp.eq(e.err_resp),
-            ]
-        with m.Else():
-            m.d.comb += [
-                status.completed.eq(1),
-                status_word[32:].eq(head.length),
-            ]
-        # The status address is worked out a cycle ahead, so that the completion state and the
-        # adder stay off the AW register's inputs. The head transfer stays while its status
-        # waits, and the fault's record is set (with `fault_wb`) before FAULT_ADDR is entered;
-        # `fault_wb` implies `stop`, so no descriptor's own status is requested meanwhile.
-        m.d.sync += status_addr.eq(Mux(fault_wb, e.err_desc, head.desc) + STATUS_OFFSET)
-        m.d.comb += [
-            status_want.eq((st_status_addr & ~stop) | st_fault_addr),
-            status_busy.eq(st_status_resp | st_fault_resp),
-        ]
-
-        with m.If(st_wait):
-            with m.If(halt):
-                with m.If(fault_wb & bus_quiet):
-                    goto(st_wait, st_fault_addr)
-            with m.Elif(done_q.r_rdy & ~done_pop & acked_any):
-                with m.If(head.sg):
-                    goto(st_wait, st_status_addr)
-                with m.Else():
-                    m.d.comb += transfer_done.eq(1)
-        with m.If(st_status_addr):
-            with m.If(status_taken):
-                goto(st_status_addr, st_status_resp)
-            with m.Elif(halt):
-                goto(st_status_addr, st_wait)
-        with m.If(st_status_resp & b_status):
-            with m.If(~b_error):
-                m.d.comb += transfer_done.eq(1)
-            goto(st_status_resp, st_wait)
-        with m.If(st_fault_addr & status_taken):
-            goto(st_fault_addr, st_fault_resp)
-        with m.If(st_fault_resp & b_status):
-            m.d.sync += fault_wb.eq(0)
-            goto(st_fault_resp, st_wait)
-        # The completed transfer leaves `done_q` in the next cycle, from a register, so that the
-        # queue's level and read pointer do not wait on the completion's decision; its entry,
-        # still at the head meanwhile, is not looked at again (`~done_pop` above).
-        m.d.sync += done_pop.eq(transfer_done)
-        m.d.comb += [done_q.r_en.eq(done_pop), queue_out.eq(transfer_done)]
-        with m.If(transfer_done):
-            m.d.comb += [
-                e.done.eq(1),
-                e.done_irq.eq(head.irq | ~head.sg),
-            ]
-            m.d.sync += e.completed.eq(e.completed + 1)
 
         # ---- Errors: the first one halts the channel ----
         pipeline_empty = Signal()
-        m.d.comb += pipeline_empty.eq(~queued_any & ~reg_pending)
+        m.d.comb += pipeline_empty.eq(~dispatcher.queued_any & ~dispatcher.pending)
         code = Signal(ErrorCode)
         resp = Signal(Resp)
         desc = Signal(aw_bits)
@@ -826,26 +419,26 @@ class _Pipeline(Elaboratable):
         read_desc = Signal.like(desc)
         read_writes_back = Signal()
         m.d.sync += [
-            read_error.eq(realigner.read_error),
-            read_resp.eq(r.payload.resp),
-            read_desc.eq(realigner.desc),
-            read_writes_back.eq(realigner.desc != 0),
+            read_error.eq(reader.read_error),
+            read_resp.eq(reader.read_resp),
+            read_desc.eq(reader.read_desc),
+            read_writes_back.eq(reader.read_desc != 0),
         ]
         # The other sources' record is worked out as if there were no read error, so that the
         # R channel reaches none of its registers: the read error's is chosen after them.
-        m.d.comb += error.eq(realigner.read_error)
-        with m.If(b_data & b_error):
+        m.d.comb += error.eq(reader.read_error)
+        with m.If(writer.write_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.WRITE),
-                         resp.eq(b_resp), desc.eq(b_track.r_data.desc),
-                         writes_back.eq(b_track.r_data.desc != 0)]
-        with m.Elif(b_status & b_error):
+                         resp.eq(writer.error_resp), desc.eq(writer.write_desc),
+                         writes_back.eq(writer.write_desc != 0)]
+        with m.Elif(writer.status_error):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.STATUS_WB),
-                         resp.eq(b_resp), desc.eq(head.desc)]
+                         resp.eq(writer.error_resp), desc.eq(completer.head_desc)]
         with m.Elif(fetcher.fault & pipeline_empty):
             m.d.comb += [error.eq(1), code.eq(fetcher.fault_code),
                          resp.eq(fetcher.fault_resp), desc.eq(fetcher.fault_desc),
                          writes_back.eq(write_back(fetcher.fault_code, fetcher.fault_desc))]
-        with m.Elif(zero_length_go):
+        with m.Elif(dispatcher.zero_length):
             m.d.comb += [error.eq(1), code.eq(ErrorCode.ZERO_LEN), resp.eq(Resp.OKAY),
                          desc.eq(0)]
         # The first error stops the channel at once (`halt`). Its record is taken in that cycle
@@ -858,6 +451,7 @@ class _Pipeline(Elaboratable):
         first_desc = Signal.like(desc)
         first_writes_back = Signal()
         halted = Signal()
+        fault_wb = Signal()         # the faulting descriptor's status is still to be written
         m.d.sync += [
             first_error.eq(error & ~halt),
             first_code.eq(code),
@@ -867,6 +461,8 @@ class _Pipeline(Elaboratable):
         ]
         with m.If(error):
             m.d.sync += halt.eq(1)
+        with m.If(completer.fault_written):
+            m.d.sync += fault_wb.eq(0)
         with m.If(first_error):
             m.d.comb += e.error.eq(1)
             m.d.sync += [
@@ -876,13 +472,20 @@ class _Pipeline(Elaboratable):
                 e.err_desc.eq(Mux(read_error, read_desc, first_desc)),
                 fault_wb.eq(Mux(read_error, read_writes_back, first_writes_back)),
             ]
-        m.d.comb += e.halted.eq(halted)
+        m.d.comb += [
+            e.halted.eq(halted),
+            completer.fault.eq(fault_wb),
+            completer.fault_code.eq(e.err_code),
+            completer.fault_resp.eq(e.err_resp),
+            completer.fault_desc.eq(e.err_desc),
+        ]
 
         # ---- Activity ----
+        bus_quiet = Signal()
         m.d.comb += [
-            e.busy.eq(~halted & (fetcher.active | queued_any | reg_pending)),
-            bus_quiet.eq((rd_outstanding == 0) & ~fetcher.in_flight & ~b_track.r_rdy &
-                         ~status_busy & ~bus.ar.valid & ~bus.aw.valid & ~w_bursts.r_rdy),
+            e.busy.eq(~halted & (fetcher.active | dispatcher.queued_any | dispatcher.pending)),
+            bus_quiet.eq(reader.quiet & ~fetcher.in_flight & writer.quiet),
+            completer.bus_quiet.eq(bus_quiet),
             self.quiescent.eq(bus_quiet & ~fault_wb),
         ]
         # A stalled cycle is counted a cycle late, from registers that keep each of its terms
@@ -893,9 +496,8 @@ class _Pipeline(Elaboratable):
         stall_waiting = Signal()
         m.d.sync += [
             stall_busy.eq(e.busy & ~e.clear_counters),
-            stall_moving.eq((r.valid & r.ready) | (bus.w.valid & bus.w.ready)),
-            stall_waiting.eq((rd_outstanding != 0) | fetcher.in_flight | b_track.r_rdy |
-                             status_busy | bus.ar.valid | bus.aw.valid | bus.w.valid),
+            stall_moving.eq(reader.r_beat | (bus.w.valid & bus.w.ready)),
+            stall_waiting.eq(~reader.quiet | fetcher.in_flight | writer.waiting),
         ]
         m.d.comb += self.stalled.eq(stall_busy & ~stall_moving & stall_waiting)
         return m
