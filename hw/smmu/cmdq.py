@@ -17,7 +17,7 @@ from ..bus.axi import AXI4Signature, Burst, Resp, Size
 from ..one_hot import one_hot_fsm
 from .caches import InvalidateKind, InvalidateLayout
 from .format import CMD_BYTES, GRANULE_SHIFT, CommandLayout, Opcode, SyncCompletion
-from .walker import QUEUE_INDEX_WIDTH, QueueConfigLayout, queue_mask
+from .queue import QUEUE_INDEX_WIDTH, QueueConfigLayout, QueueMask
 
 __all__ = ["CommandError", "CommandQueue"]
 
@@ -76,7 +76,9 @@ class CommandQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus, cfg = self.bus, self.cmdq
-        mask = queue_mask(m, cfg.log2size)
+        m.submodules.mask = queue_mask = QueueMask()
+        m.d.comb += queue_mask.log2size.eq(cfg.log2size)
+        mask = queue_mask.mask
         cons = self.cons
         command = Signal(CommandLayout())
         beat = Signal()

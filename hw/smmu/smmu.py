@@ -46,12 +46,6 @@ _COUNTER_WIDTH = 32
 _SYNC_COUNT_WIDTH = 16
 
 
-def _pipe(m, source, sink):
-    """Connect stream ``source`` (whose valid we read) to ``sink`` (whose valid we drive)."""
-    m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload),
-                 source.ready.eq(sink.ready)]
-
-
 class SMMU(wiring.Component):
     """An Arm SMMUv3-style IOMMU (see :mod:`.format` for the subset).
 
@@ -175,17 +169,14 @@ class SMMU(wiring.Component):
             read, write = self.read_stages[p], self.write_stages[p]
             m.submodules[f"read_stage{p}"] = read
             m.submodules[f"write_stage{p}"] = write
-            up, down = self.upstream[p], self.downstream[p]
-            _pipe(m, up.ar, read.up_addr)
-            _pipe(m, read.down_addr, down.ar)
-            _pipe(m, down.r, read.down_resp)
-            _pipe(m, read.up_resp, up.r)
-            _pipe(m, up.aw, write.up_addr)
-            _pipe(m, write.down_addr, down.aw)
-            _pipe(m, up.w, write.up_w)
-            _pipe(m, write.down_w, down.w)
-            _pipe(m, down.b, write.down_resp)
-            _pipe(m, write.up_resp, up.b)
+            # The port's channels, each a stream from manager to subordinate.
+            up, down = wiring.flipped(self.upstream[p]), wiring.flipped(self.downstream[p])
+            for source, sink in [(up.ar, read.up_addr), (read.down_addr, down.ar),
+                                 (down.r, read.down_resp), (read.up_resp, up.r),
+                                 (up.aw, write.up_addr), (write.down_addr, down.aw),
+                                 (up.w, write.up_w), (write.down_w, down.w),
+                                 (down.b, write.down_resp), (write.up_resp, up.b)]:
+                connect(m, source, sink)
             stages += [read, write]
         # ``CR0.prefetch_en`` reaches the walker's arbitration through a register of its own,
         # which placement puts beside the walker rather than in the register block.

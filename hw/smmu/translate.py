@@ -36,33 +36,85 @@ A faulting (or aborted) transaction never goes downstream. Its response waits un
 transaction this stage sent before it has been answered (AXI orders same-ID responses), and
 for a write until its data beats have been taken and dropped; then a read gets ``len + 1``
 SLVERR beats and a write one SLVERR response.
+
+The stage keeps ``s1`` and its micro-TLB compare; its parts have their own signatures:
+:class:`~.micro_tlb.MicroTLB` (the micro-TLB's registers and the lookups that refill them),
+:class:`~.responses.StageResponses` (R or B, the SLVERR answers and the W routing) and
+:class:`NextPagePrefetch`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out, connect
 
-from ..bus.axi import AddrLayout, ReadDataLayout, Resp, WriteDataLayout, WriteRespLayout
-from ..one_hot import one_hot_fsm
+from ..bus.axi import AddrLayout
+from ..parameters import check_integer
 from .caches import StreamLookupSignature, TLBLookupSignature, leaf_address, leaf_covers
-from .format import ASID_BITS, GRANULE_SHIFT, IA_BITS, OA_BITS, StreamConfig
+from .format import GRANULE_SHIFT, IA_BITS, OA_BITS, StreamConfig
+from .micro_tlb import MicroPageLayout, MicroTLB
+from .responses import StageResponses
 from .walker import PrefetchRequestSignature, TranslationClientSignature, TranslationStatus
 
-__all__ = ["TranslationStage"]
+__all__ = ["TranslationStage", "NextPagePrefetch"]
 
 
-class _MicroPageLayout(data.StructLayout):
-    """A page (or block) of the micro-TLB: input page number, output page number and leaf
-    level as in :class:`~.caches.TLBEntryLayout`, and the permissions."""
-    def __init__(self):
+class NextPagePrefetch(wiring.Component):
+    """Asks for the page after each page the micro-TLB takes from the IOTLB.
+
+    No request is made when the leaf is a block that covers that page too, or the page is
+    the last of the input address space, or the request would repeat the last one. A
+    request is held until the walker takes it, and replaced by the next one. It is decided
+    a cycle after the page is taken, from registers (the micro-TLB holds the page and its
+    stream until its next lookup starts).
+
+    Parameters
+    ----------
+    sid_width : int
+    addr_width : int
+
+    Members
+    -------
+    filled : ``In(1)``
+        The micro-TLB takes ``page`` for stream ``sid``.
+    sid : ``In(sid_width)``
+    page : ``In(MicroPageLayout())``
+    request : ``Out(PrefetchRequestSignature(...))``
+    """
+    def __init__(self, *, sid_width, addr_width=OA_BITS):
+        check_integer("Stream ID width", sid_width, minimum=1)
+        check_integer("Address width", addr_width, minimum=IA_BITS)
         super().__init__({
-            "valid":     1,
-            "vpn":       IA_BITS - GRANULE_SHIFT,
-            "ppn":       OA_BITS - GRANULE_SHIFT,
-            "level":     2,
-            "read_only": 1,
-            "xn":        1,
+            "filled": In(1),
+            "sid": In(sid_width),
+            "page": In(MicroPageLayout()),
+            "request": Out(PrefetchRequestSignature(sid_width=sid_width,
+                                                    addr_width=addr_width)),
         })
+
+    def elaborate(self, platform):
+        m = Module()
+        request = self.request
+        filled = Signal()
+        m.d.sync += filled.eq(self.filled)
+        sid, page, level = self.sid, self.page.vpn, self.page.level
+        covered = (((level == 1) & ~page[:18].all()) |
+                   ((level == 2) & ~page[:9].all()))
+        next_addr = Cat(Const(0, GRANULE_SHIFT), page + 1)
+        asked_sid = Signal.like(request.sid)
+        asked_addr = Signal.like(request.addr)
+        # The page the last request was made from: comparing it, not the address asked
+        # for, keeps the increment off the decision. (Its reset value is the page before
+        # address 0, the reset value of ``asked_addr``.)
+        asked_from = Signal.like(page, init=(1 << len(page)) - 1)
+        new = (filled & ~covered & ~page.all() &
+               ((page != asked_from) | (sid != asked_sid)))
+        m.d.comb += [request.sid.eq(asked_sid), request.addr.eq(asked_addr)]
+        with m.If(new):
+            m.d.sync += [asked_sid.eq(sid), asked_addr.eq(next_addr), asked_from.eq(page),
+                         request.valid.eq(1)]
+        with m.Elif(request.ready):
+            m.d.sync += request.valid.eq(0)
+        return m
 
 
 class TranslationStage(wiring.Component):
@@ -101,22 +153,19 @@ class TranslationStage(wiring.Component):
         A translated transaction hit in the IOTLB; a transaction needed the walker.
     """
     def __init__(self, bus_signature, *, write, max_outstanding=8, prefetch=False):
+        self._responses = StageResponses(bus_signature, write=write,
+                                         max_outstanding=max_outstanding)
+        channels = self._responses.signature.members      # R or B, and W
         sig = bus_signature
         addr_layout = AddrLayout(addr_width=sig.addr_width, id_width=sig.id_width,
                                  sid_width=sig.sid_width)
-        if write:
-            resp_signature = stream.Signature(WriteRespLayout(id_width=sig.id_width))
-        else:
-            resp_signature = stream.Signature(ReadDataLayout(data_width=sig.data_width,
-                                                             id_width=sig.id_width))
         self._write = bool(write)
-        self._max_outstanding = max_outstanding
         self._prefetch = bool(prefetch)
         members = {
             "up_addr": In(stream.Signature(addr_layout)),
             "down_addr": Out(stream.Signature(addr_layout)),
-            "up_resp": Out(resp_signature),
-            "down_resp": In(resp_signature),
+            "up_resp": channels["up_resp"],
+            "down_resp": channels["down_resp"],
             "enable": In(1),
             "flush": In(1),
             "ste": Out(StreamLookupSignature(sid_width=sig.sid_width)),
@@ -132,15 +181,31 @@ class TranslationStage(wiring.Component):
             members["prefetch"] = Out(PrefetchRequestSignature(sid_width=sig.sid_width,
                                                                addr_width=sig.addr_width))
         if write:
-            w_signature = stream.Signature(WriteDataLayout(data_width=sig.data_width))
-            members["up_w"] = In(w_signature)
-            members["down_w"] = Out(w_signature)
+            members["up_w"] = channels["up_w"]
+            members["down_w"] = channels["down_w"]
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         up, down = self.up_addr, self.down_addr
-        ste, tlb, walk = self.ste, self.tlb, self.walk
+        walk = self.walk
+        sid_width = len(up.payload.sid)
+        m.submodules.micro_tlb = micro_tlb = MicroTLB(sid_width=sid_width)
+        m.submodules.responses = responses = self._responses
+        connect(m, micro_tlb.ste, wiring.flipped(self.ste))
+        connect(m, micro_tlb.tlb, wiring.flipped(self.tlb))
+        connect(m, wiring.flipped(self.down_resp), responses.down_resp)
+        connect(m, responses.up_resp, wiring.flipped(self.up_resp))
+        if self._write:
+            connect(m, wiring.flipped(self.up_w), responses.up_w)
+            connect(m, responses.down_w, wiring.flipped(self.down_w))
+        if self._prefetch:
+            m.submodules.prefetch = prefetch = NextPagePrefetch(sid_width=sid_width,
+                                                                addr_width=len(up.payload.addr))
+            connect(m, prefetch.request, wiring.flipped(self.prefetch))
+            m.d.comb += [prefetch.filled.eq(micro_tlb.filled),
+                         prefetch.sid.eq(micro_tlb.refill_sid),
+                         prefetch.page.eq(micro_tlb.refill)]
 
         s1 = Signal.like(up.payload)
         s1_valid = Signal()
@@ -151,19 +216,9 @@ class TranslationStage(wiring.Component):
         s1_pass = Signal()          # resolved OK: s1_valid & s1_resolved & (s1_status == OK)
         s1_open = Signal()          # s1_valid & ~s1_resolved & ~s1_asking
         s1_pa = Signal.like(s1.addr)
-        s1_routed = Signal()        # a failed write's drop route is queued
-        s1_beats = Signal(9)        # SLVERR beats of a failed read sent so far
-        outstanding = Signal(range(256))
 
-        # The micro-TLB: the stream context of the last STE cache lookup, and the pages of
-        # the last two IOTLB lookups (two, so that a channel's descriptor page and its data
-        # page can both stay), the most recently used one kept on a refill.
-        ctx_valid = Signal()
-        ctx_sid = Signal.like(s1.sid)
-        ctx_config = Signal(StreamConfig)
-        ctx_asid = Signal(ASID_BITS)
-        pages = [Signal(_MicroPageLayout(), name=f"page{n}") for n in range(2)]
-        page_used = Signal()        # the page that hit last (or was filled last)
+        ctx, pages = micro_tlb.context, micro_tlb.pages
+        page_fill, changed = micro_tlb.page_fill, micro_tlb.changed
 
         # Whether an address hits the micro-TLB: in a bypass context, or on a page that
         # gives the access. Made for the transaction coming in and for the one in s1, and
@@ -173,21 +228,17 @@ class TranslationStage(wiring.Component):
         # check is made beside its compare rather than after the choice, to keep it shallow.
         def probe(payload):
             vpn = payload.addr[GRANULE_SHIFT:IA_BITS]
-            ctx_hit = ctx_valid & (ctx_sid == payload.sid)
+            ctx_hit = ctx.valid & (ctx.sid == payload.sid)
             hits = [entry.valid & leaf_covers(entry.level, entry.vpn, vpn) for entry in pages]
             permitted = [~(self._write & entry.read_only) & ~(payload.prot[2] & entry.xn)
                          for entry in pages]
-            ctx_bypass = ctx_hit & (ctx_config == StreamConfig.BYPASS)
+            ctx_bypass = ctx_hit & (ctx.config == StreamConfig.BYPASS)
             in_space = ctx_hit & ~payload.addr[IA_BITS]
             page_ok = Cat(in_space & hits[0] & permitted[0],
                           in_space & ~hits[0] & hits[1] & permitted[1])
             return ctx_bypass, page_ok, ~hits[0]
 
         flush = self.flush | ~self.enable
-        ctx_load = Signal()         # the context is replaced at this edge
-        page_fill = Signal(2)       # these pages are replaced at this edge
-        changed = Signal()          # the micro-TLB changed at the last edge
-        m.d.sync += changed.eq(flush | ctx_load | page_fill.any())
         s1_bypass = Signal()
         s1_ok = Signal()            # s1 hits the micro-TLB (or bypasses)
         s1_way = Signal()           # the page it hits
@@ -211,7 +262,7 @@ class TranslationStage(wiring.Component):
         s1_probe_bypass, s1_probe_page_ok, s1_probe_way = s1_probe
         # Worked out for either transaction before ``capture`` (which comes late) picks one;
         # kept as nets, so that synthesis leaves that choice last.
-        kept = ~flush & ~ctx_load
+        kept = ~flush & ~micro_tlb.context_load
         in_bypass_kept, in_ok_kept, stay_bypass_kept, stay_ok_kept = (
             Signal(name=name, attrs={"keep": 1})
             for name in ("in_bypass", "in_ok", "stay_bypass", "stay_ok"))
@@ -228,23 +279,17 @@ class TranslationStage(wiring.Component):
             s1_ok.eq(Mux(capture, in_ok_kept, stay_ok_kept)),
             s1_way.eq(Mux(capture, in_way, s1_probe_way)),
         ]
-        instr = s1.prot[2]
-        page = Signal(_MicroPageLayout())
+        page = Signal(MicroPageLayout())
         m.d.comb += page.eq(Mux(s1_way, pages[1], pages[0]))
         page_pa = leaf_address(page.level, s1.addr, page.ppn)
         translated = Signal.like(s1.addr)
         m.d.comb += translated.eq(Mux(s1_resolved, s1_pa, Mux(s1_bypass, s1.addr, page_pa)))
 
-        route_space = 1
-        if self._write:
-            m.submodules.routes = routes = fifo.SyncFIFO(width=1, depth=self._max_outstanding)
-            route_space = routes.w_rdy
-
         # (s1_pass and s1_open, registers of their own, keep this one LUT deep: it starts the
         # downstream handshake, which decides whether s1 takes the next transaction.)
         ok = s1_pass | (s1_open & s1_ok)
         m.d.comb += [
-            down.valid.eq(ok & route_space),
+            down.valid.eq(ok & responses.accept),
             down.payload.eq(s1),
             down.payload.addr.eq(translated),
         ]
@@ -253,100 +298,26 @@ class TranslationStage(wiring.Component):
             s1_free.eq(~s1_valid | take),
             self.issued.eq(take),
             self.hit.eq(down.valid & ~s1_resolved & ~s1_bypass),
+            micro_tlb.used.eq(take & ~s1_resolved & ~s1_bypass),
+            micro_tlb.used_way.eq(s1_way),
         ]
-        with m.If(take & ~s1_resolved & ~s1_bypass):
-            m.d.sync += page_used.eq(s1_way)
         with m.If(down.valid & ~down.ready & ~s1_resolved):
             # Presented: keep the address even if the entry it came from goes away.
             m.d.sync += [s1_resolved.eq(1), s1_open.eq(0), s1_pass.eq(1),
                          s1_status.eq(TranslationStatus.OK),
                          s1_pa.eq(translated)]
 
-        # The lookup of a transaction that misses the micro-TLB: in the STE cache (unless
-        # the micro-TLB has its stream), answering in the next cycle, and then in the IOTLB,
-        # answering in the third; and again, in the background, after each walk, for the
-        # transactions that follow. The IOTLB compare of a known stream starts straight from s1.
-        lookup_sid = Signal.like(s1.sid)
-        lookup_addr = Signal.like(s1.addr)
-        lookup_for_s1 = Signal()    # it was started for the transaction in s1
-        finish = Signal()           # the lookup ends this cycle
-        page_filled = Signal()      # with a page from the IOTLB
-        answer = Signal(_MicroPageLayout())     # the IOTLB's answer, as a micro-TLB page
-        need_lookup = s1_valid & ~s1_resolved & ~s1_asking & ~s1_looked & ~s1_ok & ~changed
-        # The lookup after a walk starts a cycle after the answer, when the walker's IOTLB fill
-        # (registered) has been written; the answered transaction is still in s1.
-        walked = Signal()
-        m.d.sync += walked.eq(walk.done)
-        # The IOTLB compares s1's address while IDLE and the lookup's in TLB (other states
-        # ignore its answer). The choice is made a cycle ahead, from the next state and the
-        # next s1, so the address the IOTLB compares is a register.
-        tlb_va = Signal.like(s1.addr)
-        tlb_va_next = Signal.like(s1.addr)
-        m.d.comb += tlb_va_next.eq(Mux(capture, incoming.addr, s1.addr))
-        m.d.sync += tlb_va.eq(tlb_va_next)
-        m.d.comb += [ste.sid.eq(lookup_sid), tlb.asid.eq(ctx_asid), tlb.va.eq(tlb_va)]
-        with one_hot_fsm(m, name="lookup"):
-            with m.State("IDLE"):
-                with m.If(~flush & (need_lookup | walked)):
-                    m.d.sync += [lookup_sid.eq(s1.sid), lookup_addr.eq(s1.addr),
-                                 lookup_for_s1.eq(~walked)]
-                    with m.If(~ctx_valid | (ctx_sid != s1.sid)):
-                        m.next = "STE"
-                    with m.Elif(ctx_config == StreamConfig.TRANSLATE):
-                        m.next = "MATCH"
-                    with m.Elif(~walked):
-                        # Abort: only the walker answers it.
-                        m.d.sync += s1_looked.eq(1)
-            with m.State("STE"):
-                m.next = "CONTEXT"
-                with m.If(flush):
-                    m.next = "IDLE"
-            with m.State("CONTEXT"):
-                with m.If(ste.hit):
-                    m.d.comb += ctx_load.eq(~flush)
-                    m.d.sync += [ctx_valid.eq(1), ctx_sid.eq(lookup_sid),
-                                 ctx_config.eq(ste.config), ctx_asid.eq(ste.asid)]
-                    m.d.sync += [entry.valid.eq(0) for entry in pages]
-                with m.If(ste.hit & (ste.config == StreamConfig.TRANSLATE)):
-                    with m.If(~flush):
-                        m.d.comb += tlb_va_next.eq(lookup_addr)
-                    m.next = "TLB"
-                with m.Else():
-                    m.d.comb += finish.eq(1)
-                    m.next = "IDLE"
-                with m.If(flush):
-                    m.next = "IDLE"
-            with m.State("TLB"):
-                m.next = "MATCH"
-                with m.If(flush):
-                    m.next = "IDLE"
-            with m.State("MATCH"):
-                # The IOTLB's compare takes two cycles; its answer comes in ANSWER.
-                m.next = "ANSWER"
-                with m.If(flush):
-                    m.next = "IDLE"
-            with m.State("ANSWER"):
-                # Registered, so that the IOTLB's hit reaches no further than here.
-                m.d.sync += [answer.valid.eq(tlb.hit),
-                             answer.vpn.eq(lookup_addr[GRANULE_SHIFT:IA_BITS]),
-                             answer.ppn.eq(tlb.ppn), answer.level.eq(tlb.level),
-                             answer.read_only.eq(tlb.read_only), answer.xn.eq(tlb.xn)]
-                m.next = "PAGE"
-                with m.If(flush):
-                    m.next = "IDLE"
-            with m.State("PAGE"):
-                m.d.comb += [page_filled.eq(answer.valid & ~flush), finish.eq(1)]
-                with m.If(answer.valid):
-                    m.d.comb += page_fill.eq(Mux(flush, 0, Mux(page_used, 0b01, 0b10)))
-                    for n, entry in enumerate(pages):
-                        with m.If(page_used != n):
-                            m.d.sync += entry.eq(answer)
-                    m.d.sync += page_used.eq(~page_used)
-                m.next = "IDLE"
-        with m.If(flush):
-            m.d.sync += ctx_valid.eq(0)
-            m.d.sync += [entry.valid.eq(0) for entry in pages]
-        with m.If(finish & lookup_for_s1 & ~flush):
+        # A transaction that misses the micro-TLB is looked up in the shared caches, and
+        # goes to the walker if they do not have it either.
+        m.d.comb += [
+            micro_tlb.flush.eq(flush),
+            micro_tlb.sid.eq(s1.sid), micro_tlb.addr.eq(s1.addr),
+            micro_tlb.next_va.eq(Mux(capture, incoming.addr, s1.addr)),
+            micro_tlb.need.eq(s1_valid & ~s1_resolved & ~s1_asking & ~s1_looked & ~s1_ok &
+                              ~changed),
+            micro_tlb.walk_done.eq(walk.done),
+        ]
+        with m.If(micro_tlb.looked):
             m.d.sync += s1_looked.eq(1)
 
         m.d.comb += [
@@ -354,7 +325,7 @@ class TranslationStage(wiring.Component):
             walk.sid.eq(s1.sid),
             walk.addr.eq(s1.addr),
             walk.write.eq(self._write),
-            walk.instr.eq(instr),
+            walk.instr.eq(s1.prot[2]),
         ]
         with m.If(s1_valid & ~s1_resolved & s1_looked & ~s1_ok & ~changed):
             m.d.sync += [s1_asking.eq(1), s1_open.eq(0)]
@@ -367,96 +338,21 @@ class TranslationStage(wiring.Component):
             m.d.sync += [s1_resolved.eq(1), s1_asking.eq(0), s1_open.eq(0),
                          s1_pass.eq(walk.status == TranslationStatus.OK)]
 
-        if self._prefetch:
-            self._elaborate_prefetch(m, lookup_sid, answer, page_filled)
-
         # Responses: passed through, or the SLVERR answer of a failed transaction.
-        failed = s1_valid & s1_resolved & (s1_status != TranslationStatus.OK)
-        resp_up, resp_down = self.up_resp, self.down_resp
-        # Whether s1's failed transaction may be answered: worked out a cycle late, from
-        # registers, so that the responses' ready downstream (and the register slice's
-        # enables behind it) wait on this register and `s1_valid` alone. Once true it stays
-        # true for as long as s1 holds the failed transaction: s1 takes no other meanwhile,
-        # the transactions in flight only complete, and a failed write's route only drains.
-        answerable = Signal()
-        inject = Signal()
-        m.d.comb += inject.eq(s1_valid & answerable)
-        last = 1 if self._write else resp_down.payload.last
-        m.d.comb += self.completed.eq(resp_down.valid & resp_down.ready & last)
-        m.d.sync += outstanding.eq(outstanding + take - self.completed)
-
-        if self._write:
-            # The failed write's data beats are dropped before it is answered.
-            m.d.sync += answerable.eq(failed & (outstanding == 0) & s1_routed &
-                                      (routes.level == 0))
-            with m.If(failed & ~s1_routed & routes.w_rdy):
-                m.d.comb += [routes.w_en.eq(1), routes.w_data.eq(1)]
-                m.d.sync += s1_routed.eq(1)
-            with m.If(take):
-                m.d.comb += [routes.w_en.eq(1), routes.w_data.eq(0)]
-            drop = routes.r_data[0]
-            w_up, w_down = self.up_w, self.down_w
-        else:
-            m.d.sync += answerable.eq(failed & (outstanding == 0))
-        if self._write:
-            m.d.comb += [
-                w_down.payload.eq(w_up.payload),
-                w_down.valid.eq(w_up.valid & routes.r_rdy & ~drop),
-                w_up.ready.eq(routes.r_rdy & (drop | w_down.ready)),
-                routes.r_en.eq(w_up.valid & w_up.ready & w_up.payload.last),
-            ]
-
-        with m.If(inject):
-            m.d.comb += [
-                resp_up.valid.eq(1),
-                resp_up.payload.id.eq(s1.id),
-                resp_up.payload.resp.eq(Resp.SLVERR),
-            ]
-            if not self._write:
-                m.d.comb += resp_up.payload.last.eq(s1_beats == s1.len)
-        with m.Else():
-            m.d.comb += [
-                resp_up.valid.eq(resp_down.valid),
-                resp_up.payload.eq(resp_down.payload),
-                resp_down.ready.eq(resp_up.ready),
-            ]
+        m.d.comb += [
+            responses.capture.eq(capture), responses.issued.eq(take),
+            responses.valid.eq(s1_valid),
+            responses.failed.eq(s1_valid & s1_resolved & (s1_status != TranslationStatus.OK)),
+            responses.id.eq(s1.id), responses.len.eq(s1.len),
+            self.completed.eq(responses.completed),
+        ]
 
         with m.If(capture):
             m.d.sync += [s1.eq(incoming), s1_valid.eq(1),
                          s1_looked.eq(0), s1_asking.eq(0), s1_resolved.eq(0), s1_pass.eq(0),
-                         s1_open.eq(1), s1_routed.eq(0), s1_beats.eq(0)]
+                         s1_open.eq(1)]
         with m.Elif(take):
             m.d.sync += [s1_valid.eq(0), s1_pass.eq(0), s1_open.eq(0)]
-        with m.Elif(inject & resp_up.ready):
-            m.d.sync += s1_beats.eq(s1_beats + 1)
-            if self._write:
-                m.d.sync += s1_valid.eq(0)
-            else:
-                with m.If(s1_beats == s1.len):
-                    m.d.sync += s1_valid.eq(0)
+        with m.Elif(responses.answered):
+            m.d.sync += s1_valid.eq(0)
         return m
-
-    def _elaborate_prefetch(self, m, lookup_sid, answer, page_filled):
-        request = self.prefetch
-        # Decided a cycle after the micro-TLB takes the page, from registers (the lookup's
-        # stream and the IOTLB's answer stay until the next lookup starts).
-        filled = Signal()
-        m.d.sync += filled.eq(page_filled)
-        sid, page, level = lookup_sid, answer.vpn, answer.level
-        covered = (((level == 1) & ~page[:18].all()) |
-                   ((level == 2) & ~page[:9].all()))
-        next_addr = Cat(Const(0, GRANULE_SHIFT), page + 1)
-        asked_sid = Signal.like(request.sid)
-        asked_addr = Signal.like(request.addr)
-        # The page the last request was made from: comparing it, not the address asked
-        # for, keeps the increment off the decision. (Its reset value is the page before
-        # address 0, the reset value of ``asked_addr``.)
-        asked_from = Signal.like(page, init=(1 << len(page)) - 1)
-        new = (filled & ~covered & ~page.all() &
-               ((page != asked_from) | (sid != asked_sid)))
-        m.d.comb += [request.sid.eq(asked_sid), request.addr.eq(asked_addr)]
-        with m.If(new):
-            m.d.sync += [asked_sid.eq(sid), asked_addr.eq(next_addr), asked_from.eq(page),
-                         request.valid.eq(1)]
-        with m.Elif(request.ready):
-            m.d.sync += request.valid.eq(0)
