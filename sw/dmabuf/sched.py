@@ -87,8 +87,11 @@ class AsyncioScheduler(Scheduler):
             tasks = asyncio.all_tasks(loop)
         except RuntimeError:
             return False
-        if getattr(loop, "_scheduled", True):
-            return False
+        if getattr(loop, "_scheduled", True) or getattr(loop, "_default_executor", None):
+            return False        # a timer or a worker thread may still wake someone
+        selector = getattr(loop, "_selector", None)
+        if selector is None or len(selector.get_map()) > 1:
+            return False        # I/O besides the loop's own wake-up pipe
         return all(task in self._waiters or getattr(task, "_fut_waiter", None) is not None
                    for task in tasks)
 
