@@ -24,9 +24,8 @@ class BusSwitch(wiring.Component):
     offered to both; each takes those it waits for, and B goes to the bridge while
     ``uncached_active``.
 
-    W beats leave through a register slice, so that the way choice of a write-back ends in the
-    cache rather than in the next block: each burst's data follows its AW a cycle later than
-    the cache offers it.
+    W beats leave through a register slice, a cycle after the cache offers them, so that a
+    write-back's way choice ends in the cache rather than in the next block.
 
     Parameters
     ----------
@@ -39,7 +38,7 @@ class BusSwitch(wiring.Component):
         The cache's own bursts. Its B channel is valid only while not ``uncached_active``.
     uncached : ``In(CpuPortSignature(addr_width, data_width))``
     uncached_active : ``In(1)``
-        The bridge waits for a response.
+        An uncached access waits for its response: B goes to the bridge.
     bus : ``Out(bus_signature)``
     """
     def __init__(self, bus_signature):

@@ -4,7 +4,7 @@ from amaranth.utils import exact_log2
 
 from ..parameters import check_integer
 
-__all__ = ["CacheGeometry"]
+__all__ = ["CacheGeometry", "check_geometry"]
 
 
 class CacheGeometry:
@@ -102,6 +102,12 @@ class CacheGeometry:
         tag = addr >> (self.offset_bits + self.index_bits)
         return tag, index, word
 
+    def fields(self, addr):
+        """``(tag, index, row)`` of address ``addr`` (a value): its tag, its set, and its row of
+        the data memories (set and word)."""
+        line = self.offset_bits + self.index_bits
+        return addr[line:], addr[self.offset_bits:line], addr[self.offset_bits - self.word_bits:line]
+
     def line_addr(self, tag, index):
         """Physical address of the first byte of the line ``tag`` holds in set ``index``."""
         return ((tag << self.index_bits) | index) << self.offset_bits
@@ -116,3 +122,16 @@ class CacheGeometry:
         return (f"CacheGeometry(size={self.size}, ways={self.ways}, "
                 f"line_size={self.line_size}, addr_width={self.addr_width}, "
                 f"data_width={self.data_width})")
+
+
+def check_geometry(geometry):
+    """Check that ``geometry`` is a :class:`CacheGeometry`, and return it.
+
+    Raises
+    ------
+    TypeError
+        If it is not.
+    """
+    if not isinstance(geometry, CacheGeometry):
+        raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+    return geometry

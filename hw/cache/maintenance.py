@@ -5,7 +5,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from .geometry import CacheGeometry
+from .geometry import check_geometry
 from .way import TagLayout
 from .writeback import LineLayout
 
@@ -52,9 +52,7 @@ class MaintenanceSignature(wiring.Signature):
     done : ``In(1)``
     """
     def __init__(self, geometry):
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
-        self._geometry = geometry
+        self._geometry = check_geometry(geometry)
         super().__init__({
             "op":    Out(MaintenanceOp, init=MaintenanceOp.CLEAN),
             "scope": Out(MaintenanceScope),
@@ -89,7 +87,9 @@ class MaintenanceWalk(wiring.Component):
     dirty, and its entry is invalidated (``invalidate``) if the operation invalidates. Acting
     on an item never changes what the next one (read before that write) matches: a different
     tag, or a different way. The walk waits, reading its item's row again, while a line to be
-    cleaned cannot be handed over.
+    cleaned cannot be handed over; the line acted on is invalidated, and its dirty bit
+    cleared, in every cycle it waits, not only as it moves on, so that the write-back's
+    handshake stays off the tag memories' write enables.
 
     The cache's control takes an operation (``pending``) between CPU accesses: it pulses
     ``start``, holds ``run`` while the walk goes on, and once the walk has acted on its
@@ -124,14 +124,12 @@ class MaintenanceWalk(wiring.Component):
     invalidate : ``Out(1)``
         Invalidate the entries of ``match_ways``.
     write_back : ``Out(1)``
-        Hand ``line`` over for write-back (while ``run``).
+        Hand ``line`` over for write-back.
     cleaned, invalidated : ``Out(1)``
-        Events (while ``run``).
+        Events.
     """
     def __init__(self, geometry):
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
-        self._geometry = g = geometry
+        self._geometry = g = check_geometry(geometry)
         super().__init__({
             "maint":          In(MaintenanceSignature(g)),
             "pending":        Out(1),

@@ -11,7 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .geometry import CacheGeometry
+from .geometry import check_geometry
 
 __all__ = ["victim", "touch", "victim_value", "touch_value", "PseudoLRU"]
 
@@ -77,11 +77,10 @@ class PseudoLRU(wiring.Component):
 
     Members
     -------
-    touch : ``In(1)``
-        Way ``touch_way`` of set ``touch_set`` is accessed in this cycle.
-    touch_set : ``In(index_bits)``
-    touch_way : ``In(range(ways))``
     lookup_set : ``In(index_bits)``
+    touch : ``In(1)``
+        Way ``touch_way`` of set ``lookup_set`` is accessed in this cycle.
+    touch_way : ``In(range(ways))``
     invalid_ways : ``In(ways)``
         The ways of set ``lookup_set`` that hold no line.
     victim : ``Out(range(ways))``
@@ -89,14 +88,11 @@ class PseudoLRU(wiring.Component):
         least recently used one as the tree sees it.
     """
     def __init__(self, geometry):
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
-        self._geometry = g = geometry
+        self._geometry = g = check_geometry(geometry)
         super().__init__({
-            "touch":        In(1),
-            "touch_set":    In(g.index_bits),
-            "touch_way":    In(range(g.ways)),
             "lookup_set":   In(g.index_bits),
+            "touch":        In(1),
+            "touch_way":    In(range(g.ways)),
             "invalid_ways": In(g.ways),
             "victim":       Out(range(g.ways)),
         })
@@ -114,7 +110,7 @@ class PseudoLRU(wiring.Component):
         m.d.sync += [
             touched.eq(self.touch),
             touched_way.eq(self.touch_way),
-            touched_set.eq(self.touch_set),
+            touched_set.eq(self.lookup_set),
         ]
         if g.ways > 1:
             touched_bits = bits.word_select(touched_set, g.ways - 1)

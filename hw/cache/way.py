@@ -1,12 +1,12 @@
 """The ways of the cache: their tag and data memories, the memories' read registers and the
 bypasses that stand in for transparent read ports."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .geometry import CacheGeometry
+from .geometry import check_geometry
 
 __all__ = ["TagLayout", "BeatLayout", "CacheWay", "CacheWays"]
 
@@ -74,9 +74,7 @@ class CacheWay(wiring.Component):
         writes this way.
     """
     def __init__(self, geometry):
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
-        self._geometry = g = geometry
+        self._geometry = g = check_geometry(geometry)
         row_bits = g.index_bits + g.word_bits
         super().__init__({
             "tag_raddr":  In(g.index_bits),
@@ -163,10 +161,11 @@ class CacheWay(wiring.Component):
 
 
 class CacheWays(wiring.Component):
-    """Every way of the cache, all read at the same rows and written at the same row.
+    """Every way of the cache, all read at the same rows, and the writes of their data.
 
-    Each member is that of :class:`CacheWay`, with the read data of every way, and a write
-    enable for each way.
+    A store hit is given at its lookup and written a cycle later, from registers, so that the
+    tag compare never drives the data memories' write enables; a refill's word is written in
+    its cycle, and takes the write port from the store. (Tags are written as given.)
 
     Parameters
     ----------
@@ -176,26 +175,26 @@ class CacheWays(wiring.Component):
     -------
     tag_raddr : ``In(index_bits)``
     tag_rdata : ``Out(data.ArrayLayout(TagLayout(tag_bits), ways))``
+        Every way's :attr:`CacheWay.tag_rdata`.
     tag_waddr : ``In(index_bits)``
     tag_wdata : ``In(TagLayout(tag_bits))``
     tag_we : ``In(ways)``
     data_raddr : ``In(index_bits + word_bits)``
     data_rdata : ``Out(data.ArrayLayout(data_width, ways))``
     data_beats : ``Out(data.ArrayLayout(BeatLayout(data_width), ways))``
-    data_waddr : ``In(index_bits + word_bits)``
-    data_wdata : ``In(data_width)``
-    data_wstrb : ``In(bytes_per_word)``
-    data_we : ``In(ways)``
+        Every way's :attr:`CacheWay.data_rdata` and :attr:`CacheWay.data_beat`.
     store_addr : ``In(index_bits + word_bits)``
     store_data : ``In(data_width)``
     store_strb : ``In(bytes_per_word)``
     store_ways : ``In(ways)``
-        A store that writes the data memories of ``store_ways`` in the next cycle.
+        A store hit looked up in this cycle, and its way (none if there is no store).
+    fill_addr : ``In(index_bits + word_bits)``
+    fill_data : ``In(data_width)``
+    fill_ways : ``In(ways)``
+        A whole word written in this cycle, in the ways given.
     """
     def __init__(self, geometry):
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
-        self._geometry = g = geometry
+        self._geometry = g = check_geometry(geometry)
         row_bits = g.index_bits + g.word_bits
         super().__init__({
             "tag_raddr":  In(g.index_bits),
@@ -206,22 +205,39 @@ class CacheWays(wiring.Component):
             "data_raddr": In(row_bits),
             "data_rdata": Out(data.ArrayLayout(g.data_width, g.ways)),
             "data_beats": Out(data.ArrayLayout(BeatLayout(g.data_width), g.ways)),
-            "data_waddr": In(row_bits),
-            "data_wdata": In(g.data_width),
-            "data_wstrb": In(g.bytes_per_word),
-            "data_we":    In(g.ways),
             "store_addr": In(row_bits),
             "store_data": In(g.data_width),
             "store_strb": In(g.bytes_per_word),
             "store_ways": In(g.ways),
+            "fill_addr":  In(row_bits),
+            "fill_data":  In(g.data_width),
+            "fill_ways":  In(g.ways),
         })
 
     geometry = property(lambda self: self._geometry)
 
     def elaborate(self, platform):
         m = Module()
-        for n in range(self._geometry.ways):
-            m.submodules[f"way_{n}"] = way = CacheWay(self._geometry)
+        g = self._geometry
+
+        store_addr = Signal.like(self.store_addr)
+        store_data = Signal.like(self.store_data)
+        store_strb = Signal.like(self.store_strb)
+        store_ways = Signal.like(self.store_ways)
+        m.d.sync += [
+            store_addr.eq(self.store_addr),
+            store_data.eq(self.store_data),
+            store_strb.eq(self.store_strb),
+            store_ways.eq(self.store_ways),
+        ]
+        fill = self.fill_ways.any()
+        waddr = Mux(fill, self.fill_addr, store_addr)
+        wdata = Mux(fill, self.fill_data, store_data)
+        wstrb = Mux(fill, Const(-1, g.bytes_per_word), store_strb)
+        we    = Mux(fill, self.fill_ways, store_ways)
+
+        for n in range(g.ways):
+            m.submodules[f"way_{n}"] = way = CacheWay(g)
             m.d.comb += [
                 way.tag_raddr.eq(self.tag_raddr),
                 way.tag_waddr.eq(self.tag_waddr),
@@ -229,13 +245,14 @@ class CacheWays(wiring.Component):
                 way.tag_we.eq(self.tag_we[n]),
                 self.tag_rdata[n].eq(way.tag_rdata),
                 way.data_raddr.eq(self.data_raddr),
-                way.data_waddr.eq(self.data_waddr),
-                way.data_wdata.eq(self.data_wdata),
-                way.data_wstrb.eq(Mux(self.data_we[n], self.data_wstrb, 0)),
+                way.data_waddr.eq(waddr),
+                way.data_wdata.eq(wdata),
+                way.data_wstrb.eq(Mux(we[n], wstrb, 0)),
                 self.data_rdata[n].eq(way.data_rdata),
                 self.data_beats[n].eq(way.data_beat),
                 way.store_addr.eq(self.store_addr),
                 way.store_data.eq(self.store_data),
                 way.store_strb.eq(Mux(self.store_ways[n], self.store_strb, 0)),
             ]
+
         return m

@@ -5,9 +5,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..bus.axi import AddrLayout, Burst, Size, WriteDataLayout
-from ..parameters import check_integer
-from .geometry import CacheGeometry
+from ..bus.axi import AddrLayout, Burst, Size, WriteDataLayout, WriteRespLayout
+from .geometry import check_geometry
 from .way import BeatLayout
 
 __all__ = ["MAX_WRITEBACKS_OUTSTANDING", "LineLayout", "WriteBackEngine"]
@@ -19,8 +18,7 @@ MAX_WRITEBACKS_OUTSTANDING = 15
 class LineLayout(data.StructLayout):
     """Where a line is held, and its tag: what the write-back engine needs of it."""
     def __init__(self, geometry):
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+        check_geometry(geometry)
         super().__init__({
             "set": geometry.index_bits,
             "way": range(geometry.ways),
@@ -36,7 +34,7 @@ class WriteBackEngine(wiring.Component):
     are read from the data memories (``raddr``, a row per cycle while ``streaming``) and leave
     one per cycle from a beat register. While one burst streams, the next line may be handed
     over: its beats follow the current burst's without a bubble. The write responses are
-    counted (``ack``), so that ``idle`` means every write-back is in memory.
+    counted, so that ``idle`` means every write-back is in memory.
 
     The data memories' read ports are not registered (yosys does not use the block RAMs'
     output registers), so each beat goes from the line's way straight into the beat
@@ -73,15 +71,11 @@ class WriteBackEngine(wiring.Component):
         Every way's word of the row read in the previous cycle.
     aw : ``Out(stream.Signature(AddrLayout(...)))``
     w : ``Out(stream.Signature(WriteDataLayout(data_width)))``
-    ack : ``In(1)``
-        A write response to one of the write-backs.
+    b : ``In(stream.Signature(WriteRespLayout(...)))``
+        The write responses to the write-backs, always taken.
     """
     def __init__(self, geometry, *, id_width=4, sid_width=0):
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
-        check_integer("ID width", id_width, minimum=0, maximum=32)
-        check_integer("Stream ID width", sid_width, minimum=0, maximum=32)
-        self._geometry = g = geometry
+        self._geometry = g = check_geometry(geometry)
         super().__init__({
             "line":      In(LineLayout(g)),
             "start":     In(1),
@@ -94,7 +88,7 @@ class WriteBackEngine(wiring.Component):
                                                          id_width=id_width,
                                                          sid_width=sid_width))),
             "w":         Out(stream.Signature(WriteDataLayout(data_width=g.data_width))),
-            "ack":       In(1),
+            "b":         In(stream.Signature(WriteRespLayout(id_width=id_width))),
         })
 
     geometry = property(lambda self: self._geometry)
@@ -192,7 +186,8 @@ class WriteBackEngine(wiring.Component):
                 m.d.sync += active.eq(1)
             with m.Else():
                 m.d.sync += next_valid.eq(1)
-        m.d.sync += outstanding.eq(outstanding + self.start - self.ack)
+        m.d.comb += self.b.ready.eq(1)
+        m.d.sync += outstanding.eq(outstanding + self.start - self.b.valid)
 
         # The first beat of a line that may be handed over is read whether or not it is, so
         # that the hand-over never selects the row.
