@@ -108,6 +108,9 @@ class Soc(wiring.Component):
             raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
         if memory not in ("model", "port"):
             raise ValueError(f"Memory must be 'model' or 'port', not {memory!r}")
+        # The whole configuration against the table of what the blocks take
+        # (docs/parameters.md), before any block sees it; their own checks stand behind.
+        config.check()
         self._config = config
         self._memory = memory
         manager = config.manager_signature

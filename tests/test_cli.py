@@ -73,7 +73,8 @@ def test_unknown_names_are_clear_errors():
     assert "Unknown block 'nope'" in run_cli("verilog", "--block", "nope").stderr
     assert "Unknown scenario 'nope'" in run_cli("sim", "nope").stderr
     assert "Unknown benchmark 'nope'" in run_cli("bench", "nope", "--json").stderr
-    assert "--set takes NAME=INTEGER" in run_cli("sim", "platform", "--set", "banks=3").stderr
+    assert "--set banks: dmabuf-soc sim does not use 'banks'" in \
+        run_cli("sim", "platform", "--set", "banks=3").stderr
 
 
 def test_sim_runs_a_scenario_and_prints_json(tmp_path, capsys):
@@ -109,11 +110,13 @@ def test_bench_set_passes_integer_parameters(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("bench, setting, message", [
-    ("smmu", "nope=1", "--set takes NAME=INTEGER with NAME one of copy_bytes; not 'nope=1'"),
-    ("smmu", "copy_bytes", "--set takes NAME=INTEGER"),
-    ("smmu", "backend=1", "--set takes NAME=INTEGER"),
-    ("smmu", "copy_bytes=1MiB", "--set copy_bytes: '1MiB' is not an integer"),
-    ("platform", "size=1", "NAME one of (none)"),
+    ("smmu", "nope=1", "--set nope: dmabuf-soc bench smmu does not use 'nope'; it takes "
+                       "copy_bytes"),
+    ("smmu", "copy_bytes", "--set takes NAME=VALUE, not 'copy_bytes'"),
+    ("smmu", "backend=1", "does not use 'backend'"),
+    ("smmu", "copy_bytes=1MiB", "copy_bytes must be a multiple of 4096 from 4096 (4 KiB) to "
+                                "4194304 (4 MiB), not '1MiB'"),
+    ("platform", "size=1", "it takes no --set parameter"),
 ])
 def test_bench_set_rejects_what_the_benchmark_does_not_take(bench, setting, message):
     with pytest.raises(SystemExit, match=re.escape(message)):
@@ -186,8 +189,11 @@ def test_build_says_how_long_and_shows_each_step(monkeypatch, capsys, tmp_path):
     assert "verilator: built in 55 s" in captured.out
 
 
-def test_a_model_that_cannot_be_built_is_one_line(monkeypatch):
-    from dmabuf_soc.sw.machine.verilator import builder
-    monkeypatch.setattr(builder, "compiler", lambda: None)
-    with pytest.raises(SystemExit, match="cannot be built: No C\\+\\+ compiler"):
-        main(["sim", "platform", "--backend", "verilator", "--set", "read_latency=3"])
+@pytest.mark.parametrize("backend", ["verilator", "cxxrtl"])
+def test_a_model_that_cannot_be_built_is_one_line(monkeypatch, backend):
+    from dmabuf_soc.sw.machine import backends
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    monkeypatch.delenv(backends.compiled_backend(backend).builder.DISABLE_ENV, raising=False)
+    with pytest.raises(SystemExit, match=f"dmabuf-soc: error: the {backend} backend cannot run "
+                                         f"here: no C\\+\\+ compiler"):
+        main(["sim", "platform", "--backend", backend, "--set", "read_latency=3"])

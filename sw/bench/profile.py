@@ -19,8 +19,9 @@ import functools
 import tempfile
 from pathlib import Path
 
+from ...hw.config import Parameter
 from ..machine.verilator import profile
-from .sim import PAGE, dma_copy
+from .sim import PAGE, PARAMETERS as SIM_PARAMETERS, dma_copy
 
 __all__ = ["METHOD", "run"]
 
@@ -29,6 +30,16 @@ BACKENDS = ("verilator",)
 #: How the figures are made, in one line.
 METHOD = ("perf samples of a --prof-cfuncs build; statement functions attributed to blocks by "
           "the signals they assign")
+
+
+#: What ``--set`` takes: the keyword arguments of :func:`run` and their ranges.
+PARAMETERS = {p.name: p for p in (
+    SIM_PARAMETERS["length"],
+    Parameter("repeat", 1, 100, "runs of the copy under perf",
+              "each run is a new model under perf record: 100 runs take minutes"),
+    Parameter("frequency", 1, 100_000, "perf samples a second",
+              "perf's default highest rate (kernel.perf_event_max_sample_rate)"),
+)}
 
 
 def run(*, backend="verilator", progress=None, length=64 * 1024, repeat=5, frequency=10000):
@@ -42,6 +53,8 @@ def run(*, backend="verilator", progress=None, length=64 * 1024, repeat=5, frequ
     """
     if backend != "verilator":
         raise ValueError(f"The profile runs on the verilator backend, not {backend!r}")
+    for name, value in (("length", length), ("repeat", repeat), ("frequency", frequency)):
+        PARAMETERS[name].check(value)
     steps = 4
 
     def step(done, what):

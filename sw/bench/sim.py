@@ -15,6 +15,7 @@ import hashlib
 import random
 import time
 
+from ...hw.config import Parameter
 from ...hw.soc import IRQ_LINES
 from ..dma.channel import DmaChannel
 from ..machine.backends import CHOICES, COMPILED, compiled_backend, simulate
@@ -82,12 +83,25 @@ def _timed(backend, length):
 
 #: The backends this benchmark runs on: all of them, whatever ``--backend`` says.
 BACKENDS = CHOICES
+#: The longest copy: the source and destination pages are picked among twice as many in the
+#: low bank below the descriptor ring, 512 KiB into it.
+MAX_LENGTH = 256 * 1024
+#: What ``--set`` takes: the keyword arguments of :func:`run` and their ranges.
+PARAMETERS = {p.name: p for p in (
+    Parameter("length", PAGE, MAX_LENGTH, "bytes the DMA copy moves",
+              "whole pages, picked among twice as many below the descriptor ring, 512 KiB "
+              "into the low bank", unit="bytes", multiple_of=PAGE),
+    Parameter("repeat", 1, 1000, "runs of the copy on each compiled model",
+              "each run is a new model: 1000 runs take minutes"),
+)}
 
 
 def run(*, backend="auto", progress=None, length=64 * 1024, repeat=20):
     """Measure every available backend on :func:`dma_copy` of ``length`` bytes (``backend``
     is not used: all are measured). Each compiled model runs the scenario ``repeat`` times,
     which its speed makes necessary for a steady figure."""
+    PARAMETERS["length"].check(length)
+    PARAMETERS["repeat"].check(repeat)
     compiled = [name for name in COMPILED if compiled_backend(name).available()]
     steps = 2 * len(compiled) + 2
 

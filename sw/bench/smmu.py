@@ -61,7 +61,7 @@ from amaranth.sim import Simulator
 
 from ...hw.bus.checker import AXI4Checker
 from ...hw.bus.interconnect import Interconnect, Window
-from ...hw.config import SocConfig
+from ...hw.config import Parameter, SocConfig
 from ...hw.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
 from ...hw.ddr.model import DDRModel
 from ...hw.dma.engine import DMAEngine
@@ -357,14 +357,20 @@ def measure_rig(*, progress=None, copy_bytes=RIG_COPY_BYTES, resident_bytes=RIG_
 
 #: The backends this benchmark runs on.
 BACKENDS = CHOICES
+#: What ``--set`` takes: the keyword arguments of :func:`run` and their ranges.
+PARAMETERS = {p.name: p for p in (
+    Parameter("copy_bytes", PAGE_SIZE, 4 * MiB, "size of the SoC's copies, in bytes",
+              "whole pages; the DDR banks are four times the copy (at least 4 MiB), and "
+              "larger banks take minutes and gigabytes to build", unit="bytes",
+              multiple_of=PAGE_SIZE),
+)}
 
 
 def run(*, backend="pysim", progress=None, copy_bytes=COPY_BYTES):
-    """The benchmark: the SoC's copies of ``copy_bytes`` (a positive multiple of 4 KiB) on
-    ``backend``, and the rig's on the built-in simulator; returns the figures of both."""
-    if not isinstance(copy_bytes, int) or copy_bytes <= 0 or copy_bytes % PAGE_SIZE:
-        raise ValueError(f"Copy size must be a positive multiple of {PAGE_SIZE} bytes, "
-                         f"not {copy_bytes!r}")
+    """The benchmark: the SoC's copies of ``copy_bytes`` (a multiple of 4 KiB, see
+    :data:`PARAMETERS`) on ``backend``, and the rig's on the built-in simulator; returns the
+    figures of both."""
+    PARAMETERS["copy_bytes"].check(copy_bytes)
     soc = measure_soc(backend=backend, progress=progress, copy_bytes=copy_bytes, steps=_STEPS)
     rig = measure_rig(progress=progress, first_step=_SOC_STEPS, steps=_STEPS)
     return {"backend": backend, **soc, **rig,

@@ -48,19 +48,45 @@ def _progress():
     return _Progress()
 
 
+def _check(args):
+    """The tools of ``args``, every option checked before any build starts:
+    :exc:`~dmabuf_soc.sw.cli.CommandError` says what is wrong."""
+    import shutil
+    from ...hw import catalog
+    from ..cli import CommandError, _output_folder
+    from .flow import Tools
+    if args.synth_block is not None and args.synth_block not in catalog.available(synth=True):
+        raise CommandError(f"synth: unknown block {args.synth_block!r}; known: "
+                           f"{', '.join(catalog.available(synth=True))}")
+    for option, value, low, high in (("--seed", args.seed, 0, 2**31 - 1),
+                                     ("--timing-weight", args.timing_weight, 0, 1000),
+                                     ("--threads", args.threads, 1, 256)):
+        if value is not None and not low <= value <= high:
+            raise CommandError(f"synth {option} must be an integer from {low} to {high}, "
+                               f"not {value}")
+    _output_folder(args.outdir, "-o")
+    nextpnr = {f"nextpnr_{args.target}": args.nextpnr}
+    try:
+        tools = Tools.find(yosys=args.yosys, **nextpnr)
+    except ValueError as error:
+        raise CommandError(f"synth: {error}") from None
+    for name, command in (("yosys", tools.yosys), (f"nextpnr-{args.target}",
+                                                    getattr(tools, f"nextpnr_{args.target}"))):
+        if not command or shutil.which(command[0]) is None:
+            raise CommandError(f"synth: no {name} to run: {' '.join(command) or 'none'} is "
+                               f"not a program here")
+    return tools
+
+
 def run(args):
     """Carry out ``dmabuf-soc synth`` for parsed ``args``; the process exit status."""
     from ...hw import catalog
-    from .flow import SynthError, Tools, synth
+    from .flow import SynthError, synth
     if args.synth_block == "list":
         for name in catalog.available(synth=True):
             print(name)
         return 0
-    if args.synth_block is not None and args.synth_block not in catalog.available(synth=True):
-        raise SystemExit(f"dmabuf-soc synth: unknown block {args.synth_block!r}; known: "
-                         f"{', '.join(catalog.available(synth=True))}")
-    nextpnr = {f"nextpnr_{args.target}": args.nextpnr}
-    tools = Tools.find(yosys=args.yosys, **nextpnr)
+    tools = _check(args)
     try:
         results = synth(args.target, args.synth_block, outdir=args.outdir,
                         board=True if args.board else None, tools=tools, seed=args.seed,
@@ -68,7 +94,7 @@ def run(args):
                         else args.timing_weight,
                         threads=args.threads, progress=_progress())
     except SynthError as error:
-        raise SystemExit(f"dmabuf-soc synth: {error}") from None
+        raise SynthError(f"synth: {error}") from None
     if args.json:
         for result in results:
             print(json.dumps(result, sort_keys=True))
