@@ -4,12 +4,16 @@ import random
 
 import pytest
 
+from dmabuf_soc.hw.bus.axi import AXI4Signature
 from dmabuf_soc.hw.bus.sim import ReferenceMemory
+from dmabuf_soc.hw.dma.cursor import BurstCursor
 from dmabuf_soc.hw.dma.descriptor import (DESCRIPTOR_BYTES, ErrorCode,
                                           pack_descriptor, unpack_descriptor)
 from dmabuf_soc.hw.dma.engine import DMAEngine, READ_ID_DATA, WRITE_ID_DATA
 from dmabuf_soc.hw.dma.model import DMAModel, bursts
+from dmabuf_soc.hw.dma.reader import DMAReader
 from dmabuf_soc.hw.dma.sim import EngineHarness
+from dmabuf_soc.hw.dma.writer import Completer, DMAWriter
 
 SRC = 0x8000_0000           # source area (low bank)
 DESC = 0x800C_0000          # descriptors (low bank)
@@ -95,6 +99,22 @@ def test_parameters_are_checked():
         DMAEngine(sid_width=2, stream_id=4)
     with pytest.raises(ValueError, match="Data width"):
         DMAEngine(data_width=32)
+
+
+def test_components_check_their_arguments():
+    bus = AXI4Signature(sid_width=2)
+    with pytest.raises(TypeError, match="not 'axi'"):
+        DMAReader(bus_signature="axi")
+    with pytest.raises(ValueError, match="Stream ID must be from 0 to 3, not 4"):
+        DMAWriter(bus_signature=bus, stream_id=4)
+    with pytest.raises(ValueError, match="Buffer depth must be at least 33, not 32"):
+        DMAReader(bus_signature=bus, buffer_depth=32)
+    with pytest.raises(TypeError, match="Queue depth must be an integer, not 1.5"):
+        Completer(addr_width=40, queue_depth=1.5)
+    with pytest.raises(ValueError, match="Bytes per beat must be a power of two"):
+        BurstCursor(addr_width=40, bytes_per_beat=6, max_beats=4)
+    with pytest.raises(ValueError, match="Maximum burst must be from 1 to 512, not 513"):
+        BurstCursor(addr_width=40, bytes_per_beat=8, max_beats=513)
 
 
 def test_burst_split_never_crosses_4k():

@@ -30,8 +30,8 @@ class DMAReader(wiring.Component):
     room for all its beats, counting those of the bursts in flight (the read credits), so the
     realigner is never held by the buffer.
 
-    Descriptor reads (``desc_ar``) share the AR channel and go first; their beats are
-    answered on ``desc_r``.
+    Descriptor reads (``desc_ar``) share the AR channel and go first; their beats go out on
+    ``desc_r``.
 
     Parameters
     ----------
