@@ -9,7 +9,7 @@ from amaranth.lib.wiring import Out
 from ..regs.block import RegisterBlock
 from ..regs.compile import compile_rdl
 from .core import CacheCore
-from .geometry import CacheGeometry
+from .geometry import CacheGeometry, check_geometry
 
 __all__ = ["RDL_PATH", "Cache"]
 
@@ -49,8 +49,7 @@ class Cache(wiring.Component):
     def __init__(self, geometry=None, *, id_width=4, sid_width=0):
         if geometry is None:
             geometry = CacheGeometry()
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+        check_geometry(geometry)
         if geometry.addr_width > _REGISTER_ADDR_WIDTH:
             raise ValueError(f"Address width must not exceed the {_REGISTER_ADDR_WIDTH} bits "
                              f"of the START/END registers, not {geometry.addr_width!r}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from . import plru
 from .core import MaintenanceOp, MaintenanceScope
-from .geometry import CacheGeometry
+from .geometry import check_geometry
 
 __all__ = ["LineState", "Outcome", "CacheModel"]
 
@@ -63,8 +63,7 @@ class CacheModel:
         ``hits``, ``misses``, ``writebacks``, ``lines_cleaned``, ``lines_invalidated``.
     """
     def __init__(self, geometry, memory):
-        if not isinstance(geometry, CacheGeometry):
-            raise TypeError(f"Geometry must be a CacheGeometry, not {geometry!r}")
+        check_geometry(geometry)
         self.geometry = geometry
         self.memory = memory
         self.lines = [[LineState() for _ in range(geometry.ways)] for _ in range(geometry.sets)]
