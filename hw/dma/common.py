@@ -6,7 +6,7 @@ from amaranth.lib import data, fifo
 from ..bus.axi import AXI4Signature
 from ..parameters import check_integer
 
-__all__ = ["FifoOf", "check_bus", "nonzero"]
+__all__ = ["FifoOf", "check_bus", "load_request", "nonzero"]
 
 
 def check_bus(bus_signature, stream_id):
@@ -18,6 +18,17 @@ def check_bus(bus_signature, stream_id):
     check_integer("Data width", bus_signature.data_width, allowed=(64, 128, 256, 512))
     check_integer("Stream ID", stream_id, minimum=0,
                   maximum=(1 << bus_signature.sid_width) - 1)
+
+
+def load_request(m, channel, *, id, addr, len):
+    """Load the register of an AXI address channel (``channel``, an AR or AW stream) with a
+    request of ``len + 1`` beats at ``addr``, offered from the next cycle."""
+    m.d.sync += [
+        channel.valid.eq(1),
+        channel.payload.id.eq(id),
+        channel.payload.addr.eq(addr),
+        channel.payload.len.eq(len),
+    ]
 
 
 def nonzero(m, name, count, up, down):

@@ -8,7 +8,7 @@ from amaranth.utils import exact_log2
 from ..bus.axi import BOUNDARY, AddrLayout, Burst, ReadDataLayout, Resp, Size
 from ..bus.skid import StreamSkid
 from ..parameters import check_integer
-from .common import FifoOf, check_bus
+from .common import FifoOf, check_bus, load_request
 from .cursor import BurstCursor
 from .fetch import FetchRequestLayout, TransferLayout
 from .realign import RealignJobLayout, Realigner
@@ -221,23 +221,14 @@ class DMAReader(wiring.Component):
             ]
             with m.If(self.desc_ar.valid):
                 m.d.comb += self.desc_ar.ready.eq(1)
-                m.d.sync += [
-                    ar.valid.eq(1),
-                    ar.payload.id.eq(READ_ID_DESC),
-                    ar.payload.addr.eq(self.desc_ar.payload.addr),
-                    ar.payload.len.eq(self.desc_ar.payload.len),
-                ]
+                load_request(m, ar, id=READ_ID_DESC, addr=self.desc_ar.payload.addr,
+                             len=self.desc_ar.payload.len)
             with m.Elif(rd_want):
                 m.d.comb += [
                     reserve.eq(1),
                     rd.advance.eq(1),
                 ]
-                m.d.sync += [
-                    ar.valid.eq(1),
-                    ar.payload.id.eq(READ_ID_DATA),
-                    ar.payload.addr.eq(rd.addr),
-                    ar.payload.len.eq(rd.n - 1),
-                ]
+                load_request(m, ar, id=READ_ID_DATA, addr=rd.addr, len=rd.n - 1)
             with m.Else():
                 m.d.sync += ar.valid.eq(0)
 

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from ..bus.axi import (BOUNDARY, AddrLayout, Burst, Resp, Size, WriteDataLayout,
                        WriteRespLayout)
 from ..parameters import ParameterSignature, check_integer
-from .common import FifoOf, check_bus, nonzero
+from .common import FifoOf, check_bus, load_request, nonzero
 from .cursor import BurstCursor
 from .descriptor import STATUS_OFFSET, ErrorCode, StatusLayout
 from .fetch import TransferLayout
@@ -401,24 +401,14 @@ class DMAWriter(wiring.Component):
                     status.taken.eq(1),
                     w_bursts.w_en.eq(1),
                 ]
-                m.d.sync += [
-                    aw.valid.eq(1),
-                    aw.payload.id.eq(WRITE_ID_STATUS),
-                    aw.payload.addr.eq(status.addr),
-                    aw.payload.len.eq(0),
-                ]
+                load_request(m, aw, id=WRITE_ID_STATUS, addr=status.addr, len=0)
             with m.Elif(wr_want):
                 m.d.comb += [
                     claim.eq(1),
                     w_bursts.w_en.eq(1),
                     b_track.w_en.eq(1),
                 ]
-                m.d.sync += [
-                    aw.valid.eq(1),
-                    aw.payload.id.eq(WRITE_ID_DATA),
-                    aw.payload.addr.eq(wr.addr),
-                    aw.payload.len.eq(wr.n - 1),
-                ]
+                load_request(m, aw, id=WRITE_ID_DATA, addr=wr.addr, len=wr.n - 1)
             with m.Else():
                 m.d.sync += aw.valid.eq(0)
 
