@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from dmabuf_soc.sw.device import Device
 from dmabuf_soc.sw.dma_mapping import mapping as dma
+from dmabuf_soc.sw.dmabuf import dma_buf as dma_buf_module
 from dmabuf_soc.sw.dma_mapping.direction import DMA_BIT_MASK, DMA_MAPPING_ERROR, DmaDirection
 from dmabuf_soc.sw.dmabuf.dma_buf import (dma_buf_attach, dma_buf_begin_cpu_access,
                                           dma_buf_detach, dma_buf_get, dma_buf_list,
@@ -455,7 +456,16 @@ def fuzz(data, steps):
             await getattr(world, op)(data)
         await world.release_all()
         return world.refusals
-    return asyncio.run(main())
+
+    existing = dma_buf_list()
+    try:
+        return asyncio.run(main())
+    finally:
+        # An example hypothesis cut short (or one that failed) leaves its buffers behind;
+        # they must not count as leaks of the tests that run after this one.
+        for buf in dma_buf_list():
+            if buf not in existing:
+                dma_buf_module._live_buffers.remove(buf)
 
 
 @settings(max_examples=30, deadline=None, derandomize=True,
