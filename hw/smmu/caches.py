@@ -24,6 +24,8 @@ as it passes), so a prefetch that is never used does not hold its entry for ever
 * :class:`IOTLB` — ASID-tagged translations of 4 KiB pages, 2 MiB and 1 GiB blocks.
 * :class:`WalkCache` — level-1 and level-2 table descriptors, so a walk can start lower.
 * :class:`StreamCache` — decoded stream table entries, by stream ID.
+
+Each keeps its entries in an :class:`~.store.EntryStore`, which registers their compares.
 """
 
 import operator
@@ -34,6 +36,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from .format import ASID_BITS, GRANULE_SHIFT, IA_BITS, OA_BITS, StreamConfig
+from .store import Compare, EntryStore, RoundRobin, next_index, selected
 
 __all__ = [
     "InvalidateKind", "InvalidateLayout",
@@ -68,166 +71,70 @@ class InvalidateLayout(data.StructLayout):
         })
 
 
-class _Store:
-    """Registers of ``count`` entries of ``layout`` with fills, invalidations and lookups.
+class _VictimChoice(wiring.Component):
+    """The IOTLB entry the next fill replaces, chosen in three registered steps.
 
-    A lookup takes two cycles: :meth:`compare` registers the mask of the entries that match,
-    and :meth:`select` reads them out of it the next cycle. An entry that is replaced or
-    cleared at the clock edge between the two is dropped from the mask, so a lookup never
-    returns an entry other than the one it compared."""
-    def __init__(self, m, layout, count, name):
-        self.entries = [Signal(layout, name=f"{name}{n}") for n in range(count)]
-        self.filled = Signal(count, name=f"{name}_filled")
-        self.cleared = Signal(count, name=f"{name}_cleared")
-        self._kept = None           # entries neither replaced nor cleared at the last edge
-        self._m = m
-        self._name = name
+    The first registers the masks to choose from: the invalid entries and, for each mask of
+    ``spare`` (entries to keep, most important first), the entries it allows and those of
+    them at or after ``pointer``. The second registers the mask chosen: the invalid entries
+    if any; else, of the first spare mask that allows any, its entries at or after the
+    pointer or failing that all it allows; else the pointer. The third registers that
+    mask's lowest entry, and whether it is not a hole.
 
-    def round_robin(self, enable):
-        """The entry a fill goes to: the lowest invalid one, else the next one round-robin
-        (the pointer moves on with each fill while ``enable``)."""
-        m, count = self._m, len(self.entries)
-        pointer = Signal(range(count), name=f"{self._name}_pointer")
-        chosen = Signal.like(pointer, name=f"{self._name}_chosen")
-        m.d.comb += chosen.eq(pointer)
-        for n in reversed(range(count)):
-            with m.If(~self.entries[n].valid):
-                m.d.comb += chosen.eq(n)
-        with m.If(enable):
-            m.d.sync += pointer.eq(_next(pointer, count))
-        return chosen
+    Parameters
+    ----------
+    count : int
+    spares : int
 
-    def fill(self, enable, value, chosen):
-        """Write ``value`` into entry ``chosen`` while ``enable``."""
-        self.fill_one_hot(enable, value, Cat(chosen == n for n in range(len(self.entries))))
+    Members
+    -------
+    valid : ``In(count)``
+    pointer : ``In(range(count))``
+    spare : ``In(count).array(spares)``
+    victim : ``Out(range(count))``
+    victim_mask : ``Out(count)``
+        ``victim``, one-hot.
+    replacing : ``Out(1)``
+        The victim holds a valid entry.
+    """
+    def __init__(self, count, *, spares):
+        super().__init__({
+            "valid": In(count),
+            "pointer": In(range(count)),
+            "spare": In(count).array(spares),
+            "victim": Out(range(count)),
+            "victim_mask": Out(count),
+            "replacing": Out(1),
+        })
 
-    def fill_one_hot(self, enable, value, chosen):
-        """Write ``value`` into the entry whose bit is set in ``chosen`` while ``enable``."""
-        m = self._m
-        m.d.comb += self.filled.eq(Mux(enable, chosen, 0))
-        for n, entry in enumerate(self.entries):
-            with m.If(self.filled[n]):
-                m.d.sync += [entry.eq(value), entry.valid.eq(1)]
+    def elaborate(self, platform):
+        m = Module()
+        count = len(self.valid)
+        holes = Signal(count)
+        pointer = Signal.like(self.pointer)     # the pointer the candidates were made with
+        m.d.sync += [holes.eq(~self.valid), pointer.eq(self.pointer)]
+        candidates = []
+        for k, keep in enumerate(self.spare):
+            allowed = Signal(count, name=f"allowed{k}")
+            after = Signal(count, name=f"after{k}")
+            m.d.sync += [allowed.eq(~keep),
+                         after.eq(~keep & Cat(self.pointer <= n for n in range(count)))]
+            candidates.append((allowed, after))
 
-    def invalidate_in_two(self, applies, parts, combine):
-        """:meth:`invalidate` with its compare over two cycles, as :meth:`compare_in_two`:
-        the entries are cleared at the third edge, and fills in the first two cycles of an
-        invalidation of a kind this cache holds are dropped (each over the entry it wrote)."""
-        m = self._m
-        registered = self._registered_parts(parts, f"{self._name}_inv")
-        applied = Signal(name=f"{self._name}_inv_applies")
-        dropped = Signal(len(self.entries), name=f"{self._name}_inv_dropped")
-        m.d.sync += [applied.eq(applies), dropped.eq(Mux(applies, self.filled, 0))]
-        self._clear(Cat(entry.valid & combine(entry, registered[n]) |
-                        dropped[n] | self.filled[n] & applied
-                        for n, entry in enumerate(self.entries)))
+        choices = Cat(pointer == n for n in range(count))
+        for allowed, after in reversed(candidates):
+            # Applied least important first, so the most important choice stands.
+            choices = Mux(allowed.any(), Mux(after.any(), after, allowed), choices)
+        picked = Signal(count)
+        picked_valid = Signal()
+        m.d.sync += [picked.eq(Mux(holes.any(), holes, choices)), picked_valid.eq(~holes.any())]
 
-    def invalidate(self, applies, predicate):
-        """Clear every entry for which ``predicate(entry)`` holds this cycle, at the edge
-        after the next one: the predicate's compares are registered (in :attr:`cleared`,
-        which also drops them from the lookups compared meanwhile). ``applies`` is whether
-        this cycle's invalidation is of a kind this cache holds: an entry filled in the same
-        cycle is then cleared whatever it maps (a cache may always drop an entry; comparing
-        the fill too would spread one compare over every entry's clear), so no fill escapes
-        an invalidation. A fill in the second cycle loses to it as well."""
-        self._clear(Cat(entry.valid & predicate(entry) | self.filled[n] & applies
-                        for n, entry in enumerate(self.entries)))
-
-    def _clear(self, marked):
-        """Register ``marked`` in :attr:`cleared`, and clear those entries at the next edge."""
-        m = self._m
-        m.d.sync += self.cleared.eq(marked)
-        for n, entry in enumerate(self.entries):
-            with m.If(self.cleared[n]):
-                m.d.sync += entry.valid.eq(0)
-
-    def compare(self, predicate, name):
-        """The registered mask of the valid entries that satisfy ``predicate`` this cycle
-        and are neither replaced nor cleared at the clock edge."""
-        matches = Signal(len(self.entries), name=f"{name}_match")
-        self._m.d.sync += matches.eq(Cat(entry.valid & predicate(entry)
-                                         for entry in self.entries) &
-                                     ~self.filled & ~self.cleared)
-        return matches
-
-    def _registered_parts(self, parts, name):
-        """Per entry, the values of ``parts(entry)`` this cycle, registered."""
-        registered = []
-        for n, entry in enumerate(self.entries):
-            values = parts(entry)
-            part_regs = [Signal(name=f"{name}{n}_part{k}") for k in range(len(values))]
-            self._m.d.sync += [reg.eq(value) for reg, value in zip(part_regs, values)]
-            registered.append(part_regs)
-        return registered
-
-    def compare_in_two(self, parts, combine, name):
-        """:meth:`compare` over two cycles, for wide compares: the one-bit ``parts(entry)``
-        are registered in the first, and ``combine(entry, parts)`` of them (and of the
-        entry's fields then) is the registered mask of the second. Entries replaced or
-        cleared at either edge are dropped."""
-        if self._kept is None:      # one register for every lookup port
-            self._kept = Signal(len(self.entries), name=f"{self._name}_kept")
-            self._m.d.sync += self._kept.eq(~self.filled & ~self.cleared)
-        kept = self._kept
-        matches = Signal(len(self.entries), name=f"{name}_match")
-        registered = self._registered_parts(parts, f"{name}_entry")
-        self._m.d.sync += matches.eq(Cat(entry.valid & kept[n] & combine(entry, registered[n])
-                                         for n, entry in enumerate(self.entries)) &
-                                     ~self.filled & ~self.cleared)
-        return matches
-
-    def select(self, matches, name):
-        """``(hit, entry)``: whether ``matches`` has an entry, and (the OR of) those it has."""
-        chosen = Signal.like(self.entries[0], name=f"{name}_entry")
-        self._m.d.comb += chosen.as_value().eq(reduce(operator.or_, (
-            Mux(matches[n], entry.as_value(), 0) for n, entry in enumerate(self.entries))))
-        return matches.any(), chosen
-
-
-def _victim_candidates(m, valid, pointer, spare):
-    """The masks :func:`_choose_victim` chooses from, registered: the invalid entries, and
-    for each mask of ``spare`` (masks of entries to keep, most important first) the entries
-    it allows and those of them at or after ``pointer``."""
-    count = len(valid)
-    holes = Signal(count, name="victim_holes")
-    m.d.sync += holes.eq(~valid)
-    candidates = []
-    for k, keep in enumerate(spare):
-        allowed = Signal(count, name=f"victim_allowed{k}")
-        after = Signal(count, name=f"victim_after{k}")
-        m.d.sync += [allowed.eq(~keep),
-                     after.eq(~keep & Cat(pointer <= n for n in range(count)))]
-        candidates.append((allowed, after))
-    return holes, candidates
-
-
-def _choose_victim(m, holes, candidates, pointer):
-    """The entry to replace, as ``(index, one_hot, replacing)``, in two registered steps:
-    the first registers the mask to choose from (``holes`` if any; else, of the first of
-    ``candidates`` that allows any, its entries at or after ``pointer`` or failing that all
-    it allows; else ``pointer``), the second that mask's lowest entry, and whether it is
-    not a hole."""
-    count = len(holes)
-    choices = Cat(pointer == n for n in range(count))
-    for allowed, after in reversed(candidates):
-        # Applied least important first, so the most important choice stands.
-        choices = Mux(allowed.any(), Mux(after.any(), after, allowed), choices)
-    picked = Signal(count, name="victim_picked")
-    picked_valid = Signal(name="victim_picked_valid")
-    m.d.sync += [picked.eq(Mux(holes.any(), holes, choices)), picked_valid.eq(~holes.any())]
-
-    lowest = Cat(picked[n] & ~picked[:n].any() if n else picked[0] for n in range(count))
-    index = Signal(range(count), name="victim")
-    one_hot = Signal(count, name="victim_mask")
-    replacing = Signal(name="victim_replacing")
-    m.d.sync += [index.eq(reduce(operator.or_, (Mux(lowest[n], n, 0) for n in range(count)))),
-                 one_hot.eq(lowest), replacing.eq(picked_valid)]
-    return index, one_hot, replacing
-
-
-def _next(counter, count):
-    """``counter + 1`` wrapping at ``count``."""
-    return Mux(counter == count - 1, 0, counter + 1)
+        lowest = Cat(picked[n] & ~picked[:n].any() if n else picked[0] for n in range(count))
+        m.d.sync += [
+            self.victim.eq(reduce(operator.or_, (Mux(lowest[n], n, 0) for n in range(count)))),
+            self.victim_mask.eq(lowest), self.replacing.eq(picked_valid),
+        ]
+        return m
 
 
 def _check_count(name, value, minimum=1):
@@ -267,6 +174,15 @@ class TLBLookupSignature(wiring.Signature):
             "level":     In(2),
             "read_only": In(1),
             "xn":        In(1),
+        })
+
+
+class _AddressKeyLayout(data.StructLayout):
+    """What an IOTLB or walk cache lookup compares: the ASID and the input address."""
+    def __init__(self):
+        super().__init__({
+            "asid": unsigned(ASID_BITS),
+            "va":   unsigned(IA_BITS + 1),
         })
 
 
@@ -352,12 +268,34 @@ class IOTLB(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = self.entries
-        store = _Store(m, TLBEntryLayout(), count, "tlb")
+        inv = self.invalidate
+        by_va = (inv.kind == InvalidateKind.TLB_VA) | (inv.kind == InvalidateKind.TLB_VA_LEAF)
+        whole = (inv.kind == InvalidateKind.TLB_ALL) | (inv.kind == InvalidateKind.TLB_ASID)
+
+        def invalidated_parts(e, inv):
+            high, middle, low = _covers_parts(e, inv.asid, inv.va)
+            by_va = ((inv.kind == InvalidateKind.TLB_VA) |
+                     (inv.kind == InvalidateKind.TLB_VA_LEAF))
+            return [(inv.kind == InvalidateKind.TLB_ALL) |
+                    (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid),
+                    by_va & high, middle, low]
+
+        m.submodules.store = store = EntryStore(
+            TLBEntryLayout(), count, lookups=len(self.lookup),
+            lookup=Compare(_AddressKeyLayout(), combine=_covers_of_parts,
+                           parts=lambda e, key: _covers_parts(e, key.asid, key.va)),
+            invalidation=Compare(InvalidateLayout(), parts=invalidated_parts,
+                                 combine=lambda e, parts: (parts[0] |
+                                                           _covers_of_parts(e, parts[1:]))))
+        m.d.comb += [store.invalidate.eq(inv), store.invalidate_applies.eq(whole | by_va)]
         held = []                               # per stage port: the entry it hit last
         for n, port in enumerate(self.lookup):
-            matches = store.compare_in_two(lambda e: _covers_parts(e, port.asid, port.va),
-                                           _covers_of_parts, f"lookup{n}")
-            hit, entry = store.select(matches, f"lookup{n}")
+            key = store.lookup_key[n]
+            m.d.comb += [key.asid.eq(port.asid), key.va.eq(port.va)]
+            matches = store.lookup_match[n]
+            entry = Signal(TLBEntryLayout(), name=f"lookup{n}_entry")
+            m.d.comb += entry.as_value().eq(selected(store.entries, matches))
+            hit = matches.any()
             compared_va = Signal.like(port.va, name=f"lookup{n}_compared_va")
             va = Signal.like(port.va, name=f"lookup{n}_va")
             m.d.sync += [compared_va.eq(port.va), va.eq(compared_va)]
@@ -381,17 +319,18 @@ class IOTLB(wiring.Component):
         # The victim is chosen three cycles ahead, in three registered steps: fills are
         # many cycles apart (each ends a walk), so it is always up to date.
         pointer = Signal(range(count))
-        valid = Cat(entry.valid for entry in store.entries)
-        holes, candidates = _victim_candidates(m, valid, pointer,
-                                               (in_use | unused_fill, in_use))
-        candidates_pointer = Signal.like(pointer)
-        m.d.sync += candidates_pointer.eq(pointer)
-        # One-hot victim_mask; replacing: the victim holds a valid entry.
-        victim, victim_mask, replacing = _choose_victim(m, holes, candidates,
-                                                        candidates_pointer)
-        store.fill_one_hot(self.fill, self.fill_entry, victim_mask)
+        m.submodules.victim = choice = _VictimChoice(count, spares=2)
+        m.d.comb += [
+            choice.valid.eq(Cat(entry.valid for entry in store.entries)),
+            choice.pointer.eq(pointer),
+            choice.spare[0].eq(in_use | unused_fill),
+            choice.spare[1].eq(in_use),
+        ]
+        victim, victim_mask, replacing = choice.victim, choice.victim_mask, choice.replacing
+        m.d.comb += [store.fill.eq(Mux(self.fill, victim_mask, 0)),
+                     store.fill_entry.eq(self.fill_entry)]
         with m.If(self.fill & replacing):
-            m.d.sync += pointer.eq(_next(victim, count))
+            m.d.sync += pointer.eq(next_index(victim, count))
         # The entries from the pointer up to the victim, passed over by this replacement.
         index = range(count)
         from_pointer = Cat(pointer <= n for n in index)
@@ -399,20 +338,7 @@ class IOTLB(wiring.Component):
         passed = Mux(pointer <= victim, from_pointer & before_victim,
                      from_pointer | before_victim)
         m.d.sync += unused_fill.eq(
-            (unused_fill & ~in_use & ~Mux(self.fill & replacing, passed, 0)) | store.filled)
-        inv = self.invalidate
-        by_va = (inv.kind == InvalidateKind.TLB_VA) | (inv.kind == InvalidateKind.TLB_VA_LEAF)
-        whole = (inv.kind == InvalidateKind.TLB_ALL) | (inv.kind == InvalidateKind.TLB_ASID)
-
-        def invalidated_parts(e):
-            high, middle, low = _covers_parts(e, inv.asid, inv.va)
-            return [(inv.kind == InvalidateKind.TLB_ALL) |
-                    (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid),
-                    by_va & high, middle, low]
-
-        store.invalidate_in_two(
-            whole | by_va, invalidated_parts,
-            lambda e, parts: parts[0] | _covers_of_parts(e, parts[1:]))
+            (unused_fill & ~in_use & ~Mux(self.fill & replacing, passed, 0)) | store.fill)
         return m
 
 
@@ -463,6 +389,13 @@ def _walk_covers(entry, asid, va):
     return _walk_of_parts(entry, _walk_parts(entry, asid, va))
 
 
+def _walk_invalidated(entry, inv):
+    """Whether invalidation ``inv`` removes walk cache ``entry``."""
+    return ((inv.kind == InvalidateKind.TLB_ALL) |
+            (inv.kind == InvalidateKind.TLB_ASID) & (entry.asid == inv.asid) |
+            (inv.kind == InvalidateKind.TLB_VA) & _walk_covers(entry, inv.asid, inv.va))
+
+
 class WalkCache(wiring.Component):
     """Fully associative cache of level-1 and level-2 table descriptors.
 
@@ -493,27 +426,34 @@ class WalkCache(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        store = _Store(m, WalkCacheEntryLayout(), self.entries, "walk")
-        port = self.lookup
+        count = self.entries
+        port, inv = self.lookup, self.invalidate
         # Over two cycles, as the IOTLB's, so that the compare stays a few LUTs deep.
-        matches = store.compare_in_two(lambda e: _walk_parts(e, port.asid, port.va),
-                                       _walk_of_parts, "lookup")
+        m.submodules.store = store = EntryStore(
+            WalkCacheEntryLayout(), count,
+            lookup=Compare(_AddressKeyLayout(), combine=_walk_of_parts,
+                           parts=lambda e, key: _walk_parts(e, key.asid, key.va)),
+            invalidation=Compare(InvalidateLayout(), predicate=_walk_invalidated))
+        m.d.comb += [store.lookup_key[0].asid.eq(port.asid), store.lookup_key[0].va.eq(port.va)]
+        matches = store.lookup_match[0]
         for level in (1, 2):
-            hit, entry = store.select(Cat(matches[n] & (e.level == level)
-                                          for n, e in enumerate(store.entries)), f"l{level}")
+            entry = Signal(WalkCacheEntryLayout(), name=f"l{level}_entry")
+            at_level = Cat(matches[n] & (e.level == level) for n, e in enumerate(store.entries))
             m.d.comb += [
-                getattr(port, f"l{level}_hit").eq(hit & self.enable),
+                entry.as_value().eq(selected(store.entries, at_level)),
+                getattr(port, f"l{level}_hit").eq(at_level.any() & self.enable),
                 getattr(port, f"l{level}_table").eq(entry.table),
             ]
-        fill = self.fill & self.enable
-        store.fill(fill, self.fill_entry, store.round_robin(fill))
-        inv = self.invalidate
-        store.invalidate(
-            (inv.kind == InvalidateKind.TLB_ALL) | (inv.kind == InvalidateKind.TLB_ASID) |
-            (inv.kind == InvalidateKind.TLB_VA),
-            lambda e: (inv.kind == InvalidateKind.TLB_ALL) |
-                      (inv.kind == InvalidateKind.TLB_ASID) & (e.asid == inv.asid) |
-                      (inv.kind == InvalidateKind.TLB_VA) & _walk_covers(e, inv.asid, inv.va))
+        m.submodules.victim = victim = RoundRobin(count)
+        m.d.comb += [
+            victim.valid.eq(Cat(e.valid for e in store.entries)),
+            victim.advance.eq(self.fill & self.enable),
+            store.fill.eq(victim.fill), store.fill_entry.eq(self.fill_entry),
+            store.invalidate.eq(inv),
+            store.invalidate_applies.eq((inv.kind == InvalidateKind.TLB_ALL) |
+                                        (inv.kind == InvalidateKind.TLB_ASID) |
+                                        (inv.kind == InvalidateKind.TLB_VA)),
+        ]
         return m
 
 
@@ -579,21 +519,33 @@ class StreamCache(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        store = _Store(m, StreamEntryLayout(sid_width=self.sid_width), self.entries, "ste")
+        count, inv = self.entries, self.invalidate
+        layout = StreamEntryLayout(sid_width=self.sid_width)
+        m.submodules.store = store = EntryStore(
+            layout, count, lookups=len(self.lookup),
+            lookup=Compare(data.StructLayout({"sid": self.sid_width}),
+                           predicate=lambda e, key: e.sid == key.sid),
+            invalidation=Compare(InvalidateLayout(), predicate=lambda e, inv: (
+                (inv.kind == InvalidateKind.STE_ALL) |
+                (inv.kind == InvalidateKind.STE) & (e.sid == inv.sid))))
         for n, port in enumerate(self.lookup):
-            matches = store.compare(lambda e: e.sid == port.sid, f"lookup{n}")
-            hit, entry = store.select(matches, f"lookup{n}")
+            matches = store.lookup_match[n]
+            entry = Signal(layout, name=f"lookup{n}_entry")
             m.d.comb += [
-                port.hit.eq(hit),
+                store.lookup_key[n].sid.eq(port.sid),
+                entry.as_value().eq(selected(store.entries, matches)),
+                port.hit.eq(matches.any()),
                 port.config.eq(entry.config),
                 port.record.eq(entry.record),
                 port.asid.eq(entry.asid),
                 port.ttb.eq(entry.ttb),
             ]
-        store.fill(self.fill, self.fill_entry, store.round_robin(self.fill))
-        inv = self.invalidate
-        store.invalidate(
-            (inv.kind == InvalidateKind.STE_ALL) | (inv.kind == InvalidateKind.STE),
-            lambda e: (inv.kind == InvalidateKind.STE_ALL) |
-                      (inv.kind == InvalidateKind.STE) & (e.sid == inv.sid))
+        m.submodules.victim = victim = RoundRobin(count)
+        m.d.comb += [
+            victim.valid.eq(Cat(e.valid for e in store.entries)), victim.advance.eq(self.fill),
+            store.fill.eq(victim.fill), store.fill_entry.eq(self.fill_entry),
+            store.invalidate.eq(inv),
+            store.invalidate_applies.eq((inv.kind == InvalidateKind.STE_ALL) |
+                                        (inv.kind == InvalidateKind.STE)),
+        ]
         return m
