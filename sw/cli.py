@@ -108,10 +108,14 @@ def _written_later(path):
     """A temporary file that becomes ``path`` when the block ends, whether or not it raised;
     :exc:`CommandError` if it cannot (a full disk), after the block's own work is done."""
     path = Path(path)
-    special = path.exists() and not stat.S_ISREG(path.stat().st_mode)
+    # A device, a pipe or a link is written through; a file is replaced whole.
+    special = path.is_symlink() or (path.exists() and not stat.S_ISREG(path.stat().st_mode))
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
                                          dir=None if special else path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # as a file the command opened itself would be
     failed = None
     try:
         yield temporary
