@@ -63,6 +63,10 @@ DMA_MAX_SEGMENT = 1 << 31
 #: Owner of the SMMU driver's stream table and queue pages, which live as long as the SoC.
 _SMMU_OWNER = "arm-smmu-v3"
 
+#: Cycles of complete hardware idleness (no DMA in flight, no interrupt pending) after which
+#: an unbounded wait of the driver is reported as a deadlock (``EDEADLK``).
+DEADLOCK_CYCLES = 16384
+
 
 class SocPlatform:
     """Everything :func:`boot` set up for one machine.
@@ -116,7 +120,7 @@ class SocPlatform:
         self.arch = ArchDmaSync(self.cache)
         self.dma = DmaPlatform(self.mm, self.kmem, arch=self.arch, swiotlb=self.swiotlb,
                                cma=self.cma, debug=DmaDebug(strict=strict_debug))
-        self.scheduler = MachineScheduler(machine)
+        self.scheduler = MachineScheduler(machine, deadlock_cycles=DEADLOCK_CYCLES)
         self.iommu = ArmSmmu(machine, RegisterBank(machine, "smmu"), self.mm,
                              strtab_log2size=1, cmdq_log2size=4, evtq_log2size=5)
         self.stream_ids = {}
@@ -127,6 +131,7 @@ class SocPlatform:
             channel = DmaChannel(machine, RegisterBank(machine, name), desc_base=base,
                                  desc_count=ring_descriptors, irq_line=line)
             self.scheduler.request_irq(line, channel.poll)
+            self.scheduler.add_busy(channel.busy)
             self.channels[name] = channel
             device = self.dma.add_device(Device(name, max_segment_size=DMA_MAX_SEGMENT))
             device.dma_set_mask_and_coherent(DMA_BIT_MASK(config.addr_width))

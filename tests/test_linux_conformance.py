@@ -498,3 +498,40 @@ def test_dma_max_mapping_size_only_limits_devices_that_may_bounce():
     nobounce, dev = setup(swiotlb_size=0)
     dev.dma_set_mask(DMA_BIT_MASK(32))
     assert dma.dma_max_mapping_size(dev) == (1 << 64) - 1
+
+
+def test_machine_scheduler_reports_a_wait_the_idle_hardware_cannot_end():
+    from dmabuf_soc.sw.dmabuf.sched import MachineScheduler, use_scheduler
+    from sw_doubles import FlatMachine
+
+    async def main():
+        machine = FlatMachine()
+        scheduler = MachineScheduler(machine, deadlock_cycles=1024)
+        in_flight = []
+        scheduler.add_busy(lambda: bool(in_flight))
+        with use_scheduler(scheduler):
+            fence = new_fence()
+            with pytest.raises(KernelError) as exc:
+                await fence.wait()
+            assert exc.value.errno == errno.EDEADLK
+            assert 1024 <= machine.cycle <= 1024 + 2 * scheduler.quantum
+
+            # Work in flight, completing (by interrupt) long after the idle limit.
+            in_flight.append(fence)
+
+            async def complete():
+                in_flight.clear()
+                machine.irq_lines.discard("dma0")
+                fence.signal()
+            scheduler.request_irq("dma0", complete)
+            start = machine.cycle
+            original_tick = machine.tick
+
+            async def tick(n=1):
+                await original_tick(n)
+                if machine.cycle >= start + 5000:
+                    machine.irq_lines.add("dma0")
+            machine.tick = tick
+            assert await fence.wait() == 0
+            assert machine.cycle >= start + 5000
+    run(main())

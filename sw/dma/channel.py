@@ -162,6 +162,12 @@ class DmaChannel:
         await self._write("INTR_EN", done=1, error=1)
         self._configured = True
 
+    def busy(self):
+        """Whether transfers were issued to the engine and have not completed yet (a
+        submitted transfer never issued with :meth:`issue_pending` does not count: nothing
+        will ever complete it)."""
+        return bool(self._active)
+
     # ---- Issue ----
 
     async def issue_pending(self):

@@ -129,12 +129,50 @@ class MachineScheduler(Scheduler):
         Cycles between two checks of a waiter's condition (and of the interrupt lines).
     """
 
-    def __init__(self, machine, *, quantum=16):
+    def __init__(self, machine, *, quantum=16, deadlock_cycles=None):
         if not isinstance(quantum, int) or quantum < 1:
             raise ValueError(f"quantum must be a positive integer, not {quantum!r}")
+        if deadlock_cycles is not None and (not isinstance(deadlock_cycles, int)
+                                            or deadlock_cycles < 1):
+            raise ValueError(f"deadlock_cycles must be a positive integer or None, not "
+                             f"{deadlock_cycles!r}")
         self.machine = machine
         self.quantum = quantum
+        self.deadlock_cycles = deadlock_cycles
         self._handlers = {}
+        self._busy = []
+
+    def add_busy(self, predicate):
+        """Tell the scheduler about hardware work that may still raise an interrupt:
+        ``predicate()`` is true while a driver has work in flight (a DMA channel with
+        descriptors issued and not completed)."""
+        if not callable(predicate):
+            raise ValueError(f"busy predicate must be callable, not {predicate!r}")
+        self._busy.append(predicate)
+
+    def hardware_idle(self):
+        """No registered driver has work in flight and no handled interrupt is pending."""
+        return (not any(predicate() for predicate in self._busy)
+                and not any(self.machine.irq_pending(line) for line in self._handlers))
+
+    async def wait_until(self, condition, timeout):
+        """As :meth:`Scheduler.wait_until`; with :attr:`deadlock_cycles` set, an unbounded
+        wait raises :class:`~dmabuf_soc.sw.errors.KernelError` ``EDEADLK`` once the
+        hardware has been idle (:meth:`hardware_idle`) for that many cycles in a row while
+        the condition stayed false: the driver is the only task, so nothing is left that
+        could make it true."""
+        if timeout != MAX_SCHEDULE_TIMEOUT or self.deadlock_cycles is None:
+            return await super().wait_until(condition, timeout)
+        idle = 0
+        while not condition():
+            idle = idle + self.quantum if self.hardware_idle() else 0
+            if idle > self.deadlock_cycles:
+                raise KernelError(errno.EDEADLK, f"deadlock: waiting forever for "
+                                                 f"{_describe(condition)}; the hardware "
+                                                 f"has been idle for {idle} cycles with no "
+                                                 f"work in flight")
+            await self.sleep(self.quantum)
+        return timeout
 
     @property
     def now(self):
