@@ -35,6 +35,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..parameters import check_integer
 from .format import ASID_BITS, GRANULE_SHIFT, IA_BITS, OA_BITS, StreamConfig
 from .store import Compare, EntryStore, RoundRobin, next_index, selected
 
@@ -98,6 +99,8 @@ class _VictimChoice(wiring.Component):
         The victim holds a valid entry.
     """
     def __init__(self, count, *, spares):
+        check_integer("Number of entries", count, minimum=2)
+        check_integer("Number of spare masks", spares, minimum=0)
         super().__init__({
             "valid": In(count),
             "pointer": In(range(count)),

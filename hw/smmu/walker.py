@@ -165,7 +165,7 @@ class Walker(wiring.Component):
         asid = Signal(16)
         ttb = Signal(OA_BITS - GRANULE_SHIFT)
         bad_sid = Signal()          # the stream ID is outside the stream table
-        ste_addr = Signal(OA_BITS)
+        ste_addr = Signal(OA_BITS)  # of the stream's STE
         ste_raw = data.View(StreamTableEntryLayout(), reader.data)
         # The answer.
         status = Signal(TranslationStatus)
