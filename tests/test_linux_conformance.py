@@ -296,6 +296,35 @@ def test_heap_allocation_larger_than_memory_is_enomem(heap):
     run(main())
 
 
+def test_more_caller_mistakes_carry_an_errno_or_null():
+    from dmabuf_soc.sw.dmabuf.sync_file import sync_file_create
+
+    async def main():
+        system = System()
+        resv = DmaResv()
+        await resv.lock()
+        resv.reserve_fences(1)
+        fence = new_fence()
+        for bad, usage in ((None, DmaResvUsage.WRITE), ("fence", DmaResvUsage.READ),
+                           (fence, 9)):
+            with pytest.raises(KernelError) as exc:
+                resv.add_fence(bad, usage)
+            assert exc.value.errno == errno.EINVAL
+        assert fence.refcount == 1
+        resv.unlock()
+        with pytest.raises(KernelError) as exc:
+            sync_file_create(None)
+        assert exc.value.errno == errno.EINVAL
+        assert system.kmem.vmap([]) is None and system.kmem.nr_vmap_areas == 0
+        assert system.cma.alloc(0, 0) is None
+        assert system.cma.alloc(system.cma.count + 1, 0) is None
+        assert system.carveout.alloc(0) == 0
+        assert system.carveout.alloc(system.carveout.size + 4096) == 0
+        assert system.cma.nr_allocated_pages == 0
+        assert system.carveout.avail() == system.carveout.size
+    run(main())
+
+
 # Nothing waits forever.
 
 

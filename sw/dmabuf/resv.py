@@ -156,10 +156,13 @@ class DmaResv:
         """
         self.assert_held()
         if not isinstance(fence, DmaFence):
-            raise TypeError(f"fence must be a DmaFence, not {fence!r}")
+            raise KernelError(errno.EINVAL, f"fence must be a DmaFence, not {fence!r}")
         if isinstance(fence, (DmaFenceArray, DmaFenceChain)):
             raise KernelBug("dma_resv_add_fence with a container fence: add its members")
-        usage = DmaResvUsage(usage)
+        try:
+            usage = DmaResvUsage(usage)
+        except ValueError:
+            raise KernelError(errno.EINVAL, f"unknown dma_resv usage {usage!r}") from None
         fence.get()
         for slot in self._fences:
             old, old_usage = slot

@@ -74,7 +74,7 @@ class SyncFile:
 def sync_file_create(fence):
     """A new sync_file holding a new reference to ``fence`` (``sync_file_create()``)."""
     if not isinstance(fence, DmaFence):
-        raise TypeError(f"fence must be a DmaFence, not {fence!r}")
+        raise KernelError(errno.EINVAL, f"fence must be a DmaFence, not {fence!r}")
     return SyncFile(fence.get())
 
 

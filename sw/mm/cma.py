@@ -86,10 +86,9 @@ class Cma:
     def alloc(self, count, align, *, owner=None):
         """``count`` contiguous pages whose first pfn is a multiple of ``2**align``
         (``cma_alloc()``); ``None`` when no such run is free."""
-        if not isinstance(count, int) or count <= 0:
-            raise ValueError(f"count must be a positive integer, not {count!r}")
-        if not isinstance(align, int) or align < 0:
-            raise ValueError(f"align must be a non-negative order, not {align!r}")
+        if (not isinstance(count, int) or count <= 0 or count > self.count
+                or not isinstance(align, int) or align < 0):
+            return None         # cma_alloc(): nothing for no pages, or more than the area
         start = self._bitmap.find(count, (1 << align) - 1, self.base_pfn)
         if start is None:
             return None
@@ -143,11 +142,11 @@ class GenPool:
     def alloc(self, size, *, align=None, owner=None):
         """Address of ``size`` free bytes (rounded up to units, aligned to ``align`` bytes if
         given), or ``0`` when none are free (``gen_pool_alloc()``)."""
-        if not isinstance(size, int) or size <= 0:
-            raise ValueError(f"size must be a positive integer, not {size!r}")
+        if not isinstance(size, int) or size <= 0 or size > self.size:
+            return 0            # gen_pool_alloc(): 0 for size 0, or more than the pool
         align_units = 1 if align is None else max(1, align >> self.order)
         if align_units & (align_units - 1):
-            raise ValueError(f"align must be a power of two, not {align!r}")
+            return 0
         start = self._bitmap.find(self._units(size), align_units - 1, self.base >> self.order)
         if start is None:
             return 0

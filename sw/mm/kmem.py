@@ -69,8 +69,10 @@ class KernelMemory:
         """Map ``pages`` (single :class:`Page` frames) at consecutive virtual addresses;
         returns the start address (``vmap()``)."""
         pages = tuple(pages)
-        if not pages or not all(isinstance(page, Page) for page in pages):
-            raise ValueError(f"vmap needs a non-empty sequence of Page, not {pages!r}")
+        if not pages:
+            return None         # get_vm_area() of size 0: NULL
+        if not all(isinstance(page, Page) for page in pages):
+            raise KernelBug(f"vmap needs a sequence of Page, not {pages!r}")
         area = VmArea(self._next_va, pages, cached)
         # A guard page after each area, as vmalloc leaves one.
         self._next_va += area.size + PAGE_SIZE
