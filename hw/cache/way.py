@@ -21,16 +21,19 @@ class TagLayout(data.StructLayout):
 
 
 class BeatLayout(data.StructLayout):
-    """A word read from a way's data memory with the bypasses kept apart from it.
+    """A word read from a way's data memory and its bypasses, all registers.
 
-    ``read`` is the read register; each byte set in ``bypass`` is replaced by the same byte of
-    ``bypass_data``.
+    ``read`` is the read register. Each byte set in ``write_strb`` was written in the cycle of
+    the read, with the value in ``write_data``; each byte set in ``store_strb`` is written by
+    a store landing a cycle later, with the value in ``store_data``, which comes first.
     """
     def __init__(self, data_width):
         super().__init__({
-            "read":        unsigned(data_width),
-            "bypass":      unsigned(data_width // 8),
-            "bypass_data": unsigned(data_width),
+            "read":       unsigned(data_width),
+            "write_strb": unsigned(data_width // 8),
+            "write_data": unsigned(data_width),
+            "store_strb": unsigned(data_width // 8),
+            "store_data": unsigned(data_width),
         })
 
 
@@ -62,7 +65,7 @@ class CacheWay(wiring.Component):
     data_rdata : ``Out(data_width)``
         Word of the previous cycle's ``data_raddr``, with the bypasses applied.
     data_beat : ``Out(BeatLayout(data_width))``
-        The same word with the bypasses kept apart, all from registers.
+        The same word with the bypasses kept apart.
     data_waddr : ``In(index_bits + word_bits)``
     data_wdata : ``In(data_width)``
     data_wstrb : ``In(bytes_per_word)``
@@ -129,33 +132,20 @@ class CacheWay(wiring.Component):
             data_wp.en.eq(self.data_wstrb),
         ]
 
-        store_bypass      = Signal()
-        store_bypass_data = Signal.like(self.store_data)
-        store_bypass_strb = Signal.like(self.store_strb)
-        write_bypass_data = Signal.like(self.data_wdata)
-        write_bypass_strb = Signal.like(self.data_wstrb)
-        m.d.sync += [
-            store_bypass.eq(self.store_addr == self.data_raddr),
-            store_bypass_data.eq(self.store_data),
-            store_bypass_strb.eq(self.store_strb),
-            write_bypass_data.eq(self.data_wdata),
-            write_bypass_strb.eq(Mux(self.data_waddr == self.data_raddr, self.data_wstrb, 0)),
-        ]
-
         beat = self.data_beat
+        m.d.sync += [
+            beat.write_strb.eq(Mux(self.data_waddr == self.data_raddr, self.data_wstrb, 0)),
+            beat.write_data.eq(self.data_wdata),
+            beat.store_strb.eq(Mux(self.store_addr == self.data_raddr, self.store_strb, 0)),
+            beat.store_data.eq(self.store_data),
+        ]
         m.d.comb += beat.read.eq(data_rp_q)
         for byte in range(g.bytes_per_word):
-            # The write in the cycle of the read, then a store landing in the cycle after.
-            by_write = write_bypass_strb[byte]
-            by_store = store_bypass & store_bypass_strb[byte]
-            value = Mux(by_store, store_bypass_data.word_select(byte, 8),
-                        write_bypass_data.word_select(byte, 8))
-            m.d.comb += [
-                beat.bypass[byte].eq(by_write | by_store),
-                beat.bypass_data.word_select(byte, 8).eq(value),
-                self.data_rdata.word_select(byte, 8).eq(
-                    Mux(beat.bypass[byte], value, data_rp_q.word_select(byte, 8))),
-            ]
+            by_store = beat.store_strb[byte]
+            value = Mux(by_store, beat.store_data.word_select(byte, 8),
+                        beat.write_data.word_select(byte, 8))
+            m.d.comb += self.data_rdata.word_select(byte, 8).eq(
+                Mux(beat.write_strb[byte] | by_store, value, data_rp_q.word_select(byte, 8)))
 
         return m
 

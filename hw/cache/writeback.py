@@ -137,13 +137,16 @@ class WriteBackEngine(wiring.Component):
             m.d.sync += q_valid.eq(0)
         with m.If(beat_taken):
             way_beat = self.beats[active_way]
-            m.d.sync += [
-                q_valid.eq(1),
-                q_last.eq(beat_last),
-                q_read.eq(way_beat.read),
-                q_bypass.eq(way_beat.bypass),
-                q_bypass_data.eq(way_beat.bypass_data),
-            ]
+            m.d.sync += [q_valid.eq(1), q_last.eq(beat_last), q_read.eq(way_beat.read)]
+            # Which bytes the bypasses replace, and with what, worked out from registers.
+            for byte in range(g.bytes_per_word):
+                by_store = way_beat.store_strb[byte]
+                m.d.sync += [
+                    q_bypass[byte].eq(way_beat.write_strb[byte] | by_store),
+                    q_bypass_data.word_select(byte, 8).eq(
+                        Mux(by_store, way_beat.store_data.word_select(byte, 8),
+                            way_beat.write_data.word_select(byte, 8))),
+                ]
         q_data = Signal(g.data_width)
         for byte in range(g.bytes_per_word):
             m.d.comb += q_data.word_select(byte, 8).eq(
