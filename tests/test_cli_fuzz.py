@@ -178,8 +178,30 @@ def _other_cases():
     ]
 
 
+#: The bad inputs issue 30 reported, as it gave them.
+ISSUE_EXAMPLES = [
+    *((["verilog", "--set", setting], {}) for setting in (
+        "cache_size=1000", "cache_ways=3", "cache_line_size=48", "data_width=48", "id_width=0",
+        "dma_max_burst_beats=0", "dma_max_burst_beats=64", "mmio_addr_width=8",
+        "addr_width=33", "sid_width=0", "cache_size=0x10000000000", "addr_width=-1",
+        "read_latency=1000000000", "external_managers=200")),
+    (["regs", "--format", "c", "-o", FILE], {}),
+    (["regs", "--format", "c", "-o", UNWRITABLE], {}),
+    (["verilog", "-o", MISSING], {}),
+    (["verilog", "-o", str(ROOT)], {}),
+    (["synth", "-o", UNDER_FILE], {}),
+    (["sim", "platform", "--vcd", MISSING], {}),
+    (["sim", "platform", "--backend", "cxxrtl"], NO_COMPILER),
+    (["bench", "cache", "--backend", "cxxrtl"], {}),
+    (["bench", "dma", "--backend", "cxxrtl"], {}),
+    *((["bench", "smmu", "--set", f"copy_bytes={value}"], {})
+      for value in ("0", "-4096", "4097", "0x10000000000")),
+    (["bench", "sim", "--set", "length=1000"], {}),
+]
+
+
 def _cases():
-    table = [*_soc_cases(), *_block_cases(), *_bench_cases(), *_path_cases(),
+    table = [*ISSUE_EXAMPLES, *_soc_cases(), *_block_cases(), *_bench_cases(), *_path_cases(),
              *_backend_cases(), *_other_cases()]
     unique = {}
     for argv, env in table:
@@ -418,9 +440,11 @@ def test_a_block_changes_with_its_parameters_and_no_others(block):
     from amaranth.back import rtlil
     from dmabuf_soc.hw.config import Bank
     small = (Bank("low", 0x8000_0000, 4096), Bank("high", 0x1_0000_0000, 4096))
+    # external_managers reaches the DDR model only through the width of the interconnect's
+    # manager index: 8 widens it (1 of the default's 5 managers, 12 managers with 8).
     other = {"id_width": 3, "sid_width": 4, "mmio_addr_width": 20, "read_latency": 7,
              "write_latency": 3, "max_outstanding": 4, "cache_size": 16384, "cache_ways": 2,
-             "cache_line_size": 32, "dma_max_burst_beats": 8, "external_managers": 2,
+             "cache_line_size": 32, "dma_max_burst_beats": 8, "external_managers": 8,
              "register_slices": False}
 
     def text(**changes):
