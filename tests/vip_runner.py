@@ -29,9 +29,10 @@ import pytest
 from dmabuf_soc import hw
 from dmabuf_soc.hw import catalog
 from dmabuf_soc.hw.bus.axi import AXI4LiteSignature
-from dmabuf_soc.hw.config import SocConfig
+from dmabuf_soc.hw.config import BLOCK_PARAMETERS, SocConfig
 from dmabuf_soc.hw.unused import never_elaborated
-from dmabuf_soc.sw import cli, netlist
+from dmabuf_soc.sw import cli
+from dmabuf_soc.sw.tools import netlist
 from dmabuf_soc.sw.machine.cxxrtl.builder import cache_dir
 from dmabuf_soc.sw.machine.verilator import builder as verilator_builder
 
@@ -88,12 +89,15 @@ def _design_key(block, config):
     return digest.hexdigest()[:16]
 
 
-def _cli_settings(config):
+def _cli_settings(block, config):
+    """The ``--set`` options that make ``dmabuf-soc verilog --block BLOCK`` build ``config``:
+    those of the parameters the block takes (``BLOCK_PARAMETERS``) that differ from the
+    defaults; the command refuses the others, which would not change the block."""
     argv = []
-    for name, field in SocConfig.__dataclass_fields__.items():
+    for name in BLOCK_PARAMETERS[block]:
         value = getattr(config, name)
-        if field.type in (int, "int") and value != getattr(SocConfig(), name):
-            argv += ["--set", f"{name}={value}"]
+        if value != getattr(SocConfig(), name):
+            argv += ["--set", f"{name}={int(value)}"]
     return argv
 
 
@@ -114,7 +118,7 @@ def verilog(block, config=None):
         if not path.exists():
             temporary = folder / f"{block}.v.tmp"
             assert cli.main(["verilog", "--block", block, "-o", str(temporary),
-                             *_cli_settings(config)]) == 0
+                             *_cli_settings(block, config)]) == 0
             top = never_elaborated(catalog.standard_ports(block, config))
             (folder / "ports.json").write_text(json.dumps(_ports_json(top), indent=1))
             temporary.rename(path)
