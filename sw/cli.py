@@ -185,7 +185,7 @@ def _check_verilog(args):
 def _cmd_verilog(args):
     from amaranth.back import rtlil
     from ..hw import catalog
-    from . import netlist
+    from .tools import netlist
     config = _check_verilog(args)
     name = args.name or args.block
     top = catalog.standard_ports(args.block, config)

@@ -18,7 +18,7 @@ from collections import defaultdict
 from amaranth.back import rtlil
 from amaranth.lib import data, wiring
 
-from dmabuf_soc.sw.netlist import run_yosys
+from dmabuf_soc.sw.tools.netlist import run_yosys
 
 __all__ = ["PREPARE", "combinational_cones", "field_names", "payload_paths"]
 

@@ -18,7 +18,7 @@ import pytest
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.soc import IRQ_LINES
 from dmabuf_soc.sw.bench.sim import dma_copy
-from dmabuf_soc.sw.ident import SOC_ID
+from dmabuf_soc.sw.platform.ident import SOC_ID
 from dmabuf_soc.sw import scenarios
 from dmabuf_soc.sw.machine.backends import BACKENDS, available_backends, choose, simulate
 from dmabuf_soc.sw.machine.base import BusError, Machine, MachineTimeout

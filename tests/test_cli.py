@@ -11,7 +11,7 @@ from amaranth.back import verilog
 
 from dmabuf_soc.hw.config import Bank, SocConfig
 from dmabuf_soc.hw.soc import Soc
-from dmabuf_soc.sw import yowasp
+from dmabuf_soc.sw.tools import yowasp
 from dmabuf_soc.sw.cli import main
 
 

@@ -68,8 +68,8 @@ def test_driver_memcpy_and_sg(use_descriptors):
         chan.submit(copy)
         chan.submit(sg)
         await chan.issue_pending()
-        await copy.fence.wait()
-        await sg.fence.wait()
+        await copy.completion.wait()
+        await sg.completion.wait()
         assert await chan.residue(sg) == 0
         assert memory.read(DST + 3, 1000) == memory.read(SRC + 1, 1000)
         source = memory.read(SRC + 0x8000, total // 2) + memory.read(SRC + 0x9005,
@@ -94,7 +94,7 @@ def test_driver_chain_extended_while_running():
             chan.submit(tx)
             await chan.issue_pending()
         for tx in txs:
-            await tx.fence.wait()
+            await tx.completion.wait()
         for i in range(8):
             assert memory.read(DST + 0x1000 * i + i, 3000 + i) == \
                 memory.read(SRC + 0x1000 * i, 3000 + i)
@@ -116,12 +116,12 @@ def test_driver_error_recovery():
         for tx in (good1, failing, good2):
             chan.submit(tx)
         await chan.issue_pending()
-        await good1.fence.wait()
+        await good1.completion.wait()
         with pytest.raises(DmaError) as info:
-            await failing.fence.wait()
+            await failing.completion.wait()
         assert info.value.errno == errno.EIO and info.value.code == ErrorCode.READ
         assert info.value.desc == failing.descs[0]
-        await good2.fence.wait()
+        await good2.completion.wait()
         assert memory.read(DST + 0x8000, 2000) == memory.read(SRC + 0x8000, 2000)
         assert memory.read(DST, 2000) == memory.read(SRC, 2000)
         assert await chan.residue(failing) == 2000
@@ -138,12 +138,12 @@ def test_driver_terminate_all():
         await machine.tick(300)
         await chan.terminate_all()
         with pytest.raises(DmaError) as info:
-            await tx.fence.wait()
+            await tx.completion.wait()
         assert info.value.errno == errno.ECANCELED
         after = chan.prep_memcpy(DST + 0x10000, SRC + 7, 500)
         chan.submit(after)
         await chan.issue_pending()
-        await after.fence.wait()
+        await after.completion.wait()
         assert memory.read(DST + 0x10000, 500) == memory.read(SRC + 7, 500)
 
     run_driver(scenario)

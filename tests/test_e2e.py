@@ -13,7 +13,7 @@ import pytest
 from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.soc import Soc
-from dmabuf_soc.sw.copy_engine import CopyEngine
+from dmabuf_soc.sw.dma.copy_engine import CopyEngine
 from dmabuf_soc.sw.dmabuf.resv import DmaResvUsage
 from dmabuf_soc.sw.machine.pysim import simulate
 from dmabuf_soc.sw.scenarios import demo, dma32, dma_modes, fd_passing, mmap_sync, stale

@@ -12,7 +12,7 @@ from dmabuf_soc.hw.bus.checker import AXI4Checker
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.smmu.format import EventType
 from dmabuf_soc.hw.soc import Soc
-from dmabuf_soc.sw.copy_engine import CopyEngine, engine_fence
+from dmabuf_soc.sw.dma.copy_engine import CopyEngine, engine_fence
 from dmabuf_soc.sw.device import Device
 from dmabuf_soc.sw.errors import KernelError
 from dmabuf_soc.sw.iommu.iommu import IOMMU_FAULT_WRITE, iommu_set_fault_handler

@@ -11,7 +11,8 @@ from dmabuf_soc.hw.bus.axi import AXI4Signature
 from dmabuf_soc.hw.bus.ports import MANAGER_CONSTANTS, StandardPorts, axi_prefix
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.unused import never_elaborated
-from dmabuf_soc.sw import cli, netlist
+from dmabuf_soc.sw import cli
+from dmabuf_soc.sw.tools import netlist
 
 import vip_runner
 

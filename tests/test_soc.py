@@ -12,7 +12,7 @@ from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.ident.ident import package_version
 from dmabuf_soc.hw.soc import Soc
 from dmabuf_soc.hw.unused import never_elaborated
-from dmabuf_soc.sw.ident import SOC_ID, probe
+from dmabuf_soc.sw.platform.ident import SOC_ID, probe
 from dmabuf_soc.sw.machine.base import BusError, MachineTimeout
 from dmabuf_soc.sw.machine.pysim import simulate
 

@@ -18,7 +18,7 @@ from dmabuf_soc.hw.ident.ident import Ident
 from dmabuf_soc.hw import catalog
 from dmabuf_soc.hw.synth.soc import SynthSoc
 from dmabuf_soc.hw.unused import never_elaborated
-from dmabuf_soc.sw.ident import SOC_ID
+from dmabuf_soc.sw.platform.ident import SOC_ID
 from dmabuf_soc.sw.synth import cli, flow
 
 needs_yowasp = pytest.mark.skipif(

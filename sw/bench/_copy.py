@@ -1,6 +1,6 @@
 """What the copy benchmarks share: a SoC with room for megabyte buffers, pairs of dma-bufs to
 copy between (scattered page by page, or each one physically contiguous block), and a timed
-run of a :class:`~dmabuf_soc.sw.copy_engine.CopyJob`."""
+run of a :class:`~dmabuf_soc.sw.dma.copy_engine.CopyJob`."""
 
 from ...hw.config import Bank, SocConfig
 from ..dmabuf.fs import O_RDWR

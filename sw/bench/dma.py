@@ -110,7 +110,7 @@ def _driver_run(segments, data, *, use_descriptors):
         chan.submit(tx)
         writes, start = chan.mmio_writes, machine.cycle
         await chan.issue_pending()
-        await tx.fence.wait()
+        await tx.completion.wait()
         result["cycles"] = machine.cycle - start
         result["mmio_writes"] = chan.mmio_writes - writes
         result["correct"] = all([await machine.peek(dst, n) == data[:n]

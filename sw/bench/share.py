@@ -16,7 +16,7 @@ Every copy is checked byte by byte. On the built-in simulator (a few hundred cyc
 second) this takes hours; ``backend="cxxrtl"`` runs the compiled model.
 """
 
-from ..copy_engine import CopyEngine
+from ..dma.copy_engine import CopyEngine
 from ..machine.backends import CHOICES, choose
 from ..mm.page_alloc import PAGE_SIZE
 from ..scenarios._e2e import counter_delta, pattern, session

@@ -2,9 +2,9 @@
 
 Issue 4's copies run on the whole SoC through the driver stack, on the chosen backend: boot
 with 4 MiB DDR banks, channel ``dma0`` driven as a
-:class:`~dmabuf_soc.sw.copy_engine.CopyEngine` importing dma-bufs; first in bypass (its
+:class:`~dmabuf_soc.sw.dma.copy_engine.CopyEngine` importing dma-bufs; first in bypass (its
 stream's state after boot) between two physically contiguous buffers, then in a DMA domain
-(:meth:`~dmabuf_soc.sw.soc_platform.SocPlatform.attach_iommu`) between two buffers whose
+(:meth:`~dmabuf_soc.sw.platform.boot.SocPlatform.attach_iommu`) between two buffers whose
 pages interleave, each mapped as one contiguous IOVA range and copied with one descriptor.
 A copy's cycles run from the descriptor and register writes to its fence (the completion
 interrupt served), so both sides of a ratio carry the same driver overhead. The copies
@@ -67,7 +67,7 @@ from ...hw.ddr.model import DDRModel
 from ...hw.dma.engine import DMAEngine
 from ...hw.regs import block_spec, compile_rdl
 from ...hw.smmu.smmu import SMMU, SMMU_RDL
-from ..copy_engine import CopyEngine
+from ..dma.copy_engine import CopyEngine
 from ..device import Device
 from ..dma.testing import ChannelMachine
 from ..dma_mapping.direction import DMA_BIT_MASK, DmaDirection

@@ -1,13 +1,13 @@
 """Driver of one DMA channel, in the manner of Linux dmaengine.
 
 A client prepares a transfer (:meth:`DmaChannel.prep_memcpy`, :meth:`DmaChannel.prep_sg`),
-submits it, then calls :meth:`DmaChannel.issue_pending`; the transfer's :class:`Fence` is
+submits it, then calls :meth:`DmaChannel.issue_pending`; the transfer's :class:`Completion` is
 signalled when the engine has completed it::
 
     tx = chan.prep_memcpy(dst, src, 4096)
     chan.submit(tx)
     await chan.issue_pending()
-    await tx.fence.wait()
+    await tx.completion.wait()
 
 Descriptors live in a ring in DMA-able memory, written with uncached stores (so the engine
 sees them: the cache is not coherent with DMA). Transfers are appended to the running chain by
@@ -18,7 +18,7 @@ import errno
 
 from ...hw.dma.descriptor import (DESCRIPTOR_BYTES, ErrorCode, pack_descriptor,
                                   unpack_descriptor)
-from .fence import Fence
+from .completion import Completion
 
 __all__ = ["DmaError", "DmaTransaction", "DmaChannel"]
 
@@ -34,12 +34,12 @@ class DmaError(OSError):
 
 
 class DmaTransaction:
-    """A prepared transfer: ``segments`` of ``(src, dst, length)`` and its :attr:`fence`."""
+    """A prepared transfer: ``segments`` of ``(src, dst, length)`` and its :attr:`completion`."""
     def __init__(self, channel, segments, interrupt):
         self.channel = channel
         self.segments = segments
         self.interrupt = interrupt
-        self.fence = Fence(waiter=channel.wait_step)
+        self.completion = Completion(waiter=channel.wait_step)
         self.cookie = None
         self.descs = []       # descriptor addresses, once issued
 
@@ -222,12 +222,12 @@ class DmaChannel:
                 return
         self._hw_completed = await self.regs.read("COMPLETED")
         self._active.pop(0)
-        tx.fence.signal()
+        tx.completion.signal()
 
     # ---- Completion ----
 
     async def poll(self):
-        """Signal the fences of completed transactions; handle a halt. Returns ``True`` if
+        """Complete the completed transactions; handle a halt. Returns ``True`` if
         anything completed or failed."""
         await self._clear_interrupt()
         if await self._check_error():
@@ -246,7 +246,7 @@ class DmaChannel:
             left.remove(addr)
             if not left:
                 self._active.pop(0)
-                tx.fence.signal()
+                tx.completion.signal()
 
     async def _clear_interrupt(self):
         if self.irq_line is not None and self.machine.irq_pending(self.irq_line):
@@ -271,7 +271,7 @@ class DmaChannel:
         await self._reset()
         if failed is not None:
             self._active.remove(failed)
-            failed[0].fence.signal(DmaError(
+            failed[0].completion.signal(DmaError(
                 errno.EIO, f"DMA transfer failed: {code.name} at descriptor {desc:#x}",
                 code=code, desc=desc))
         # The rest of the chain is resubmitted from the start of each transaction.
@@ -304,12 +304,12 @@ class DmaChannel:
 
     async def wait(self, tx):
         """Wait for ``tx`` to complete; raises its :class:`DmaError` if it failed."""
-        await tx.fence.wait()
+        await tx.completion.wait()
 
     async def residue(self, tx):
         """Bytes of ``tx`` not yet moved (descriptor granularity)."""
-        if tx.fence.signaled:
-            return 0 if tx.fence.error is None else tx.length
+        if tx.completion.signaled:
+            return 0 if tx.completion.error is None else tx.length
         if not tx.descs:
             return tx.length
         moved = 0
@@ -328,4 +328,4 @@ class DmaChannel:
         self._active, self._in_flight, self._submitted = [], [], []
         self._free = list(range(self.desc_count))
         for tx in cancelled:
-            tx.fence.signal(DmaError(errno.ECANCELED, "DMA transfer terminated"))
+            tx.completion.signal(DmaError(errno.ECANCELED, "DMA transfer terminated"))

@@ -10,7 +10,7 @@ from ..dmabuf.dma_buf import (dma_buf_begin_cpu_access, dma_buf_end_cpu_access, 
 from ..dmabuf.fs import O_CLOEXEC, O_RDWR, Process
 from ..heaps.heap import DMA_HEAP_IOCTL_ALLOC, DmaHeapAllocationData
 from ..mm.page_alloc import GFP_KERNEL, ZoneType
-from ..soc_platform import boot
+from ..platform.boot import boot
 
 __all__ = ["Session", "pattern", "session", "describe_segments", "counter_delta"]
 

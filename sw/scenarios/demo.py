@@ -14,7 +14,7 @@ back through its ATOS registers and checked against the buffers' pages).
 
 from ..dma_mapping.direction import DmaDirection
 from ..dmabuf.dma_buf import dma_buf_begin_cpu_access, dma_buf_end_cpu_access
-from ..copy_engine import CopyEngine
+from ..dma.copy_engine import CopyEngine
 from ..iommu.iommu import iommu_iova_to_phys_hw
 from ..mm.page_alloc import PAGE_SIZE
 from ._e2e import counter_delta, describe_segments, pattern, session

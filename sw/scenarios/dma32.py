@@ -11,7 +11,7 @@ copy is checked byte by byte against the reference.
 
 import errno
 
-from ..copy_engine import CopyEngine
+from ..dma.copy_engine import CopyEngine
 from ..dma_mapping.direction import DMA_BIT_MASK, DmaDirection
 from ..dmabuf.dma_buf import dma_buf_attach, dma_buf_detach, dma_buf_map_attachment, \
     dma_buf_unmap_attachment

@@ -6,7 +6,7 @@ the engine wrote) and through the CPU after begin_cpu_access; the report compare
 and the register writes each way took.
 """
 
-from ..copy_engine import CopyEngine
+from ..dma.copy_engine import CopyEngine
 from ._e2e import pattern, session
 from ._run import run_scenario
 

@@ -7,7 +7,7 @@ each step); the consumer has the DMA engine copy it into a buffer of its own and
 copy. Every byte is checked against the reference; the last close releases both buffers.
 """
 
-from ..copy_engine import CopyEngine
+from ..dma.copy_engine import CopyEngine
 from ..dmabuf.dma_buf import dma_buf_get
 from ..dmabuf.fs import MAP_SHARED, O_CLOEXEC, PROT_READ, PROT_WRITE, Process
 from ..dmabuf.ioctl import (DMA_BUF_IOCTL_SYNC, DMA_BUF_SYNC_END, DMA_BUF_SYNC_START,

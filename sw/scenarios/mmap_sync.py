@@ -10,7 +10,7 @@ is checked against the reference.
 
 import errno
 
-from ..copy_engine import CopyEngine
+from ..dma.copy_engine import CopyEngine
 from ..dmabuf.dma_buf import dma_buf_get
 from ..dmabuf.fs import MAP_SHARED, POLLIN, PROT_READ, PROT_WRITE
 from ..dmabuf.ioctl import (DMA_BUF_IOCTL_SYNC, DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ,

@@ -9,7 +9,7 @@ reported to the CPU and leaves memory untouched.
 import random
 
 from ...hw.bus.axi import Resp
-from ..ident import probe
+from ..platform.ident import probe
 from ..machine.base import BusError
 from ._run import run_scenario
 

@@ -11,7 +11,7 @@ Every view is checked against the reference model: stale line by stale line (eac
 either all old or all new data) and exactly after the sync.
 """
 
-from ..copy_engine import CopyEngine
+from ..dma.copy_engine import CopyEngine
 from ..dma_mapping.direction import DmaDirection
 from ..dmabuf.dma_buf import (dma_buf_begin_cpu_access, dma_buf_end_cpu_access, dma_buf_vmap,
                               dma_buf_vunmap)

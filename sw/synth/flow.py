@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import report
-from .. import yowasp
+from ..tools import yowasp
 
 __all__ = ["GOALS_MHZ", "TARGETS", "Target", "Tools", "SynthError", "default_builds", "synth"]
 

@@ -22,8 +22,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ... import yowasp
-from ...netlist import PREPARE, NetlistError, run_yosys
+from ...tools import yowasp
+from ...tools.netlist import PREPARE, NetlistError, run_yosys
 from ..compiled import cache
 from ..compiled.cache import (CACHE_ENV, KEEP_BUILDS, Build, BuildError, compiler,
                               compiler_identity, prune)

