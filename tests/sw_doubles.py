@@ -1,10 +1,18 @@
 """Test doubles for the driver-layer tests that need memory but not the simulated SoC:
-a flat-memory :class:`Machine` (no cache, no devices) and a cache-maintenance recorder."""
+a flat-memory :class:`Machine` (no cache, no devices), a cache-maintenance recorder, and the
+kernel-side set-ups built on them (:class:`System`, :func:`setup`, :class:`HeapSystem`)."""
+
+import asyncio
 
 from dmabuf_soc.hw.config import SocConfig
+from dmabuf_soc.sw.device import Device
+from dmabuf_soc.sw.dma_mapping.direction import DMA_BIT_MASK, DmaDirection
 from dmabuf_soc.sw.dma_mapping.arch import ArchDmaSync, CacheMaintenance
 from dmabuf_soc.sw.dma_mapping.mapping import DmaPlatform
 from dmabuf_soc.sw.dma_mapping.swiotlb import Swiotlb
+from dmabuf_soc.sw.dmabuf.dma_buf import dma_buf_list
+from dmabuf_soc.sw.dmabuf.fs import O_RDWR
+from dmabuf_soc.sw.heaps.placement import PlacementHeap
 from dmabuf_soc.sw.iommu.arm_smmu import ArmSmmu
 from dmabuf_soc.sw.machine.base import BusError, Machine
 from dmabuf_soc.sw.mm.cma import Cma, GenPool
@@ -130,3 +138,49 @@ class FlatSmmu:
 
     async def tlb_inv_range(self, asid, iova, size, granule, *, leaf):
         self.invalidations.append(("range", asid, iova, size))
+
+
+TO, FROM, BIDI = DmaDirection.TO_DEVICE, DmaDirection.FROM_DEVICE, DmaDirection.BIDIRECTIONAL
+
+
+def run(coro):
+    """Run a coroutine to its end."""
+    return asyncio.run(coro)
+
+
+def setup(**kw):
+    """A :class:`System` (``kw``: its arguments) and a device ``dev`` on its platform."""
+    system = System(**kw)
+    dev = system.platform.add_device(Device("dev"))
+    return system, dev
+
+
+FOUR_GIB = 1 << 32
+SIZE = 3 * 4096
+
+
+class HeapSystem:
+    """A :class:`System` with a placement heap and three devices: ``wide`` (40-bit mask),
+    ``narrow`` (32 bits, no IOMMU) and ``iommu_dev`` (behind the SMMU, not yet added)."""
+    def __init__(self):
+        self.system = s = System()
+        self.heap = PlacementHeap(s.mm, s.kmem)
+        self.wide = s.platform.add_device(Device("wide"))
+        self.wide.dma_set_mask_and_coherent(DMA_BIT_MASK(40))
+        self.narrow = s.platform.add_device(Device("narrow"))      # 32 bits, no IOMMU
+        self.iommu_dev = Device("behind-smmu", stream_id=3)
+
+    async def buffer(self):
+        return await self.heap.allocate(SIZE, O_RDWR, 0)
+
+    def assert_all_returned(self):
+        s = self.system
+        assert s.mm.nr_allocated_pages == 0
+        assert s.kmem.nr_vmap_areas == 0
+        assert s.swiotlb.used == 0
+        assert s.platform.debug.entries() == []
+        assert dma_buf_list() == []
+
+
+def highest(buf):
+    return max(page.phys + size - 1 for page, size in buf.priv.blocks)

@@ -1,7 +1,6 @@
 """The DMA mapping API: masks, direct mapping with arm64 cache maintenance, swiotlb,
 coherent allocations, the IOMMU seam and the DMA-API debug checker."""
 
-import asyncio
 import errno
 
 import pytest
@@ -15,20 +14,7 @@ from dmabuf_soc.sw.errors import KernelBug, KernelError
 from dmabuf_soc.sw.mm.page_alloc import GFP_DMA32, GFP_KERNEL, Page
 from dmabuf_soc.sw.mm.scatterlist import SgTable
 
-from sw_doubles import System
-
-TO, FROM, BIDI = DmaDirection.TO_DEVICE, DmaDirection.FROM_DEVICE, DmaDirection.BIDIRECTIONAL
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def setup(**kw):
-    system = System(**kw)
-    dev = system.platform.add_device(Device("dev"))
-    return system, dev
-
+from sw_doubles import BIDI, FROM, TO, run, setup
 
 def test_set_mask_rules():
     system, dev = setup()

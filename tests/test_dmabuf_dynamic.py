@@ -25,7 +25,7 @@ from dmabuf_soc.sw.dmabuf.resv import DmaResvUsage
 from dmabuf_soc.sw.errors import KernelBug, KernelError
 
 from test_dmabuf import Exporter, Ops, no_leaked_buffers  # noqa: F401 (autouse fixture)
-from test_placement import FOUR_GIB, SIZE, World, highest
+from sw_doubles import FOUR_GIB, SIZE, HeapSystem, highest
 
 TO, FROM, BIDI = DmaDirection.TO_DEVICE, DmaDirection.FROM_DEVICE, DmaDirection.BIDIRECTIONAL
 
@@ -347,7 +347,7 @@ def test_move_notify_reaches_the_dynamic_attachments_only_under_the_lock():
 # The placement exporter.
 
 
-class PlacementWorld(World):
+class PlacementWorld(HeapSystem):
     async def filled_high_buffer(self):
         """A placement buffer placed high (only the 40-bit device attached) holding a
         pattern; returns the buffer, its wide dynamic attachment, the importer, the

@@ -19,7 +19,7 @@ from dmabuf_soc.sw.machine.pysim import simulate
 from dmabuf_soc.sw.scenarios import demo, dma32, dma_modes, fd_passing, mmap_sync, stale
 from dmabuf_soc.sw.scenarios._e2e import pattern, session
 
-from test_soc import checkers_for
+from soc_checkers import checkers_for
 
 
 def run_checked(body, **kwargs):

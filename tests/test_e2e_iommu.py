@@ -21,7 +21,7 @@ from dmabuf_soc.sw.mm.page_alloc import PAGE_SIZE
 from dmabuf_soc.sw.scenarios import demo
 from dmabuf_soc.sw.scenarios._e2e import pattern, session
 
-from test_soc import checkers_for
+from soc_checkers import checkers_for
 
 #: The demo's importer: DMA channel 1, so stream ID 1 and the SMMU's second port pair.
 PORT = 1

@@ -38,7 +38,7 @@ from dmabuf_soc.sw.iommu.iova import IovaDomain
 from dmabuf_soc.sw.mm.page_alloc import GFP_DMA32, GFP_KERNEL, MAX_PAGE_ORDER, PAGE_SIZE, Page
 
 from sw_doubles import FlatSmmu, System
-from test_dma_mapping import BIDI, FROM, TO, run, setup
+from sw_doubles import BIDI, FROM, TO, run, setup
 
 
 async def iommu_setup(*, strict_debug=True):

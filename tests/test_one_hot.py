@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from dmabuf_soc.hw.one_hot import one_hot_fsm
 from dmabuf_soc.sw.synth import flow
 
-from test_synth import needs_yowasp
+from requirements import needs_yowasp
 
 _STATES = ["IDLE", "A", "B", "C", "D", "E"]
 

@@ -9,54 +9,26 @@ import errno
 import pytest
 
 from dmabuf_soc.sw.device import Device
-from dmabuf_soc.sw.dma_mapping.direction import DMA_BIT_MASK, DmaDirection
+from dmabuf_soc.sw.dma_mapping.direction import DmaDirection
 from dmabuf_soc.sw.dmabuf.dma_buf import (dma_buf_attach, dma_buf_begin_cpu_access,
                                           dma_buf_detach, dma_buf_end_cpu_access,
-                                          dma_buf_list, dma_buf_map_attachment,
+                                          dma_buf_map_attachment,
                                           dma_buf_unmap_attachment, dma_buf_vmap,
                                           dma_buf_vunmap)
-from dmabuf_soc.sw.dmabuf.fs import MAP_SHARED, PROT_READ, Process, O_RDWR
+from dmabuf_soc.sw.dmabuf.fs import MAP_SHARED, PROT_READ, Process
 from dmabuf_soc.sw.errors import KernelError
-from dmabuf_soc.sw.heaps.placement import PlacementHeap
 from dmabuf_soc.sw.mm.memblock import Memblock
 from dmabuf_soc.sw.mm.page_alloc import GFP_KERNEL, PageAllocator
 from dmabuf_soc.hw.config import SocConfig
 
-from sw_doubles import System
+from sw_doubles import FOUR_GIB, SIZE, HeapSystem, highest
 
 TO, FROM = DmaDirection.TO_DEVICE, DmaDirection.FROM_DEVICE
-FOUR_GIB = 1 << 32
-SIZE = 3 * 4096
-
-
-class World:
-    def __init__(self):
-        self.system = s = System()
-        self.heap = PlacementHeap(s.mm, s.kmem)
-        self.wide = s.platform.add_device(Device("wide"))
-        self.wide.dma_set_mask_and_coherent(DMA_BIT_MASK(40))
-        self.narrow = s.platform.add_device(Device("narrow"))      # 32 bits, no IOMMU
-        self.iommu_dev = Device("behind-smmu", stream_id=3)
-
-    async def buffer(self):
-        return await self.heap.allocate(SIZE, O_RDWR, 0)
-
-    def assert_all_returned(self):
-        s = self.system
-        assert s.mm.nr_allocated_pages == 0
-        assert s.kmem.nr_vmap_areas == 0
-        assert s.swiotlb.used == 0
-        assert s.platform.debug.entries() == []
-        assert dma_buf_list() == []
-
-
-def highest(buf):
-    return max(page.phys + size - 1 for page, size in buf.priv.blocks)
 
 
 def test_storage_is_allocated_at_first_map_in_the_intersection():
     async def main():
-        w = World()
+        w = HeapSystem()
         buf = await w.buffer()
         a_wide = dma_buf_attach(buf, w.wide)
         a_narrow = dma_buf_attach(buf, w.narrow)
@@ -79,7 +51,7 @@ def test_storage_is_allocated_at_first_map_in_the_intersection():
 
 def test_migration_keeps_the_content_when_nothing_is_mapped():
     async def main():
-        w = World()
+        w = HeapSystem()
         buf = await w.buffer()
         a_wide = dma_buf_attach(buf, w.wide)
         await dma_buf_begin_cpu_access(buf, TO)       # placed for the wide device: high
@@ -108,7 +80,7 @@ def test_migration_keeps_the_content_when_nothing_is_mapped():
 @pytest.mark.parametrize("pin", ["mapping", "vmap", "mmap"])
 def test_a_pinned_storage_out_of_reach_is_ebusy(pin):
     async def main():
-        w = World()
+        w = HeapSystem()
         buf = await w.buffer()
         a_wide = dma_buf_attach(buf, w.wide)
         sgt = await dma_buf_map_attachment(a_wide, TO)
@@ -150,7 +122,7 @@ def test_a_pinned_storage_out_of_reach_is_ebusy(pin):
 
 def test_devices_behind_the_smmu_do_not_constrain_and_cpu_maps_need_storage():
     async def main():
-        w = World()
+        w = HeapSystem()
         buf = await w.buffer()
         proc = Process("p", kmem=w.system.kmem)
         fd = proc.fd_install(buf.get().file)

@@ -6,7 +6,6 @@ import random
 import pytest
 
 from dmabuf_soc.hw.bus.axi import Burst, Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker, AXI4LiteChecker
 from dmabuf_soc.hw.bus.sim import AXI4Manager, ReferenceMemory, burst_beats
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.ident.ident import package_version
@@ -16,21 +15,7 @@ from dmabuf_soc.sw.platform.ident import SOC_ID, probe
 from dmabuf_soc.sw.machine.base import BusError, MachineTimeout
 from dmabuf_soc.sw.machine.pysim import simulate
 
-
-def checkers_for(soc):
-    """A protocol checker on every bus port of the SoC."""
-    checkers = [AXI4LiteChecker(soc.mmio, name="mmio"),
-                AXI4Checker(soc.cache.bus, name="cpu"),
-                *(AXI4Checker(ch.bus, name=f"dma{i}") for i, ch in enumerate(soc.dma)),
-                *(AXI4Checker(port, name=f"smmu.downstream{i}")
-                  for i, port in enumerate(soc.smmu.downstream)),
-                AXI4Checker(soc.smmu.table, name="smmu.table"),
-                AXI4Checker(soc.interconnect.subordinates[0], name="ddr"),
-                *(AXI4Checker(register_slice.downstream, name=f"{name} slice")
-                  for name, register_slice in soc.slices.items())]
-    if soc.config.external_managers:
-        checkers += [AXI4Checker(port, name=f"ext{i}") for i, port in enumerate(soc.ext)]
-    return checkers
+from soc_checkers import checkers_for
 
 
 def run_checked(scenario, config=None):

