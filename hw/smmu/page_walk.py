@@ -93,7 +93,8 @@ class PageWalk(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        addr, config, desc, prefetching = self.addr, self.config, self.read_data, self.prefetching
+        addr, config, desc = self.addr, self.config, self.read_data
+        prefetching = self.prefetching
         level = Signal(range(4))
         table = Signal(OA_BITS - GRANULE_SHIFT)
         desc_addr = Signal(OA_BITS)         # of the descriptor read last
