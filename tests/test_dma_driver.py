@@ -11,7 +11,8 @@ from dmabuf_soc.hw.bus.checker import AXI4Checker
 from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory
 from dmabuf_soc.hw.dma.channel import DMA_RDL, DMAChannel
 from dmabuf_soc.hw.dma.coalesce import IrqCoalescer
-from dmabuf_soc.hw.dma.descriptor import ErrorCode
+from dmabuf_soc.hw.dma.descriptor import (DESCRIPTOR_BYTES, ErrorCode, pack_descriptor,
+                                          unpack_descriptor)
 from dmabuf_soc.hw.dma.model import bursts
 from dmabuf_soc.hw.regs import block_spec, compile_rdl
 from dmabuf_soc.sw.dma.channel import DmaChannel, DmaError
@@ -204,3 +205,73 @@ def test_coalescer_against_model(seed):
         pending = 0 if fire else count
     assert fired == expected
     assert sum(events) == 0 or any(fired)
+
+
+# ---- Misaligned descriptor pointers (issue 29) ----
+
+def test_misaligned_curdesc_through_registers():
+    """The channel's registers written directly (no driver): a misaligned CURDESC halts the
+    channel with MISALIGNED and ERR_DESC the pointer, before any bus access."""
+    async def scenario(machine, bank, memory, rng):
+        memory.write(RING, pack_descriptor(next=0, src=SRC, dst=DST, length=64))
+        await bank.write("CURDESC_HI", (RING + 0x10) >> 32)
+        await bank.write("CURDESC_LO", (RING + 0x10) & 0xffff_ffff)
+        await bank.write("TAILDESC_HI", RING >> 32)
+        await bank.write("TAILDESC_LO", RING & 0xffff_ffff)
+        await machine.tick(20)
+        status = await bank.read_fields("STATUS")
+        assert status["halted"] and not status["busy"]
+        assert status["err_code"] == ErrorCode.MISALIGNED.value
+        assert status["err_resp"] == Resp.OKAY.value
+        assert await bank.read("ERR_DESC_LO") == (RING + 0x10) & 0xffff_ffff
+        assert await bank.read("ERR_DESC_HI") == (RING + 0x10) >> 32
+        assert await bank.read("COMPLETED") == 0
+        assert (await bank.read_fields("INTR"))["error"] == 1
+        assert not unpack_descriptor(memory.read(RING, DESCRIPTOR_BYTES))["completed"]
+        assert memory.read(DST, 64) == bytes(64)
+        await bank.write("CTRL", soft_reset=1)
+        await machine.tick(10)
+        assert not (await bank.read_fields("STATUS"))["halted"]
+
+    run_driver(scenario)
+
+
+def test_driver_reports_misaligned_next_as_einval():
+    """A descriptor whose next pointer is corrupted (misaligned) in memory: the transaction
+    fails with EINVAL and code MISALIGNED; the channel recovers for the next one."""
+    async def scenario(machine, bank, memory, rng):
+        store = machine.store
+
+        async def corrupting_store(addr, data, **kwargs):
+            if addr == RING and len(data) == DESCRIPTOR_BYTES:
+                raw = unpack_descriptor(data)
+                raw["next"] += 8
+                data = pack_descriptor(**raw)
+            await store(addr, data, **kwargs)
+
+        machine.store = corrupting_store
+        chan = DmaChannel(machine, bank, desc_base=RING, desc_count=8, irq_line=0)
+        tx = chan.prep_sg([(DST, 300), (DST + 0x1000, 300)], [(SRC, 300), (SRC + 0x1000, 300)])
+        chan.submit(tx)
+        await chan.issue_pending()
+        with pytest.raises(DmaError) as info:
+            await tx.completion.wait()
+        assert info.value.errno == errno.EINVAL
+        assert info.value.code == ErrorCode.MISALIGNED
+        assert info.value.desc == RING + DESCRIPTOR_BYTES + 8
+        assert "aligned" in str(info.value)
+        machine.store = store
+        after = chan.prep_memcpy(DST + 0x2000, SRC + 0x2000, 500)
+        chan.submit(after)
+        await chan.issue_pending()
+        await after.completion.wait()
+        assert memory.read(DST + 0x2000, 500) == memory.read(SRC + 0x2000, 500)
+        assert memory.read(DST + 0x1000, 300) != memory.read(SRC + 0x1000, 300)
+
+    run_driver(scenario)
+
+
+def test_driver_refuses_misaligned_ring():
+    with pytest.raises(OSError) as info:
+        DmaChannel(None, None, desc_base=0x8000_0010)
+    assert info.value.errno == errno.EINVAL

@@ -34,6 +34,19 @@ async def wait_halted(harness, ctx):
     await ctx.tick().until(e.quiet)
 
 
+async def record_halt(harness, ctx, state):
+    """Wait for the halt, then record into ``state`` what the channel reports and (50 cycles
+    later) the memory."""
+    e = harness.engine
+    await wait_halted(harness, ctx)
+    assert not ctx.get(e.busy)
+    state["completed"] = ctx.get(e.completed)
+    state["code"], state["resp"] = ctx.get(e.err_code), ctx.get(e.err_resp)
+    state["desc"] = ctx.get(e.err_desc)
+    await ctx.tick().repeat(50)
+    state["memory"] = snapshot(harness.memory)
+
+
 async def recover_and_copy(harness, ctx, rng):
     """Soft reset, then check that a register-mode transfer works again."""
     e = harness.engine
@@ -89,15 +102,8 @@ def test_sg_error(kind, seed):
     state = {}
 
     async def testbench(ctx):
-        e = harness.engine
         await harness.start_chain(ctx, addrs[0], addrs[-1])
-        await wait_halted(harness, ctx)
-        assert not ctx.get(e.busy)
-        state["completed"] = ctx.get(e.completed)
-        state["code"], state["resp"] = ctx.get(e.err_code), ctx.get(e.err_resp)
-        state["desc"] = ctx.get(e.err_desc)
-        await ctx.tick().repeat(50)
-        state["memory"] = snapshot(harness.memory)
+        await record_halt(harness, ctx, state)
         injector.armed = False
         await recover_and_copy(harness, ctx, rng)
 
@@ -204,6 +210,162 @@ def test_soft_reset_mid_transfer_waits_for_bus():
         await harness.wait_idle(ctx)
         assert ctx.get(e.completed) == 0
         await recover_and_copy(harness, ctx, rng)
+
+    harness.run(testbench)
+    harness.checker.assert_clean(idle=True)
+
+
+# ---- Misaligned descriptor pointers (issue 29) ----
+
+# `curdesc`, `taildesc`: the registers, before the chain starts; `next`: a descriptor's next
+# pointer; `extend`: a misaligned tail written after the chain stopped at its (aligned) tail.
+MISALIGNED_CASES = [(which, seed) for which in ("curdesc", "taildesc", "next", "extend")
+                    for seed in range(2)]
+
+
+@pytest.mark.parametrize(("which", "seed"), MISALIGNED_CASES,
+                         ids=[f"{which}-{seed}" for which, seed in MISALIGNED_CASES])
+def test_misaligned_pointer_halts_before_any_fetch(which, seed):
+    rng = random.Random(f"misaligned-{which}-{seed}")
+    harness = random_harness(rng)
+    fill(harness, rng)
+    segments = random_segments(rng, 4, max_length=1500)
+    addrs = write_chain(harness.memory, segments)
+    offset = rng.choice([1, 8, 0x20, DESCRIPTOR_BYTES - 1, rng.randrange(1, DESCRIPTOR_BYTES)])
+    cur, tail = addrs[0], addrs[-1]
+    if which == "curdesc":
+        cur = bad = addrs[0] + offset
+        done = 0
+    elif which == "taildesc":
+        tail = bad = addrs[-1] + offset
+        done = 0
+    elif which == "next":
+        index = rng.randrange(3)
+        raw = unpack_descriptor(harness.memory.read(addrs[index], DESCRIPTOR_BYTES))
+        raw["next"] = bad = addrs[index + 1] + offset
+        harness.memory.write(addrs[index], pack_descriptor(**raw))
+        done = index + 1
+    else:
+        tail = addrs[1]
+        bad = addrs[3] + offset
+        done = 2
+    expected = snapshot(harness.memory)
+    model = DMAModel(expected)
+    outcome = model.chain(cur, tail)
+    reads = outcome.reads
+    if which == "extend":
+        assert outcome.completed == addrs[:2] and outcome.error == ErrorCode.NONE
+        outcome = model.chain(addrs[2], bad)
+        reads += outcome.reads
+    else:
+        assert outcome.completed == addrs[:done]
+    assert (outcome.error, outcome.err_desc, outcome.resp) == (ErrorCode.MISALIGNED, bad,
+                                                                Resp.OKAY)
+    state = {}
+
+    async def testbench(ctx):
+        e = harness.engine
+        if which == "extend":
+            await harness.start_chain(ctx, cur, tail)
+            await harness.wait_idle(ctx)
+            assert ctx.get(e.completed) == 2
+            state["extended"] = harness.checker.cycle
+            await harness.extend_chain(ctx, bad)
+        else:
+            await harness.start_chain(ctx, cur, tail)
+        await record_halt(harness, ctx, state)
+        await recover_and_copy(harness, ctx, rng)
+
+    harness.run(testbench)
+    harness.checker.assert_clean(idle=True)
+    assert (state["code"], state["resp"], state["desc"]) == (ErrorCode.MISALIGNED, Resp.OKAY,
+                                                             bad)
+    assert state["completed"] == done
+    assert harness.count("error") == 1
+    # Nothing is written but the completed descriptors' data and status words.
+    assert_memory_equal(state["memory"], expected)
+    error_cycle, = [cycle for cycle, name in harness.events if name == "error"]
+    before = [(ch, f) for c, ch, f in harness.checker.log if c <= error_cycle]
+    desc_reads = [f["addr"] for ch, f in before if ch == "ar" and f["id"] == READ_ID_DESC]
+    if which == "extend":
+        # The old tail's next pointer is not read again: the new tail is refused first.
+        desc_reads = [f["addr"] for c, ch, f in harness.checker.log
+                      if state["extended"] <= c <= error_cycle and ch == "ar"]
+        assert desc_reads == []
+    else:
+        # Exactly the descriptors that ran were fetched, each once; never the bad pointer.
+        assert desc_reads == addrs[:done]
+    assert [(f["addr"], f["len"] + 1) for ch, f in before
+            if ch == "ar" and f["id"] == READ_ID_DATA] == reads
+
+
+# ---- A next pointer back to a completed (or in-flight) descriptor (issue 29) ----
+
+# (descriptor whose next is redirected, the descriptor it points back to) in a chain of 5
+# whose tail is the last one, never reached.
+LOOPS = [(0, 0), (2, 2), (3, 0), (3, 2), (2, 1)]
+STALE_CASES = [(source, target, seed) for source, target in LOOPS for seed in range(2)]
+
+
+@pytest.mark.parametrize(("source", "target", "seed"), STALE_CASES,
+                         ids=[f"{s}to{t}-{seed}" for s, t, seed in STALE_CASES])
+def test_next_to_completed_descriptor_runs_once_then_stale(source, target, seed):
+    rng = random.Random(f"loop-{source}-{target}-{seed}")
+    harness = random_harness(rng)
+    fill(harness, rng)
+    # Short transfers, so that the descriptor pointed back to is still in flight when its
+    # address is fetched again.
+    segments = random_segments(rng, 5, max_length=rng.choice([16, 64, 600]))
+    addrs = write_chain(harness.memory, segments)
+    raw = unpack_descriptor(harness.memory.read(addrs[source], DESCRIPTOR_BYTES))
+    raw["next"] = addrs[target]
+    harness.memory.write(addrs[source], pack_descriptor(**raw))
+    expected = snapshot(harness.memory)
+    outcome = DMAModel(expected).chain(addrs[0], addrs[-1])
+    assert outcome.completed == addrs[:source + 1]
+    assert (outcome.error, outcome.err_desc) == (ErrorCode.STALE, addrs[target])
+    state = {}
+
+    async def testbench(ctx):
+        await harness.start_chain(ctx, addrs[0], addrs[-1])
+        await record_halt(harness, ctx, state)
+        await recover_and_copy(harness, ctx, rng)
+
+    harness.run(testbench)
+    harness.checker.assert_clean(idle=True)
+    assert (state["code"], state["desc"]) == (ErrorCode.STALE, addrs[target])
+    assert state["completed"] == source + 1
+    assert harness.count("error") == 1
+    assert_memory_equal(state["memory"], expected)
+    error_cycle, = [cycle for cycle, name in harness.events if name == "error"]
+    before = [(ch, f) for c, ch, f in harness.checker.log if c <= error_cycle]
+    # Each descriptor's data moved once, and each status was written back once.
+    assert [(f["addr"], f["len"] + 1) for ch, f in before
+            if ch == "ar" and f["id"] == READ_ID_DATA] == outcome.reads
+    assert [(f["addr"], f["len"] + 1) for ch, f in before
+            if ch == "aw" and f["id"] == WRITE_ID_DATA] == outcome.writes
+    assert [f["addr"] - STATUS_OFFSET for ch, f in before
+            if ch == "aw" and f["id"] == WRITE_ID_STATUS] == addrs[:source + 1]
+
+
+@pytest.mark.parametrize("ring", [1, 2], ids=["self-loop", "misaligned-tail"])
+def test_cyclic_mode_ignores_completion_and_tail(ring):
+    """In cyclic mode a descriptor pointing to itself runs again and again (it is not stale),
+    and TAILDESC is not looked at, aligned or not."""
+    rng = random.Random(30 + ring)
+    harness = random_harness(rng)
+    fill(harness, rng)
+    addrs = write_chain(harness.memory, random_segments(rng, ring, max_length=200), cyclic=True)
+    tail = addrs[0] + (4 if ring > 1 else 0)
+
+    async def testbench(ctx):
+        e = harness.engine
+        ctx.set(e.cyclic, 1)
+        await harness.start_chain(ctx, addrs[0], tail)
+        await ctx.tick().until(e.completed == 6)
+        assert ctx.get(e.busy) and not ctx.get(e.halted)
+        await harness.pulse(ctx, e.soft_reset)
+        await harness.wait_idle(ctx)
 
     harness.run(testbench)
     harness.checker.assert_clean(idle=True)

@@ -3,7 +3,8 @@
 A descriptor is 64 bytes, 64-byte aligned, little-endian::
 
     offset  field
-    0x00    next          address of the next descriptor (64 bits, upper bits ignored)
+    0x00    next          address of the next descriptor (64 bits, upper bits ignored;
+                          64-byte aligned, or the engine halts with ``MISALIGNED``)
     0x08    src           source byte address
     0x10    dst           destination byte address
     0x18    length        bytes to move (32 bits; 0 is an error)
@@ -44,8 +45,12 @@ class ErrorCode(enum.Enum, shape=4):
     STATUS_WB  = 4
     #: A descriptor with ``length`` 0.
     ZERO_LEN   = 5
-    #: A descriptor already marked completed (not in cyclic mode).
+    #: A descriptor already marked completed (not in cyclic mode), or one whose earlier run in
+    #: the same chain is still being completed (a ``next`` pointing back into the chain).
     STALE      = 6
+    #: A descriptor pointer (``CURDESC``, ``TAILDESC`` outside cyclic mode, or a ``next``
+    #: about to be followed) not aligned to :data:`DESCRIPTOR_BYTES`; nothing is fetched.
+    MISALIGNED = 7
 
 
 class ControlLayout(data.StructLayout):

@@ -34,7 +34,8 @@ class DMAEngine(wiring.Component):
     On an error the channel halts: it issues no further bursts or descriptor reads, answers the
     bursts still in flight (write beats of bursts already issued go out with strobes cleared)
     and reports ``err_code``, ``err_resp`` and ``err_desc``. Descriptor faults (fetch error,
-    zero length, stale descriptor) are reported once the transfers before them have completed.
+    zero length, stale descriptor, misaligned descriptor pointer) are reported once the
+    transfers before them have completed.
     ``soft_reset`` halts the channel, waits for the bus to fall quiet and resets it.
 
     The engine walks descriptors (:class:`DescriptorFetcher`) and dispatches the transfers to
@@ -327,7 +328,8 @@ class _Pipeline(Elaboratable):
         aw_bits = sig.addr_width
 
         m.submodules.fetcher = fetcher = DescriptorFetcher(addr_width=aw_bits,
-                                                           data_width=sig.data_width)
+                                                           data_width=sig.data_width,
+                                                           queue_depth=e.queue_depth)
         sides = dict(bus_signature=sig, stream_id=e.stream_id, max_burst_beats=e.max_burst_beats,
                      buffer_depth=e.buffer_depth, queue_depth=e.queue_depth)
         m.submodules.reader = reader = DMAReader(
@@ -385,6 +387,8 @@ class _Pipeline(Elaboratable):
             fetcher.tail_write.eq(e.tail_write),
             fetcher.cyclic.eq(e.cyclic),
             fetcher.halt.eq(stop),
+            fetcher.dispatch.eq(dispatcher.push),
+            fetcher.complete.eq(completer.done),
         ]
         for side in (reader, writer, completer):
             m.d.comb += [side.push.eq(dispatcher.push), side.transfer.eq(dispatcher.transfer)]

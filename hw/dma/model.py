@@ -56,7 +56,8 @@ class Outcome:
     resp : Resp
         The bus response behind a bus error.
     err_desc : int
-        Faulting descriptor (0 in register mode or without error).
+        Faulting descriptor (0 in register mode or without error); for
+        :attr:`ErrorCode.MISALIGNED`, the misaligned pointer.
     reads, writes : list of (int, int)
         ``(address, beats)`` of the data bursts of the completed transfers, in order.
     bytes_moved : int
@@ -140,12 +141,26 @@ class DMAModel:
 
     def chain(self, cur_desc, tail_desc, *, cyclic=False, limit=None):
         """Walk a descriptor chain from ``cur_desc`` to ``tail_desc`` (in cyclic mode, for
-        ``limit`` descriptors); returns an :class:`Outcome`."""
+        ``limit`` descriptors); returns an :class:`Outcome`.
+
+        A pointer not aligned to :data:`DESCRIPTOR_BYTES` halts the walk with
+        :attr:`ErrorCode.MISALIGNED` before anything is fetched from it, ``err_desc`` being
+        the pointer itself: ``cur_desc``, a ``next`` about to be followed, or (outside cyclic
+        mode) ``tail_desc``, checked before each fetch. A descriptor fetched with
+        ``completed`` set halts it with :attr:`ErrorCode.STALE` (outside cyclic mode), so a
+        ``next`` pointing back into the chain runs each descriptor once."""
         outcome = Outcome()
-        addr = cur_desc & ~(DESCRIPTOR_BYTES - 1)
+        addr = cur_desc
         count = 0
         while True:
             try:
+                # A pointer about to be followed is checked before it is fetched: the one
+                # being fetched, then (outside cyclic mode) the tail it is compared against.
+                if addr % DESCRIPTOR_BYTES:
+                    raise _Fault(ErrorCode.MISALIGNED)
+                if not cyclic and tail_desc % DESCRIPTOR_BYTES:
+                    addr = tail_desc
+                    raise _Fault(ErrorCode.MISALIGNED)
                 resp = self._resp(False, addr)
                 if resp != Resp.OKAY:
                     raise _Fault(ErrorCode.DESC_FETCH, resp)
@@ -173,6 +188,6 @@ class DMAModel:
             outcome.completed.append(addr)
             outcome.bytes_moved += desc["length"]
             count += 1
-            if (not cyclic and addr == tail_desc & ~(DESCRIPTOR_BYTES - 1)) or count == limit:
+            if (not cyclic and addr == tail_desc) or count == limit:
                 return outcome
-            addr = desc["next"] & ~(DESCRIPTOR_BYTES - 1)
+            addr = desc["next"]

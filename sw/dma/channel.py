@@ -25,9 +25,37 @@ __all__ = ["DmaError", "DmaTransaction", "DmaChannel"]
 #: Longest segment one descriptor moves.
 MAX_SEGMENT = (1 << 32) - 1
 
+#: Engine errors that mean the descriptor chain was invalid (a pointer to a descriptor, not
+#: the data or the bus): reported with EINVAL rather than EIO.
+_EINVAL_CODES = {ErrorCode.MISALIGNED, ErrorCode.STALE}
+
+#: What each engine error means, for the message.
+_ERROR_TEXT = {
+    ErrorCode.READ: "bus error reading the source",
+    ErrorCode.WRITE: "bus error writing the destination",
+    ErrorCode.DESC_FETCH: "bus error fetching the descriptor",
+    ErrorCode.STATUS_WB: "bus error writing the descriptor's status back",
+    ErrorCode.ZERO_LEN: "transfer of length 0",
+    ErrorCode.STALE: "descriptor already completed (a next pointer back into the chain?)",
+    ErrorCode.MISALIGNED: f"descriptor pointer not {DESCRIPTOR_BYTES}-byte aligned "
+                          f"(CURDESC, TAILDESC or a next pointer)",
+}
+
+
+def _check_desc_pointer(name, addr):
+    if addr % DESCRIPTOR_BYTES:
+        raise DmaError(errno.EINVAL, f"{name} {addr:#x} is not {DESCRIPTOR_BYTES}-byte aligned: "
+                                     f"the engine would refuse it (MISALIGNED)")
+
 
 class DmaError(OSError):
-    """A transfer failed in the engine (``errno`` EIO) or was terminated (ECANCELED)."""
+    """A transfer failed in the engine or was terminated (ECANCELED), or a channel was set up
+    wrongly (EINVAL).
+
+    A failure in the engine carries its :class:`ErrorCode` (``code``) and faulting descriptor
+    (``desc``, ``ERR_DESC``); its errno is EINVAL when the descriptor chain was invalid (a
+    misaligned descriptor pointer, a stale descriptor: :data:`_EINVAL_CODES`), EIO
+    otherwise (a bus error, a zero length)."""
     def __init__(self, err, message, *, code=ErrorCode.NONE, desc=0):
         super().__init__(err, message)
         self.code, self.desc = code, desc
@@ -94,9 +122,9 @@ class DmaChannel:
     """
     def __init__(self, machine, regs, *, desc_base, desc_count=64, irq_line=None,
                  use_descriptors=True, timeout_cycles=10_000_000):
-        if desc_base % DESCRIPTOR_BYTES:
-            raise ValueError(f"Descriptor ring base must be {DESCRIPTOR_BYTES}-byte aligned, "
-                             f"not {desc_base:#x}")
+        if not isinstance(desc_base, int) or desc_base % DESCRIPTOR_BYTES:
+            raise DmaError(errno.EINVAL, f"Descriptor ring base must be {DESCRIPTOR_BYTES}-byte "
+                                         f"aligned, not {desc_base!r}")
         if not isinstance(desc_count, int) or desc_count < 2:
             raise ValueError(f"Descriptor ring needs at least 2 descriptors, not {desc_count!r}")
         self.machine = machine
@@ -190,6 +218,10 @@ class DmaChannel:
 
     async def _issue(self, tx):
         addrs = [self.desc_base + DESCRIPTOR_BYTES * self._free.pop(0) for _ in tx.segments]
+        # Every pointer the engine will follow is checked before anything is written: the
+        # engine halts on a misaligned one (MISALIGNED), the driver refuses it first.
+        for addr in addrs:
+            _check_desc_pointer("Descriptor", addr)
         for index, (addr, (src, dst, length)) in enumerate(zip(addrs, tx.segments)):
             last = index == len(addrs) - 1
             await self.machine.store(addr, pack_descriptor(
@@ -271,9 +303,10 @@ class DmaChannel:
         await self._reset()
         if failed is not None:
             self._active.remove(failed)
+            err = errno.EINVAL if code in _EINVAL_CODES else errno.EIO
             failed[0].completion.signal(DmaError(
-                errno.EIO, f"DMA transfer failed: {code.name} at descriptor {desc:#x}",
-                code=code, desc=desc))
+                err, f"DMA transfer failed: {code.name} ({_ERROR_TEXT.get(code, 'error')}) "
+                     f"at descriptor {desc:#x}", code=code, desc=desc))
         # The rest of the chain is resubmitted from the start of each transaction.
         requeue = [tx for tx, _ in self._active]
         self._active, self._in_flight = [], []

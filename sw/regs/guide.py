@@ -44,8 +44,9 @@ class GuideError(ValueError):
 
 _DMA_DESCRIPTOR = {
     "next": "Bus address of the next descriptor, followed after this one unless it is the "
-            "tail (TAILDESC) outside cyclic mode. Bits 5:0 and the bits above the 40-bit "
-            "address are ignored.",
+            "tail (TAILDESC) outside cyclic mode. Must be 64-byte aligned: with bits 5:0 set "
+            "the channel halts with MISALIGNED (ERR_DESC this pointer) before fetching it. "
+            "The bits above the 40-bit address are ignored.",
     "src": "Source byte address, any alignment. Bits above the 40-bit address are ignored.",
     "dst": "Destination byte address, any alignment. Bits above the 40-bit address are "
            "ignored.",
@@ -55,7 +56,8 @@ _DMA_DESCRIPTOR = {
     "control.reserved": "Ignored.",
     "status.completed": "Written 1 by the status write-back when the descriptor completes. "
                         "Software writes 0 when it queues the descriptor: one fetched with "
-                        "it set halts the channel with STALE, except in cyclic mode.",
+                        "it set halts the channel with STALE, except in cyclic mode (as does "
+                        "one still being completed: a next pointer back into the chain).",
     "status.reserved0": "Written 0 by the engine.",
     "status.error": "Written by the fault write-back (READ, WRITE, ZERO_LEN, with "
                     "completed 0): why the channel halted; NONE on completion.",
@@ -571,8 +573,15 @@ Descriptors are {desc_bytes} bytes, {desc_bytes}-byte aligned (the table below).
   `status.completed = 0`, linked by `next`; write `CURDESC_HI`, `CURDESC_LO` (the first
   descriptor), then `TAILDESC_HI`, `TAILDESC_LO` (the last one). The `TAILDESC_LO` write
   starts the walk at `CURDESC`; the channel follows `next` and stops after the descriptor
-  whose address equals `TAILDESC`, all 40 bits, so `TAILDESC` must be {desc_bytes}-byte
-  aligned (with bits 5:0 set it never matches and the walk runs past the tail).
+  whose address equals `TAILDESC`, all 40 bits. `CURDESC`, `TAILDESC` and every `next`
+  followed must be {desc_bytes}-byte aligned: before each descriptor read the channel checks
+  the pointer it is about to fetch and (outside cyclic mode) `TAILDESC`, and halts with
+  `MISALIGNED` instead of fetching, `ERR_DESC` being the misaligned pointer.
+- **Each descriptor runs once per chain.** A `next` that points back to a descriptor of the
+  chain (itself, or one before it) finds that descriptor completed, or still being completed
+  (its status write-back not yet done): either way the channel halts with `STALE` once the
+  transfers before it have completed, `ERR_DESC` being the descriptor pointed to (as AXI DMA
+  reports a completed descriptor fetched again as an SG internal error).
 - **Extend a chain**, running or stopped at its tail: write the new descriptors, point the
   old tail's `next` at the first of them, then write `TAILDESC_HI`, `TAILDESC_LO` (the new
   tail). A channel already stopped at the old tail reads its `next` again and carries on.
@@ -619,6 +628,7 @@ What `ERR_DESC` names, and whether the faulting descriptor's status is written b
 | `STATUS_WB` | the descriptor whose status write-back failed | no |
 | `ZERO_LEN` | the descriptor; 0 in register mode | yes (not in register mode) |
 | `STALE` | the descriptor | no (its status is left as it is) |
+| `MISALIGNED` | the misaligned pointer (`CURDESC`, `TAILDESC` or the `next` about to be followed); nothing was fetched from it | no |
 
 Only the first error is reported; the channel then halts. A fault the SMMU raises on a
 channel's transaction (translation fault or aborting stream) answers it SLVERR, so the
@@ -629,7 +639,8 @@ before it answers the transaction, so before the channel's error interrupt.
 ### Errors: the order of events
 
 1. The channel detects the error: a bus error response, or a descriptor fault (fetch error,
-   zero length, stale) once every transfer before the faulting descriptor has completed.
+   zero length, stale, misaligned pointer) once every transfer before the faulting
+   descriptor has completed.
 2. It halts at once: no further bursts or descriptor reads are issued. In one and the same
    cycle, `INTR.error` is set (the IRQ line rises if `INTR_EN.error`), and `STATUS` (busy 0,
    halted 1, `err_code`, `err_resp`) and `ERR_DESC` show the error.
