@@ -10,7 +10,7 @@ the end, memory must all agree.
 import random
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
@@ -35,7 +35,9 @@ class CoreBench:
         self.dut = dut = CacheCore(geometry)
         m = Module()
         m.submodules.dut = dut
-        self.cycle = Signal(32)
+        m.domains.sync = self.domain = ClockDomain("sync")
+        # The cycle count goes on through a reset, so that events before and after it order.
+        self.cycle = Signal(32, reset_less=True)
         m.d.sync += self.cycle.eq(self.cycle + 1)
         self.sim = Simulator(m)
         self.sim.add_clock(1e-8)
@@ -97,6 +99,16 @@ class CoreBench:
                         f"load {event.addr:#x}: cache {event.rsp_data:#x}, model {outcome.data:#x}"
             self.expected_reads += outcome.reads
             self.expected_writes += outcome.writes
+
+    async def reset(self, ctx, cycles=1):
+        """Hold ``rst`` for ``cycles`` edges (with the bus quiet); the model is reset too.
+        Returns the cycle number of the first edge out of reset."""
+        ctx.set(self.domain.rst, 1)
+        for _ in range(cycles):
+            await ctx.tick()
+        ctx.set(self.domain.rst, 0)
+        self.model.reset()
+        return ctx.get(self.cycle)
 
     def check_bus_and_counters(self, ctx):
         assert self.monitor.reads == self.expected_reads
@@ -232,6 +244,120 @@ def test_refill_error_answers_error_and_installs_nothing():
         assert ctx.get(bench.dut.counters.hits) == 0
 
     bench.run(testbench)
+
+
+# Reset -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("geometry, rst_cycles", [
+    (CacheGeometry(), 1),
+    (CacheGeometry(), 3),
+    (CacheGeometry(size=512, ways=2, line_size=32), 1),
+    (CacheGeometry(size=256, ways=1, line_size=16), 2),
+])
+def test_warm_reset_empties_the_cache(geometry, rst_cycles):
+    # Clean and dirty lines in every way of a few sets, then a reset in mid-run: no hit is
+    # served from a stale line, dirty data is gone (the memory's is read), the counters and
+    # the model start over, and accesses made during the reset sweep wait for it.
+    bench = CoreBench(geometry, seed=11)
+    g = bench.geometry
+    dut = bench.dut
+    indices = [0, 3 % g.sets, g.sets - 1]
+    lines = [(0x40 + way, index) for index in indices for way in range(g.ways)]
+
+    async def testbench(ctx):
+        events = []
+        for n, (tag, index) in enumerate(lines):
+            events.append(bench.cpu.issue(line_addr(g, tag, index), write=n % 2, data=n))
+        await bench.cpu.wait(ctx)
+        await ctx.tick().repeat(4 * g.words_per_line)        # write-backs done
+        bench.replay(events)
+        bench.check_bus_and_counters(ctx)
+        assert any(line.dirty for set_lines in bench.model.lines for line in set_lines)
+        assert all(line.valid for index in indices for line in bench.model.lines[index])
+        # A device rewrites every line the cache holds, so a stale hit would answer old data.
+        for n, (tag, index) in enumerate(lines):
+            bench.dma_write(line_addr(g, tag, index), bytes([0xa0 + n % 32]) * g.line_size)
+
+        out_of_reset = await bench.reset(ctx, rst_cycles)
+        bench.expected_reads, bench.expected_writes = [], []
+        bench.monitor.reads.clear()
+        bench.monitor.writes.clear()
+        assert bench.model.counters == dict.fromkeys(COUNTERS, 0)
+        assert all(not line.valid and not line.dirty
+                   for set_lines in bench.model.lines for line in set_lines)
+        after = [bench.cpu.issue(line_addr(g, tag, index, 1)) for tag, index in lines]
+        # The sweep: busy, no access taken, for one cycle per set.
+        busy = []
+        for _ in range(g.sets):
+            busy.append(ctx.get(dut.maint.busy))
+            assert not ctx.get(dut.cpu.req.ready)
+            await ctx.tick()
+        assert all(busy)
+        await bench.cpu.wait(ctx)
+        assert ctx.get(dut.maint.busy) == 0
+        assert after[0].accepted_at >= out_of_reset + g.sets
+        await ctx.tick().repeat(4 * g.words_per_line)
+        bench.replay(after)
+        # Every access after the reset missed, and read what memory holds.
+        assert bench.model.counters["misses"] == len(after)
+        assert bench.model.counters["hits"] == 0
+        assert bench.monitor.writes == []
+        bench.check_bus_and_counters(ctx)
+
+    bench.run(testbench)
+
+
+def test_no_sweep_at_power_up():
+    # The memories start invalid: the first access is taken at once, nothing is busy.
+    bench = CoreBench()
+
+    async def testbench(ctx):
+        assert ctx.get(bench.dut.maint.busy) == 0
+        first = bench.cpu.issue(line_addr(bench.geometry, 5, 3))
+        await bench.cpu.wait(ctx, first)
+        assert first.accepted_at <= 1
+        bench.replay([first])
+        bench.check_bus_and_counters(ctx)
+
+    bench.run(testbench)
+
+
+def test_maintenance_started_during_the_reset_sweep_runs_after_it():
+    bench = CoreBench()
+    g = bench.geometry
+
+    async def testbench(ctx):
+        events = [bench.cpu.issue(line_addr(g, 5, 3), write=True, data=1)]
+        await bench.cpu.wait(ctx)
+        await ctx.tick().repeat(8)
+        bench.replay(events)
+        out_of_reset = await bench.reset(ctx)
+        kwargs = dict(op=MaintenanceOp.CLEAN_INVALIDATE, scope=MaintenanceScope.ALL)
+        go_at = await bench.start_maintenance(ctx, **kwargs)
+        assert ctx.get(bench.dut.maint.busy)
+        done_at = await bench.wait_maintenance(ctx)
+        assert done_at > out_of_reset + g.sets
+        bench.replay([(go_at, kwargs)])
+        # The reset emptied the cache: nothing left to clean, nothing invalidated.
+        assert bench.expected_writes == []
+        assert ctx.get(bench.dut.counters.lines_invalidated) == 0
+        bench.check_bus_and_counters(ctx)
+
+    bench.run(testbench)
+
+
+def test_model_reset():
+    memory = ReferenceMemory()
+    model = CacheModel(CacheGeometry(), memory)
+    model.access(BASE, write=True, data=7)
+    model.access(BASE + 0x800)
+    model.reset()
+    assert model.counters == dict.fromkeys(COUNTERS, 0)
+    assert model.lru == [0] * model.geometry.sets
+    assert not any(line.valid or line.dirty for lines in model.lines for line in lines)
+    # The dirty store is lost: memory never saw it.
+    outcome = model.access(BASE)
+    assert outcome.data == 0 and outcome.reads == [(BASE, model.geometry.words_per_line)]
 
 
 # Random traffic against the model ------------------------------------------------------------

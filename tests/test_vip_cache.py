@@ -2,7 +2,7 @@
 and cocotbext-axi and compared with the reference model (``tests/vip/tb_cache.py``).
 
 Each test runs in a simulation of its own; the Verilator run and the soak run all of them in
-one simulation, each test starting from a reset and an INVALIDATE of the whole cache."""
+one simulation, each test starting from a reset, whose sweep empties the cache."""
 
 import pytest
 

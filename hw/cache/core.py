@@ -93,6 +93,12 @@ class CacheCore(wiring.Component):
     and hand dirty lines to be cleaned to the write-back engine, which streams one burst beat
     per cycle.
 
+    A reset clears the dirty and pseudo-LRU bits (flip-flops) but not the tag memories (block
+    RAM): out of reset, the control first runs a sweep that writes every set's tags invalid,
+    one set per cycle (:class:`~.sweep.ResetSweep`), during which no access is taken and
+    ``maint.busy`` is set; the cache comes out of it empty. At power-up the tag memories hold
+    their initial contents, invalid, and no sweep runs.
+
     The core itself is the lookup pipeline (``s1``, ``s2``, ``s3``) and the control FSM, which
     lends the memories' ports to the refill engine and the maintenance walk in turn.
 
@@ -119,6 +125,7 @@ class CacheCore(wiring.Component):
         self._bus_signature = AXI4Signature(addr_width=geometry.addr_width,
                                             data_width=geometry.data_width,
                                             id_width=id_width, sid_width=sid_width)
+        self._bus_ids = dict(id_width=id_width, sid_width=sid_width)
         super().__init__({
             "cpu":      In(CpuPortSignature(addr_width=geometry.addr_width,
                                             data_width=geometry.data_width)),
@@ -134,13 +141,11 @@ class CacheCore(wiring.Component):
         g = self._geometry
         cpu = self.cpu
 
-        bus_ids = dict(id_width=self._bus_signature.id_width,
-                       sid_width=self._bus_signature.sid_width)
         m.submodules.ways      = ways   = CacheWays(g)
         m.submodules.dirty     = dirty  = DirtyBits(g)
         m.submodules.lru       = lru    = PseudoLRU(g)
-        m.submodules.writeback = wb     = WriteBackEngine(g, **bus_ids)
-        m.submodules.refill    = refill = RefillEngine(g, **bus_ids)
+        m.submodules.writeback = wb     = WriteBackEngine(g, **self._bus_ids)
+        m.submodules.refill    = refill = RefillEngine(g, **self._bus_ids)
         m.submodules.walk      = walk   = MaintenanceWalk(g)
         m.submodules.switch    = switch = BusSwitch(self._bus_signature)
         m.submodules.counters  = counters = EventCounters()
@@ -165,14 +170,7 @@ class CacheCore(wiring.Component):
         s3_waiting = Signal()
         s3_tag, s3_index, s3_row = g.fields(s3_req.addr)
 
-        s2_hit_ways = Signal(g.ways)
-        s2_hit_way  = Signal(range(g.ways))
-        s2_hit_data = Signal(g.data_width)
-        for way, entry in enumerate(ways.tag_rdata):
-            m.d.comb += s2_hit_ways[way].eq(entry.valid & (entry.tag == s2_tag))
-            with m.If(s2_hit_ways[way]):
-                m.d.comb += [s2_hit_way.eq(way), s2_hit_data.eq(ways.data_rdata[way])]
-        s2_hit = s2_hit_ways.any()
+        s2_hit, s2_hit_way, s2_hit_data = ways.hit_ways.any(), ways.hit_way, ways.hit_data
         # ``s2_store`` is every condition of a store hit but the compare.
         s2_store = Signal()
         s2_touch = Signal()
@@ -188,6 +186,7 @@ class CacheCore(wiring.Component):
         fsm_data_raddr = Signal.like(ways.data_raddr)
         m.d.comb += [
             ways.tag_raddr.eq(s2_index),
+            ways.lookup_tag.eq(s2_tag),
             fsm_data_raddr.eq(s2_row),
             ways.tag_waddr.eq(s3_index),
             ways.tag_wdata.eq(refill.tag_wdata),
@@ -195,12 +194,12 @@ class CacheCore(wiring.Component):
             ways.store_addr.eq(s2_row),
             ways.store_data.eq(s2_req.data),
             ways.store_strb.eq(s2_req.strb),
-            ways.store_ways.eq(Mux(s2_store, s2_hit_ways, 0)),
+            ways.store_ways.eq(Mux(s2_store, ways.hit_ways, 0)),
             ways.fill_addr.eq(refill.fill_addr),
             ways.fill_data.eq(refill.fill_data),
             ways.fill_ways.eq(Mux(refill.fill, s3_victim_ways, 0)),
             dirty.lookup_set.eq(s2_index),
-            dirty.store_ways.eq(Mux(s2_store, s2_hit_ways, 0)),
+            dirty.store_ways.eq(Mux(s2_store, ways.hit_ways, 0)),
             dirty.walk_set.eq(walk.dirty_set),
             lru.lookup_set.eq(s2_index),
             lru.touch.eq(s2_touch),
@@ -212,6 +211,7 @@ class CacheCore(wiring.Component):
             refill.victim_dirty.eq(s3_victim_dirty.bit_select(s3_victim_way, 1)),
             refill.write_back_idle.eq(wb.idle),
             refill.write_back_streaming.eq(wb.streaming),
+            walk.sweeping.eq(ways.sweeping),
             walk.tags.eq(ways.tag_rdata),
             walk.dirty.eq(dirty.walk),
             walk.can_write_back.eq(wb.can_start),
@@ -241,7 +241,7 @@ class CacheCore(wiring.Component):
                 m.d.comb += [
                     s2_advance.eq(~s2_valid | cpu.rsp.ready),
                     s1_addr.eq(Mux(s3_waiting, s3_req.addr, cpu.req.payload.addr)),
-                    cpu.req.ready.eq(s2_advance & ~s3_waiting & ~walk.pending),
+                    cpu.req.ready.eq(s2_advance & ~s3_waiting & ~walk.pending & ~ways.sweeping),
                     # s2 reads its own row again while it waits.
                     ways.tag_raddr.eq(Mux(s2_advance, s1_index, s2_index)),
                     fsm_data_raddr.eq(Mux(s2_advance, s1_row, s2_row)),
@@ -257,7 +257,9 @@ class CacheCore(wiring.Component):
                         s3_victim_tags.eq(Cat(entry.tag for entry in ways.tag_rdata)),
                         s3_victim_dirty.eq(dirty.lookup),
                     ]
-                with m.If(s2_valid & cpu.rsp.ready & ~s2_req.cacheable):
+                with m.If(ways.sweeping):
+                    m.next = "RESET_SWEEP"
+                with m.Elif(s2_valid & cpu.rsp.ready & ~s2_req.cacheable):
                     m.next = "UNCACHED_REQUEST"
                 with m.Elif(s2_valid & cpu.rsp.ready & ~s2_hit):
                     m.d.comb += [events.misses.eq(1), refill.start.eq(1)]
@@ -265,6 +267,12 @@ class CacheCore(wiring.Component):
                 with m.Elif(~s2_valid & ~s3_waiting & walk.pending):
                     m.d.comb += walk.start.eq(1)
                     m.next = "MAINT_WALK"
+
+            with m.State("RESET_SWEEP"):
+                # Entered after a reset: the ways' tags are written invalid, a set per cycle.
+                m.d.comb += ways.sweep.eq(1)
+                with m.If(ways.sweep_done):
+                    m.next = "ACCESS"
 
             with m.State("REFILL"):
                 with m.If(refill.offer):
@@ -326,10 +334,9 @@ class CacheCore(wiring.Component):
                     dirty.clear_ways.eq(walk.match_ways),
                     events.lines_cleaned.eq(walk.cleaned),
                     events.lines_invalidated.eq(walk.invalidated),
+                    ways.tag_waddr.eq(walk.line.set), ways.tag_wdata.eq(0),
+                    ways.tag_we.eq(Mux(walk.invalidate, walk.match_ways, 0)),
                 ]
-                with m.If(walk.invalidate):
-                    m.d.comb += [ways.tag_waddr.eq(walk.line.set), ways.tag_wdata.eq(0),
-                                 ways.tag_we.eq(walk.match_ways)]
                 with m.If(walk.last):
                     m.next = "MAINT_DRAIN"
 

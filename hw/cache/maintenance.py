@@ -34,8 +34,10 @@ class MaintenanceSignature(wiring.Signature):
     """Maintenance request port, from the requester's side.
 
     ``go`` starts an operation with the other outputs as its arguments; it is ignored while
-    ``busy``. ``done`` pulses for one cycle when the operation has finished: every line it
-    cleaned has had its write response.
+    an operation runs. ``busy`` is set while one runs, and while the sweep that empties the
+    cache after a reset runs: an operation started then is taken, and runs after the sweep.
+    ``done`` pulses for one cycle when the operation has finished: every line it cleaned has
+    had its write response.
 
     Members
     -------
@@ -91,6 +93,9 @@ class MaintenanceWalk(wiring.Component):
     cleared, in every cycle it waits, not only as it moves on, so that the write-back's
     handshake stays off the tag memories' write enables.
 
+    ``maint.busy`` is also set while the cache's reset sweep is owed or runs (``sweeping``);
+    an operation started then is taken, and walks once the sweep has ended.
+
     The cache's control takes an operation (``pending``) between CPU accesses: it pulses
     ``start``, holds ``run`` while the walk goes on, and once the walk has acted on its
     ``last`` item and every write-back has completed, pulses ``finish``.
@@ -102,6 +107,8 @@ class MaintenanceWalk(wiring.Component):
     Members
     -------
     maint : ``In(MaintenanceSignature(geometry))``
+    sweeping : ``In(1)``
+        The cache's reset sweep is owed or runs.
     pending : ``Out(1)``
         An operation is waiting for the walk, or walking.
     start, run, finish : ``In(1)``
@@ -132,6 +139,7 @@ class MaintenanceWalk(wiring.Component):
         self._geometry = g = check_geometry(geometry)
         super().__init__({
             "maint":          In(MaintenanceSignature(g)),
+            "sweeping":       In(1),
             "pending":        Out(1),
             "start":          In(1),
             "run":            In(1),
@@ -164,7 +172,7 @@ class MaintenanceWalk(wiring.Component):
         by_addr  = Signal()
         walk     = Signal(walk_width)
         walk_end = Signal(walk_width)
-        m.d.comb += maint.busy.eq(busy)
+        m.d.comb += maint.busy.eq(busy | self.sweeping)
 
         with m.If(maint.go & ~busy):
             op = maint.op.as_value()

@@ -66,8 +66,15 @@ class CacheModel:
         check_geometry(geometry)
         self.geometry = geometry
         self.memory = memory
-        self.lines = [[LineState() for _ in range(geometry.ways)] for _ in range(geometry.sets)]
-        self.lru = [0] * geometry.sets
+        self.reset()
+
+    def reset(self):
+        """What a reset does, as at power-up: every line invalid and clean (dirty data that
+        was never written back is lost), the pseudo-LRU bits and the counters zero. Memory
+        is left as it is."""
+        g = self.geometry
+        self.lines = [[LineState() for _ in range(g.ways)] for _ in range(g.sets)]
+        self.lru = [0] * g.sets
         self.counters = dict.fromkeys(
             ("hits", "misses", "writebacks", "lines_cleaned", "lines_invalidated"), 0)
 

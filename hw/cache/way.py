@@ -7,6 +7,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .geometry import check_geometry
+from .sweep import ResetSweep
 
 __all__ = ["TagLayout", "BeatLayout", "CacheWay", "CacheWays"]
 
@@ -151,11 +152,14 @@ class CacheWay(wiring.Component):
 
 
 class CacheWays(wiring.Component):
-    """Every way of the cache, all read at the same rows, and the writes of their data.
+    """Every way of the cache, all read at the same rows, the compare of their tags, the
+    writes of their data and the reset sweep of their tags.
 
     A store hit is given at its lookup and written a cycle later, from registers, so that the
     tag compare never drives the data memories' write enables; a refill's word is written in
-    its cycle, and takes the write port from the store. (Tags are written as given.)
+    its cycle, and takes the write port from the store. Tags are written as given, except
+    while the :class:`~.sweep.ResetSweep` that a reset leaves owed runs (``sweep``): then it
+    writes every way's entry of its set invalid, in place of any other tag write.
 
     Parameters
     ----------
@@ -169,6 +173,18 @@ class CacheWays(wiring.Component):
     tag_waddr : ``In(index_bits)``
     tag_wdata : ``In(TagLayout(tag_bits))``
     tag_we : ``In(ways)``
+    lookup_tag : ``In(tag_bits)``
+    hit_ways : ``Out(ways)``
+        The ways whose entry read (``tag_rdata``) is valid and holds ``lookup_tag``.
+    hit_way : ``Out(range(ways))``
+    hit_data : ``Out(data_width)``
+        The way that hit, if any, and its word read (``data_rdata``).
+    sweep : ``In(1)``
+        The control lets the reset sweep write the tag memories in this cycle.
+    sweeping : ``Out(1)``
+        A reset sweep is owed or running (:attr:`.sweep.ResetSweep.pending`).
+    sweep_done : ``Out(1)``
+        The sweep writes its last set in this cycle (while ``sweep``), or none is owed.
     data_raddr : ``In(index_bits + word_bits)``
     data_rdata : ``Out(data.ArrayLayout(data_width, ways))``
     data_beats : ``Out(data.ArrayLayout(BeatLayout(data_width), ways))``
@@ -192,6 +208,13 @@ class CacheWays(wiring.Component):
             "tag_waddr":  In(g.index_bits),
             "tag_wdata":  In(TagLayout(g.tag_bits)),
             "tag_we":     In(g.ways),
+            "lookup_tag": In(g.tag_bits),
+            "hit_ways":   Out(g.ways),
+            "hit_way":    Out(range(g.ways)),
+            "hit_data":   Out(g.data_width),
+            "sweep":      In(1),
+            "sweeping":   Out(1),
+            "sweep_done": Out(1),
             "data_raddr": In(row_bits),
             "data_rdata": Out(data.ArrayLayout(g.data_width, g.ways)),
             "data_beats": Out(data.ArrayLayout(BeatLayout(g.data_width), g.ways)),
@@ -226,13 +249,29 @@ class CacheWays(wiring.Component):
         wstrb = Mux(fill, Const(-1, g.bytes_per_word), store_strb)
         we    = Mux(fill, self.fill_ways, store_ways)
 
+        m.submodules.sweep = sweep = ResetSweep(g)
+        tag_waddr = Signal.like(self.tag_waddr)
+        tag_wdata = Signal.like(self.tag_wdata)
+        tag_we    = Signal.like(self.tag_we)
+        m.d.comb += [
+            sweep.run.eq(self.sweep),
+            self.sweeping.eq(sweep.pending),
+            self.sweep_done.eq(sweep.done),
+            tag_waddr.eq(self.tag_waddr),
+            tag_wdata.eq(self.tag_wdata),
+            tag_we.eq(self.tag_we),
+        ]
+        with m.If(self.sweep & sweep.pending):
+            m.d.comb += [tag_waddr.eq(sweep.set), tag_wdata.eq(0),
+                         tag_we.eq((1 << g.ways) - 1)]
+
         for n in range(g.ways):
             m.submodules[f"way_{n}"] = way = CacheWay(g)
             m.d.comb += [
                 way.tag_raddr.eq(self.tag_raddr),
-                way.tag_waddr.eq(self.tag_waddr),
-                way.tag_wdata.eq(self.tag_wdata),
-                way.tag_we.eq(self.tag_we[n]),
+                way.tag_waddr.eq(tag_waddr),
+                way.tag_wdata.eq(tag_wdata),
+                way.tag_we.eq(tag_we[n]),
                 self.tag_rdata[n].eq(way.tag_rdata),
                 way.data_raddr.eq(self.data_raddr),
                 way.data_waddr.eq(waddr),
@@ -243,6 +282,10 @@ class CacheWays(wiring.Component):
                 way.store_addr.eq(self.store_addr),
                 way.store_data.eq(self.store_data),
                 way.store_strb.eq(Mux(self.store_ways[n], self.store_strb, 0)),
+                self.hit_ways[n].eq(way.tag_rdata.valid &
+                                    (way.tag_rdata.tag == self.lookup_tag)),
             ]
+            with m.If(self.hit_ways[n]):
+                m.d.comb += [self.hit_way.eq(n), self.hit_data.eq(way.data_rdata)]
 
         return m

@@ -732,15 +732,16 @@ Write `ATOS_SID` and `ATOS_ADDR_LO`/`ATOS_ADDR_HI`, then `ATOS_CTRL` with `go = 
 {cmdq_err}
 ## Data cache maintenance (`cache`)
 
-The tag memories are block RAM, which `rst` does not clear: they hold every line invalid at
-power-up (configuration), but after a reset in mid-run the lines they held stay valid, marked
-clean, and their dirty data is lost. Boot software therefore invalidates the whole cache (op
-INVALIDATE, scope ALL) before its first cacheable access, as on many Arm cores.
+The cache is empty after a reset, and software need not invalidate it. The tag memories are
+block RAM, which hold every line invalid at power-up (configuration) but which `rst` does not
+clear; so out of reset the cache sweeps them, writing every set's lines invalid, one set per
+cycle, with `MAINT_STATUS.busy` set and cacheable and uncached CPU accesses waiting. Lines
+dirty at the reset are dropped, their data lost. At power-up no sweep runs.
 
 1. Write `MAINT_CTRL` (`op`, `scope`) and, as the scope needs, `START_LO`/`START_HI` and
    `END_LO`/`END_HI` (a physical address range, `END` exclusive) or `SETWAY`.
-2. Write `MAINT_GO.go = 1` (ignored while `MAINT_STATUS.busy`). CPU accesses wait while the
-   operation runs.
+2. Write `MAINT_GO.go = 1` (ignored while an operation runs; one started during the reset
+   sweep runs after it). CPU accesses wait while the operation runs.
 3. The operation is done when `MAINT_STATUS.busy` reads 0, and `IRQ_STATUS.done` is set:
    by then every line it cleaned has been written back (its write response has come back).
 

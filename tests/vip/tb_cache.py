@@ -424,17 +424,16 @@ class Bench:
         self.rules = self.ref = self.g = self.addrs = None
 
     async def begin(self, **addresses):
-        """Reset, then INVALIDATE of the whole cache, as boot software does: ``rst`` leaves
-        the tag memories as they were (only the dirty and pseudo-LRU bits are reset), so
-        lines of an earlier test in the same simulation would still be valid. The model
-        starts empty, with the cache's counters."""
+        """Reset, and wait for MAINT_STATUS.busy to fall: out of reset the cache sweeps its
+        tag memories (block RAM, which ``rst`` does not clear), so that neither the lines of
+        an earlier test in the same simulation nor the random initial contents Verilator
+        chose stay valid; no software invalidation. The model starts empty, with the cache's
+        counters."""
         self.rules = await start(self.dut, inputs=CPU_INPUTS)
         self.ref = Reference(await geometry_of(self.regs), self.image, self.error)
         self.g = self.ref.geometry
         self.addrs = Addresses(self.rng, self.g, **addresses)
-        await start_maintenance(self.regs, MaintenanceOp.INVALIDATE, MaintenanceScope.ALL)
         await wait_not_busy(self.dut, self.regs)
-        await self.regs.write("IRQ_STATUS", done=1)
         self.ref.counters.update(await read_counters(self.regs))
 
     def memory(self):
