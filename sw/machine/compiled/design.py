@@ -12,7 +12,8 @@ __all__ = ["TIE_RESET", "RUN_TIME", "soc_config", "build_config", "soc_rtlil",
 
 #: yosys commands run on the prepared design of every compiled model: ``rst`` is no longer an
 #: input but tied low, and the reset logic of every register goes with it. The machine never
-#: resets the SoC (a model starts in its power-up state, which is the reset state), and a
+#: resets the SoC (a model starts in its power-up state: every register at its reset value,
+#: the cache's tags invalid, so the reset sweep a warm reset runs is not needed), and a
 #: synchronous reset checked by every register is a tenth of a compiled model's work per
 #: cycle.
 TIE_RESET = "delete -port soc/rst; cd soc; connect -set rst 1'b0; cd; opt; opt_clean"
