@@ -2,6 +2,7 @@
 IOVA allocator, the IOMMU API, dma-iommu, stale-TLB and isolation cases."""
 
 import errno
+import logging
 import random
 
 import pytest
@@ -76,7 +77,7 @@ class WriteBackCache(CacheMaintenance):
         await self.clean(pa, size)
 
 
-def run_driver(scenario, *, seed=0, **params):
+def run_driver(scenario, *, seed=0, smmu_params=None, **params):
     harness = SmmuHarness(rng=random.Random(seed), **params)
     memory = harness.memory
     result = {}
@@ -93,7 +94,7 @@ def run_driver(scenario, *, seed=0, **params):
         cache = WriteBackCache(machine)
         mm = PageAllocator(Memblock(SocConfig().banks))
         kmem = KernelMemory(machine)
-        smmu = ArmSmmu(machine, RegisterBank(machine, harness.spec), mm)
+        smmu = ArmSmmu(machine, RegisterBank(machine, harness.spec), mm, **(smmu_params or {}))
         await smmu.probe()
         env = dict(ctx=ctx, machine=machine, cache=cache, mm=mm, kmem=kmem, smmu=smmu,
                    harness=harness, manager=harness.managers[0])
@@ -206,6 +207,32 @@ def test_stale_tlb_and_fault_handler():
         assert reported == [("dev5", 0x10_0010, 0, "tok", EventType.TRANSLATION),
                             ("dev5", 0x10_0000, 1, "tok", EventType.TRANSLATION)]
     run_driver(scenario)
+
+
+def test_event_queue_overflow_reported_and_acknowledged(caplog):
+    """Records lost to a full event queue (3, then an even 2 in a second episode) are
+    reported with their number, counted in ``events_lost``, and acknowledged
+    (EVTQ_CONS.ovackflg = EVTQ_PROD.ovflg), so that the next episode is seen again."""
+    async def scenario(ctx, smmu, kmem, cache, manager, **_):
+        domain, dev = await attached_domain(smmu, kmem, cache, sid=5)
+        seen = []
+        for episode, lost in enumerate((3, 2)):
+            for n in range(2 + lost):
+                txn = await dma_read(ctx, manager, (episode << 24) + n * SZ_4K, 5)
+                assert txn.resp == [Resp.SLVERR]
+            events = await smmu.handle_events()
+            prod = await smmu.regs.read_fields("EVTQ_PROD")
+            cons = await smmu.regs.read_fields("EVTQ_CONS")
+            seen.append((len(events), smmu.events_lost, smmu.evtq_overflows, prod["ovflg"],
+                         cons["ovackflg"], cons["index"] == prod["index"]))
+        assert len(domain.faults) == 4
+        return seen
+    with caplog.at_level(logging.ERROR, logger="dmabuf_soc.sw.iommu.arm_smmu"):
+        seen = run_driver(scenario, smmu_params=dict(evtq_log2size=1))
+    assert seen == [(2, 3, 1, 1, 1, True), (2, 5, 2, 0, 0, True)]
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [f"arm-smmu-v3: EVTQ overflow detected -- {lost} event records lost "
+                        f"(the 2-entry queue was full)" for lost in (3, 2)]
 
 
 def test_iova_allocator_linux_behaviour():

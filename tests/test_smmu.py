@@ -8,12 +8,12 @@ import pytest
 
 from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.smmu.caches import InvalidateKind
-from dmabuf_soc.hw.smmu.format import IA_BITS, EventType, StreamConfig
-from dmabuf_soc.hw.smmu.model import Event, FetchError, SmmuModel, Status
+from dmabuf_soc.hw.smmu.format import EVENT_BYTES, IA_BITS, EventType, StreamConfig
+from dmabuf_soc.hw.smmu.model import Event, EventQueueModel, FetchError, SmmuModel, Status
 from dmabuf_soc.hw.smmu.sim import SmmuHarness
 
-from smmu_tables import (STRTAB, CommandWriter, Tables, cmd_cfgi_ste, cmd_sync, cmd_tlbi_va,
-                         configure, read_events, write_ste)
+from smmu_tables import (EVTQ, STRTAB, CommandWriter, Tables, cmd_cfgi_ste, cmd_sync,
+                         cmd_tlbi_va, configure, read_events, write_ste)
 
 GiB, MiB = 1 << 30, 1 << 20
 DATA = 0x20_0000_0000
@@ -487,3 +487,117 @@ def test_iotlb_fill_in_the_cycle_of_an_invalidation_is_dropped(delay):
     sim.add_testbench(testbench)
     sim.run()
     assert seen == {"covered": False, "other asid": False, "other page": False, "ste": True}
+
+
+# The event queue's overflow: OVFLG toggles once per episode, EVTQ_LOST counts every record.
+
+def fault_harness(seed):
+    """A harness whose stream 1 records faults and maps nothing; and its model."""
+    rng = random.Random(seed)
+    harness = make_harness(rng, set())
+    write_ste(harness.memory, 1, ttb=Tables(harness.memory).page(), asid=1, record=1)
+    return rng, harness, model_for(harness)
+
+
+async def fault(harness, ctx, model, queue, n):
+    """A read of stream 1 that faults at page ``n``, and the same fault in ``queue``."""
+    manager = harness.managers[0]
+    txn = manager.read(0x4000_0000 + n * 0x1000, sid=1)
+    await manager.wait(ctx, txn)
+    assert txn.resp == [Resp.SLVERR]
+    queue.record(model.translate(1, 0x4000_0000 + n * 0x1000, write=False).event)
+
+
+async def queue_state(harness, ctx):
+    """``(EVTQ_PROD.index, EVTQ_PROD.ovflg, EVTQ_LOST)``."""
+    prod = await harness.read_reg(ctx, "EVTQ_PROD")
+    return prod["index"], prod["ovflg"], (await harness.read_reg(ctx, "EVTQ_LOST"))["count"]
+
+
+@pytest.mark.parametrize("lost", [1, 2, 3])
+def test_event_queue_overflow_toggles_once_per_episode(lost):
+    """``lost`` records lost to a full queue toggle EVTQ_PROD.ovflg once, whatever their
+    number; after software acknowledges (EVTQ_CONS.ovackflg = ovflg), the next episode
+    toggles it again. EVTQ_LOST counts every lost record; both are held at 0 while
+    CR0.evtqen is clear."""
+    _, harness, model = fault_harness(lost)
+    queue = EventQueueModel(log2size=1)
+    seen = {}
+
+    async def testbench(ctx):
+        await configure(harness, ctx, evtq_log2size=1)
+        for n in range(2 + lost):
+            await fault(harness, ctx, model, queue, n)
+        seen["first"] = await queue_state(harness, ctx)
+        seen["records"] = await read_events(harness, ctx)
+        await harness.write_reg(ctx, "EVTQ_CONS", index=2, ovackflg=1)
+        queue.consume(2, ovackflg=1)
+        seen["acked"] = await queue_state(harness, ctx)
+        for n in range(2 + lost, 4 + 2 * lost):
+            await fault(harness, ctx, model, queue, n)
+        seen["second"] = await queue_state(harness, ctx)
+        seen["second_records"] = await read_events(harness, ctx, cons=2)
+        await harness.write_reg(ctx, "CR0", smmuen=1, cmdqen=1, evtqen=0)
+        seen["disabled"] = await queue_state(harness, ctx)
+
+    harness.run(testbench)
+    harness.assert_clean()
+    assert seen["first"] == (2, 1, lost)
+    assert seen["acked"] == (2, 1, lost)
+    assert seen["second"] == (0, 0, 2 * lost) == (queue.prod, queue.ovflg, queue.lost)
+    assert seen["disabled"] == (0, 0, 0)
+    events = [model.translate(1, 0x4000_0000 + n * 0x1000, write=False).event
+              for n in (0, 1, 2 + lost, 3 + lost)]
+    assert seen["records"] + seen["second_records"] == events == queue.written
+
+
+def test_event_queue_overflow_unacknowledged_does_not_toggle():
+    """Records lost again before the acknowledgement (software consumed the queue but left
+    EVTQ_CONS.ovackflg alone) belong to the same episode: counted, no toggle."""
+    _, harness, model = fault_harness(7)
+    queue = EventQueueModel(log2size=1)
+    seen = {}
+
+    async def testbench(ctx):
+        await configure(harness, ctx, evtq_log2size=1)
+        for n in range(3):
+            await fault(harness, ctx, model, queue, n)
+        await harness.write_reg(ctx, "EVTQ_CONS", index=2)
+        queue.consume(2, ovackflg=0)
+        for n in range(3, 6):
+            await fault(harness, ctx, model, queue, n)
+        seen["state"] = await queue_state(harness, ctx)
+
+    harness.run(testbench)
+    assert seen["state"] == (0, 1, 2) == (queue.prod, queue.ovflg, queue.lost)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_event_queue_matches_model(seed):
+    """Random faults, consumption and acknowledgements: after each step the RTL's PROD,
+    OVFLG and EVTQ_LOST are the model's, and the queue holds the model's records."""
+    rng, harness, model = fault_harness(seed)
+    queue = EventQueueModel(log2size=2)
+    steps = []
+
+    async def testbench(ctx):
+        await configure(harness, ctx, evtq_log2size=2)
+        cons = ack = 0
+        for n in range(64):
+            if rng.random() < 0.65:
+                await fault(harness, ctx, model, queue, n)
+            else:
+                cons = (cons + rng.randrange(((queue.prod - cons) & 7) + 1)) & 7
+                ack = queue.ovflg if rng.random() < 0.5 else ack
+                await harness.write_reg(ctx, "EVTQ_CONS", index=cons, ovackflg=ack)
+                queue.consume(cons, ovackflg=ack)
+            steps.append((await queue_state(harness, ctx),
+                          (queue.prod, queue.ovflg, queue.lost)))
+        steps.append((harness.memory.read(EVTQ, 4 * EVENT_BYTES),
+                      b"".join(queue.slot_bytes(slot) for slot in range(4))))
+
+    harness.run(testbench)
+    harness.assert_clean()
+    for rtl, want in steps:
+        assert rtl == want
+    assert queue.lost > 0 and queue.episodes > 1

@@ -20,6 +20,9 @@ class EventWriter(wiring.Component):
         AW ─(aw handshake)─▶ W ─(last beat)─▶ B ─(response)─▶ AW
 
     A record whose write is answered with an error is lost (the producer index stays).
+    A record that finds the queue full is lost too: ``lost`` counts it, and ``overflow``
+    toggles if it equals ``ovack`` (once per overflow episode, as SMMUv3 specifies: the
+    episode ends when software acknowledges it by making ``ovack`` equal to ``overflow``).
 
     Parameters
     ----------
@@ -35,8 +38,14 @@ class EventWriter(wiring.Component):
     full : ``Out(1)``
         The queue is full, as of the previous cycle.
     lose : ``In(1)``
-        A record is lost to a full queue: ``overflow`` toggles.
+        A record is lost to a full queue.
+    ovack : ``In(1)``
+        The overflow software has acknowledged.
     overflow : ``Out(1)``
+        Reset to 0 while ``evtq.enable`` is clear.
+    lost : ``Out(32)``
+        Records lost to a full queue (a cycle after ``lose``), wrapping; reset to 0 while
+        ``evtq.enable`` is clear.
     write : ``In(1)``
         Held until ``done``: write ``record`` at the producer index.
     record : ``In(EventLayout())``
@@ -57,7 +66,9 @@ class EventWriter(wiring.Component):
             "prod": Out(QUEUE_INDEX_WIDTH),
             "full": Out(1),
             "lose": In(1),
+            "ovack": In(1),
             "overflow": Out(1),
+            "lost": Out(32),
             "write": In(1),
             "record": In(EventLayout()),
             "done": Out(1),
@@ -76,10 +87,15 @@ class EventWriter(wiring.Component):
         mask = queue_mask.mask
         index_mask = mask >> 1
         m.d.sync += self.full.eq(((prod - self.cons) & mask) == (index_mask + 1))
-        with m.If(~evtq.enable):
-            m.d.sync += prod.eq(0)
-        with m.If(self.lose):
+        with m.If(self.lose & (self.overflow == self.ovack)):
             m.d.sync += self.overflow.eq(~self.overflow)
+        # Counted from a register, so that the walker's state reaches no carry chain.
+        lose = Signal()
+        m.d.sync += lose.eq(self.lose)
+        with m.If(lose):
+            m.d.sync += self.lost.eq(self.lost + 1)
+        with m.If(~evtq.enable):
+            m.d.sync += [prod.eq(0), self.overflow.eq(0), self.lost.eq(0)]
 
         m.d.comb += [
             aw.payload.size.eq(Size.from_bytes(8)),

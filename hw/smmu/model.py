@@ -10,17 +10,20 @@ invalidates what it changes (the tests check exactly that, and the invalidation 
     model = SmmuModel(memory_read64, strtab_base=0x8000_0000, strtab_log2size=4)
     outcome = model.translate(sid=3, addr=0x4000_1234, write=True)
     outcome.status, outcome.pa, outcome.event
+
+:class:`EventQueueModel` is the event queue's producer side: which records are written and
+which are lost to a full queue, ``EVTQ_PROD.ovflg`` and ``EVTQ_LOST``.
 """
 
 import enum
 from dataclasses import dataclass
 
-from .format import (IA_BITS, OA_BITS, GRANULE_SHIFT, LEVELS, STE_BYTES, DescriptorLayout,
-                     EventType, StreamConfig, StreamTableEntryLayout, level_shift,
-                     table_index, unpack)
+from .format import (EVENT_BYTES, IA_BITS, OA_BITS, GRANULE_SHIFT, LEVELS, STE_BYTES,
+                     DescriptorLayout, EventLayout, EventType, StreamConfig,
+                     StreamTableEntryLayout, level_shift, pack, table_index, unpack)
 
 __all__ = ["FetchError", "Status", "Translation", "Fault", "Event", "Outcome", "walk",
-           "SmmuModel"]
+           "SmmuModel", "EventQueueModel"]
 
 _DESCRIPTOR = DescriptorLayout()
 _STE = StreamTableEntryLayout()
@@ -165,3 +168,62 @@ class SmmuModel:
         if isinstance(result, Fault):
             return fault(result.type, result.fetch_addr, record=bool(ste["record"]))
         return Outcome(Status.OK, result.pa)
+
+
+class EventQueueModel:
+    """The producer side of the event queue of ``2**log2size`` records, as software sees it
+    through ``EVTQ_PROD``, ``EVTQ_CONS`` and ``EVTQ_LOST`` (from ``CR0.evtqen`` set).
+
+    A record that finds the queue full is lost: ``lost`` counts it, and ``ovflg`` toggles if
+    it equals ``ovackflg`` (the first loss of an overflow *episode*, as SMMUv3 specifies);
+    losses before software acknowledges the episode (writes ``EVTQ_CONS.ovackflg`` equal to
+    ``ovflg``) belong to it and toggle nothing.
+
+    Attributes
+    ----------
+    prod, cons : int
+        Indices with their wrap bit.
+    ovflg, ovackflg : int
+    lost : int
+        Records lost, wrapping at ``2**32``.
+    episodes : int
+        Times ``ovflg`` toggled.
+    written : list of Event
+        Every record written, in order.
+    """
+    def __init__(self, log2size):
+        self.log2size = log2size
+        self.prod = self.cons = self.ovflg = self.ovackflg = self.lost = self.episodes = 0
+        self.written = []
+        self._slots = {}
+
+    @property
+    def full(self):
+        return (self.prod - self.cons) & ((2 << self.log2size) - 1) == 1 << self.log2size
+
+    def record(self, event):
+        """A fault ``event`` to record (``None``: none); returns whether it was written."""
+        if event is None:
+            return False
+        if self.full:
+            self.lost = (self.lost + 1) & 0xffff_ffff
+            if self.ovflg == self.ovackflg:
+                self.ovflg ^= 1
+                self.episodes += 1
+            return False
+        self._slots[self.prod & ((1 << self.log2size) - 1)] = event
+        self.written.append(event)
+        self.prod = (self.prod + 1) & ((2 << self.log2size) - 1)
+        return True
+
+    def consume(self, cons, *, ovackflg):
+        """Software writes ``EVTQ_CONS``."""
+        self.cons, self.ovackflg = cons, ovackflg
+
+    def slot_bytes(self, slot):
+        """The record in ``slot`` as memory holds it (zeros if none was written)."""
+        event = self._slots.get(slot)
+        if event is None:
+            return bytes(EVENT_BYTES)
+        return pack(EventLayout(), type=event.type, sid=event.sid, rnw=int(not event.write),
+                    input_addr=event.addr, fetch_addr=event.fetch_addr)

@@ -89,8 +89,12 @@ class Walker(wiring.Component):
     evtq_cons : ``In(QUEUE_INDEX_WIDTH)``
     evtq_prod : ``Out(QUEUE_INDEX_WIDTH)``
         Producer index with its wrap bit; reset to 0 while ``evtq.enable`` is clear.
+    evtq_ovack : ``In(1)``
+        ``EVTQ_CONS.ovackflg``.
     evtq_overflow : ``Out(1)``
-        Toggles each time a record is lost to a full queue.
+        Toggles once per overflow episode (see :class:`~.evtq.EventWriter`).
+    evtq_lost : ``Out(32)``
+        Records lost to a full queue.
     event : ``Out(1)``
         Pulses when a record has been written.
     ste, tlb, walk_cache : lookup ports (``Out``)
@@ -128,7 +132,9 @@ class Walker(wiring.Component):
             "evtq": In(QueueConfigLayout()),
             "evtq_cons": In(QUEUE_INDEX_WIDTH),
             "evtq_prod": Out(QUEUE_INDEX_WIDTH),
+            "evtq_ovack": In(1),
             "evtq_overflow": Out(1),
+            "evtq_lost": Out(32),
             "event": Out(1),
             "ste": Out(StreamLookupSignature(sid_width=sid_width)),
             "ste_fill": Out(1),
@@ -185,6 +191,7 @@ class Walker(wiring.Component):
             *(getattr(self, name).eq(getattr(walk, name))
               for name in (*_WALK_FILLS, *WALK_COUNTERS)),
             events.evtq.eq(self.evtq), events.cons.eq(self.evtq_cons), events.record.eq(event),
+            events.ovack.eq(self.evtq_ovack), self.evtq_lost.eq(events.lost),
             self.evtq_prod.eq(events.prod), self.evtq_overflow.eq(events.overflow),
             self.event.eq(events.written),
         ]

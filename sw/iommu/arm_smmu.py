@@ -5,9 +5,14 @@ as Linux maps its coherent DMA allocations on a non-coherent system; page tables
 io-pgtable (:mod:`.io_pgtable`). Commands are written into the command queue, published by
 writing ``CMDQ_PROD``, and completed by a ``CMD_SYNC`` whose completion the driver polls
 (``CMDQ_CONS`` moving past it), as Linux does without MSIs.
+
+An event queue overflow (``EVTQ_PROD.ovflg`` differing from the ``ovackflg`` the driver last
+wrote) is logged as an error with the number of records lost (``EVTQ_LOST``), counted in
+:attr:`ArmSmmu.events_lost`, and acknowledged, as ``arm_smmu_evtq_thread()`` does.
 """
 
 import errno
+import logging
 
 from ...hw.smmu.format import (CMD_BYTES, EVENT_BYTES, GRANULE, OA_BITS, STE_BYTES,
                                CommandLayout, EventLayout, EventType, Opcode, StreamConfig,
@@ -25,6 +30,8 @@ __all__ = ["ArmSmmu", "SmmuFlushOps", "CMDQ_MAX_TLBI_OPS"]
 CMDQ_MAX_TLBI_OPS = GRANULE // 8
 
 _ATOS_STATUS = {0: "ok", 1: "fault", 2: "abort"}
+
+_log = logging.getLogger(__name__)
 
 
 class ArmSmmu:
@@ -48,6 +55,10 @@ class ArmSmmu:
         The devices attached, by stream ID.
     events : list of Event
         Every fault record read from the event queue.
+    events_lost : int
+        Fault records the SMMU lost to a full event queue, as reported so far.
+    evtq_overflows : int
+        Overflows of the event queue reported so far.
     """
     def __init__(self, machine, regs, mm, *, strtab_log2size=8, cmdq_log2size=8,
                  evtq_log2size=7, timeout_cycles=200_000):
@@ -66,8 +77,12 @@ class ArmSmmu:
         self.strtab = self.cmdq = self.evtq = None
         self.cmdq_prod = 0
         self.evtq_cons = 0
+        self.evtq_ovack = 0
+        self._evtq_lost_seen = 0
         self.masters = {}
         self.events = []
+        self.events_lost = 0
+        self.evtq_overflows = 0
         self.commands_issued = 0
         self._asids = set()
         self._pages = []
@@ -102,7 +117,7 @@ class ArmSmmu:
         await self.regs.write("EVTQ_CFG", log2size=self.evtq_log2size)
         await self.regs.write("CMDQ_PROD", index=0)
         await self.regs.write("EVTQ_CONS", index=0)
-        self.cmdq_prod = self.evtq_cons = 0
+        self.cmdq_prod = self.evtq_cons = self.evtq_ovack = self._evtq_lost_seen = 0
         await self.regs.write("IRQ_ENABLE", event=1, cmdq_err=1)
         await self.regs.write("CR0", cmdqen=1, evtqen=1)
         await self.issue([dict(opcode=Opcode.CFGI_ALL), dict(opcode=Opcode.TLBI_NSNH_ALL)])
@@ -221,9 +236,14 @@ class ArmSmmu:
 
     async def read_events(self):
         """Consume the event queue; returns the new records as
-        :class:`~dmabuf_soc.hw.smmu.model.Event` (``arm_smmu_evtq_thread()``)."""
+        :class:`~dmabuf_soc.hw.smmu.model.Event` (``arm_smmu_evtq_thread()``).
+
+        An overflow is acknowledged with the consumer index and then reported: an error
+        logged with the number of records lost since the last report, added to
+        :attr:`events_lost`."""
         mask = (2 << self.evtq_log2size) - 1
-        prod = (await self.regs.read_fields("EVTQ_PROD"))["index"]
+        prod_fields = await self.regs.read_fields("EVTQ_PROD")
+        prod = prod_fields["index"]
         events = []
         while self.evtq_cons != prod:
             slot = self.evtq_cons & ((1 << self.evtq_log2size) - 1)
@@ -233,10 +253,24 @@ class ArmSmmu:
             events.append(Event(EventType(e["type"]), e["sid"], e["input_addr"],
                                 not e["rnw"], e["fetch_addr"]))
             self.evtq_cons = (self.evtq_cons + 1) & mask
-        await self.regs.write("EVTQ_CONS", index=self.evtq_cons)
+        overflow = prod_fields["ovflg"] != self.evtq_ovack
+        self.evtq_ovack = prod_fields["ovflg"]
+        await self.regs.write("EVTQ_CONS", index=self.evtq_cons, ovackflg=self.evtq_ovack)
         await self.regs.write("IRQ_STATUS", event=1)
+        if overflow:
+            await self._report_overflow()
         self.events += events
         return events
+
+    async def _report_overflow(self):
+        # Read after the acknowledgement: every record lost in the episode is counted.
+        lost_total = (await self.regs.read_fields("EVTQ_LOST"))["count"]
+        lost = (lost_total - self._evtq_lost_seen) & 0xffff_ffff
+        self._evtq_lost_seen = lost_total
+        self.events_lost += lost
+        self.evtq_overflows += 1
+        _log.error("arm-smmu-v3: EVTQ overflow detected -- %d event records lost (the "
+                   "%d-entry queue was full)", lost, 1 << self.evtq_log2size)
 
     async def handle_events(self):
         """The event IRQ handler: report each record to the fault handler of the domain its

@@ -694,8 +694,13 @@ differ.
   write's response has come back (then `IRQ_STATUS.event` is set); read the records from
   `EVTQ_CONS` up to `EVTQ_PROD`, then write `EVTQ_CONS`. A record is not written (the
   transaction still faults) while `CR0.evtqen` is clear, when the stream does not record it,
-  or when the queue is full: then `EVTQ_PROD.ovflg` toggles. A record whose write fails is
-  lost.
+  or when the queue is full. A record whose write fails is lost.
+- **Overflow**: a record lost to a full queue counts in `EVTQ_LOST`, and toggles
+  `EVTQ_PROD.ovflg` if it equals `EVTQ_CONS.ovackflg`: once per overflow episode, however
+  many records it loses. Acknowledge it by writing `EVTQ_CONS` with `ovackflg` equal to the
+  `ovflg` read (with the consumer index, as every `EVTQ_CONS` write carries both); records
+  lost before that belong to the same episode. `ovflg` and `EVTQ_LOST` are held at 0 while
+  `CR0.evtqen` is clear.
 
 A faulting transaction is answered SLVERR (every beat of a read) once the record is written;
 a stream whose STE aborts answers SLVERR with no record.
