@@ -4,7 +4,7 @@ Everything else about the distribution lives in ``pyproject.toml``.
 """
 from setuptools import find_packages, setup
 
-FOLDERS = ("hw", "sw")
+FOLDERS = ("hw", "sw", "sim")
 
 setup(
     package_dir={f"dmabuf_soc.{folder}": folder for folder in FOLDERS},

@@ -12,7 +12,7 @@ from .config import SocConfig
 from .cache.cache import Cache
 from .cache.geometry import CacheGeometry
 from .cpu.port import CpuPortSignature
-from .ddr.model import DDRControlSignature, DDRModel
+from ..sim.ddr.model import DDRControlSignature, DDRModel
 from .dma.channel import DMAChannel
 from .smmu.smmu import SMMU
 from .ident.ident import Ident

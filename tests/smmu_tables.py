@@ -5,7 +5,7 @@ from dmabuf_soc.hw.smmu.format import (CMD_BYTES, EVENT_BYTES, GRANULE, STE_BYTE
                                        CommandLayout, DescriptorLayout, EventLayout, EventType,
                                        Opcode, StreamConfig, StreamTableEntryLayout, pack,
                                        table_index, unpack)
-from dmabuf_soc.hw.smmu.model import Event
+from dmabuf_soc.sim.smmu.model import Event
 
 STRTAB = 0x8000_0000
 CMDQ = 0x8000_2000

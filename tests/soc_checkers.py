@@ -1,6 +1,6 @@
 """A protocol checker on every bus port of the SoC, for the tests that run it whole."""
 
-from dmabuf_soc.hw.bus.checker import AXI4Checker, AXI4LiteChecker
+from dmabuf_soc.sim.bus.checker import AXI4Checker, AXI4LiteChecker
 
 __all__ = ["checkers_for"]
 

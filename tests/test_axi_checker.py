@@ -1,4 +1,4 @@
-"""The AXI bus-functional models (hw/bus/sim.py) and protocol checkers (hw/bus/checker.py).
+"""The AXI bus-functional models (sim/bus/) and protocol checkers (sim/bus/checker.py).
 
 The checkers are tested on scripted, cycle-by-cycle traffic on a bare interface: each broken
 rule must be reported as exactly that rule, and legal traffic (scripted corner cases, and random
@@ -12,10 +12,12 @@ from amaranth.hdl import ClockDomain, Module, Value
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import AXI4LiteSignature, AXI4Signature, Burst, Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker, AXI4LiteChecker, Violation
-from dmabuf_soc.hw.bus.sim import (AXI4LiteSubordinate, AXI4Manager, AXI4Subordinate,
-                                   PayloadCodec, ReferenceMemory, burst_beats, lite_read,
-                                   lite_write)
+from dmabuf_soc.sim.bus.checker import AXI4Checker, AXI4LiteChecker, Violation
+from dmabuf_soc.sim.bus.lite import AXI4LiteSubordinate, lite_read, lite_write
+from dmabuf_soc.sim.bus.manager import AXI4Manager
+from dmabuf_soc.sim.bus.subordinate import AXI4Subordinate
+from dmabuf_soc.hw.payload import PayloadCodec
+from dmabuf_soc.sim.bus.memory import ReferenceMemory, burst_beats
 
 SIG = AXI4Signature(addr_width=32, data_width=64, id_width=4)
 

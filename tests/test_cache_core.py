@@ -1,4 +1,4 @@
-"""The cache core (hw/cache/core.py) against its reference model (hw/cache/model.py).
+"""The cache core (hw/cache/core.py) against its reference model (sim/cache/model.py).
 
 The core sits between a :class:`CpuPortDriver` and an :class:`AXI4Subordinate`, with the
 AXI4 protocol checker and a burst monitor on its memory port. Every CPU access and every
@@ -14,13 +14,14 @@ from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker
-from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory
+from dmabuf_soc.sim.bus.checker import AXI4Checker
+from dmabuf_soc.sim.bus.subordinate import AXI4Subordinate
+from dmabuf_soc.sim.bus.memory import ReferenceMemory
 from dmabuf_soc.hw.cache import plru
 from dmabuf_soc.hw.cache.core import CacheCore, MaintenanceOp, MaintenanceScope
 from dmabuf_soc.hw.cache.geometry import CacheGeometry
-from dmabuf_soc.hw.cache.model import CacheModel
-from dmabuf_soc.hw.cache.sim import BurstMonitor, CpuPortDriver
+from dmabuf_soc.sim.cache.model import CacheModel
+from dmabuf_soc.sim.cache.cpu_port import BurstMonitor, CpuPortDriver
 
 BASE = 0x8000_0000
 COUNTERS = ("hits", "misses", "writebacks", "lines_cleaned", "lines_invalidated")

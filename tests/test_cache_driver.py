@@ -13,11 +13,13 @@ from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker
-from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory, lite_read, lite_write
+from dmabuf_soc.sim.bus.checker import AXI4Checker
+from dmabuf_soc.sim.bus.subordinate import AXI4Subordinate
+from dmabuf_soc.sim.bus.memory import ReferenceMemory
+from dmabuf_soc.sim.bus.lite import lite_read, lite_write
 from dmabuf_soc.hw.cache.cache import RDL_PATH, Cache
 from dmabuf_soc.hw.cache.core import MaintenanceOp, MaintenanceScope
-from dmabuf_soc.hw.cache.sim import CpuPortDriver
+from dmabuf_soc.sim.cache.cpu_port import CpuPortDriver
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.regs.compile import compile_rdl
 from dmabuf_soc.hw.regs.spec import block_spec

@@ -15,12 +15,14 @@ from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import BOUNDARY, Burst, Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker
-from dmabuf_soc.hw.bus.sim import AXI4Manager, ReferenceMemory, burst_beats, channel_signals
+from dmabuf_soc.sim.bus.checker import AXI4Checker
+from dmabuf_soc.sim.bus.manager import AXI4Manager
+from dmabuf_soc.sim.bus.memory import ReferenceMemory, burst_beats
+from dmabuf_soc.sim.bus.port import channel_signals
 from dmabuf_soc.hw.config import MAX_LATENCY, Bank, SocConfig
-from dmabuf_soc.hw.ddr.backdoor import (RowSpan, clear_error_window, peek, poke, row_spans,
-                                        set_error_window)
-from dmabuf_soc.hw.ddr.model import DDRModel
+from dmabuf_soc.sim.ddr.backdoor import (RowSpan, clear_error_window, peek, poke, row_spans,
+                                         set_error_window)
+from dmabuf_soc.sim.ddr.model import DDRModel
 
 KiB = 1024
 

@@ -7,13 +7,14 @@ import pytest
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker
-from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory
+from dmabuf_soc.sim.bus.checker import AXI4Checker
+from dmabuf_soc.sim.bus.subordinate import AXI4Subordinate
+from dmabuf_soc.sim.bus.memory import ReferenceMemory
 from dmabuf_soc.hw.dma.channel import DMA_RDL, DMAChannel
 from dmabuf_soc.hw.dma.coalesce import IrqCoalescer
 from dmabuf_soc.hw.dma.descriptor import (DESCRIPTOR_BYTES, ErrorCode, pack_descriptor,
                                           unpack_descriptor)
-from dmabuf_soc.hw.dma.model import bursts
+from dmabuf_soc.sim.dma.model import bursts
 from dmabuf_soc.hw.regs import block_spec, compile_rdl
 from dmabuf_soc.sw.dma.channel import DmaChannel, DmaError
 from dmabuf_soc.sw.dma.testing import ChannelMachine

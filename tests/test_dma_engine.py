@@ -5,14 +5,14 @@ import random
 import pytest
 
 from dmabuf_soc.hw.bus.axi import AXI4Signature
-from dmabuf_soc.hw.bus.sim import ReferenceMemory
+from dmabuf_soc.sim.bus.memory import ReferenceMemory
 from dmabuf_soc.hw.dma.cursor import BurstCursor
 from dmabuf_soc.hw.dma.descriptor import (DESCRIPTOR_BYTES, ErrorCode,
                                           pack_descriptor, unpack_descriptor)
 from dmabuf_soc.hw.dma.engine import DMAEngine, READ_ID_DATA, WRITE_ID_DATA
-from dmabuf_soc.hw.dma.model import DMAModel, bursts
+from dmabuf_soc.sim.dma.model import DMAModel, bursts
 from dmabuf_soc.hw.dma.reader import DMAReader
-from dmabuf_soc.hw.dma.sim import EngineHarness
+from dmabuf_soc.sim.dma.harness import EngineHarness
 from dmabuf_soc.hw.dma.writer import Completer, DMAWriter
 
 SRC = 0x8000_0000           # source area (low bank)

@@ -9,8 +9,8 @@ from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.dma.descriptor import (DESCRIPTOR_BYTES, STATUS_OFFSET, ErrorCode,
                                           pack_descriptor, unpack_descriptor)
 from dmabuf_soc.hw.dma.engine import READ_ID_DATA, READ_ID_DESC, WRITE_ID_DATA, WRITE_ID_STATUS
-from dmabuf_soc.hw.dma.model import DMAModel, bursts
-from dmabuf_soc.hw.dma.sim import EngineHarness
+from dmabuf_soc.sim.dma.model import DMAModel, bursts
+from dmabuf_soc.sim.dma.harness import EngineHarness
 
 from test_dma_engine import (DST, SRC, assert_memory_equal, fill, random_harness,
                              random_segments, snapshot, write_chain)

@@ -8,7 +8,7 @@ memory outside the mapping untouched)."""
 import errno
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker
+from dmabuf_soc.sim.bus.checker import AXI4Checker
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.smmu.format import EventType
 from dmabuf_soc.hw.soc import Soc

@@ -9,8 +9,8 @@ from dmabuf_soc.hw.regs import soc_windows
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.checker import AXI4LiteChecker
-from dmabuf_soc.hw.bus.sim import lite_read, lite_write
+from dmabuf_soc.sim.bus.checker import AXI4LiteChecker
+from dmabuf_soc.sim.bus.lite import lite_read, lite_write
 from dmabuf_soc.hw.config import Bank, SocConfig
 from dmabuf_soc.hw.regs import soc_windows
 from dmabuf_soc.hw.ident import Ident, ident_spec, package_version

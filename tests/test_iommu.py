@@ -10,7 +10,7 @@ import pytest
 from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.smmu.format import EventType
-from dmabuf_soc.hw.smmu.sim import SmmuHarness
+from dmabuf_soc.sim.smmu.harness import SmmuHarness
 from dmabuf_soc.sw.device import Device
 from dmabuf_soc.sw.dma.testing import ChannelMachine
 from dmabuf_soc.sw.dma_mapping.arch import ArchDmaSync, CacheMaintenance

@@ -8,9 +8,10 @@ from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.checker import AXI4LiteChecker
+from dmabuf_soc.sim.bus.checker import AXI4LiteChecker
 from dmabuf_soc.hw.bus.lite_decoder import LiteDecoder
-from dmabuf_soc.hw.bus.sim import AXI4LiteSubordinate, ReferenceMemory, lite_read, lite_write
+from dmabuf_soc.sim.bus.lite import AXI4LiteSubordinate, lite_read, lite_write
+from dmabuf_soc.sim.bus.memory import ReferenceMemory
 from dmabuf_soc.hw.regs import soc_windows
 
 WINDOWS = [("ident", 0x0000, 0x1000), ("dma", 0x1000, 0x1000), ("big", 0x8000, 0x4000)]

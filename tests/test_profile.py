@@ -49,7 +49,7 @@ DESIGN = r"""module soc(clk, rst, a, y);
   (* src = "/repo/hw/dma/channel.py:55" *)
   wire [7:0] \bus__w__payload$135.data ;
   (* hdlname = "ddr bank_low" *)
-  (* src = "/repo/hw/ddr/model.py:211" *)
+  (* src = "/repo/sim/ddr/model.py:211" *)
   reg [7:0] \ddr.bank_low  [3:0];
   assign _00001_ = \dma1.engine.count  == (* src = "/repo/hw/dma/engine.py:120" *) a;
   assign _00002_ = _00001_ ? (* src = "/repo/hw/dma/engine.py:121" *) \dma1.engine.count  : a;

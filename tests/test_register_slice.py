@@ -9,9 +9,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import AXI4Signature, Burst, Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker
+from dmabuf_soc.sim.bus.checker import AXI4Checker
 from dmabuf_soc.hw.bus.register_slice import AXI4RegisterSlice, StreamRegisterSlice
-from dmabuf_soc.hw.bus.sim import AXI4Manager, AXI4Subordinate, ReferenceMemory, burst_beats
+from dmabuf_soc.sim.bus.manager import AXI4Manager
+from dmabuf_soc.sim.bus.subordinate import AXI4Subordinate
+from dmabuf_soc.sim.bus.memory import ReferenceMemory, burst_beats
 
 SIG = AXI4Signature(addr_width=40, data_width=64, id_width=3, sid_width=2)
 BASE = 0x8000_0000

@@ -10,9 +10,10 @@ from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.checker import AXI4LiteChecker
-from dmabuf_soc.hw.bus.sim import lite_read, lite_write
-from dmabuf_soc.hw.regs import RegisterBlock, RegisterBlockModel, block_spec, compile_rdl
+from dmabuf_soc.sim.bus.checker import AXI4LiteChecker
+from dmabuf_soc.sim.bus.lite import lite_read, lite_write
+from dmabuf_soc.hw.regs import RegisterBlock, block_spec, compile_rdl
+from dmabuf_soc.sim.regs.model import RegisterBlockModel
 
 FIXTURE = Path(__file__).parent / "rdl" / "access_types.rdl"
 

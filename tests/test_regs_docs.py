@@ -16,7 +16,9 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory, lite_read, lite_write
+from dmabuf_soc.sim.bus.subordinate import AXI4Subordinate
+from dmabuf_soc.sim.bus.memory import ReferenceMemory
+from dmabuf_soc.sim.bus.lite import lite_read, lite_write
 from dmabuf_soc.hw.cache.core import MaintenanceOp, MaintenanceScope
 from dmabuf_soc.hw.dma.channel import DMAChannel
 from dmabuf_soc.hw.dma.descriptor import (DESCRIPTOR_BYTES, STATUS_OFFSET, DescriptorLayout,

@@ -12,7 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.sim import lite_read, lite_write
+from dmabuf_soc.sim.bus.lite import lite_read, lite_write
 from dmabuf_soc.hw.regs import RegisterBlock, block_spec, compile_rdl, soc_block, soc_windows
 from dmabuf_soc.sw.machine.base import BusError, Machine
 from dmabuf_soc.sw.regs import RegisterBank, register_map

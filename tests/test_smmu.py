@@ -1,4 +1,4 @@
-"""The SMMU RTL against its reference model (hw/smmu/model.py), transaction by transaction,
+"""The SMMU RTL against its reference model (sim/smmu/model.py), transaction by transaction,
 with a protocol checker on every port; and its next-page prefetch, which must change no
 translation: silent faults, invalidation during a prefetch walk, sequential streams."""
 
@@ -9,8 +9,8 @@ import pytest
 from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.smmu.caches import InvalidateKind
 from dmabuf_soc.hw.smmu.format import EVENT_BYTES, IA_BITS, EventType, StreamConfig
-from dmabuf_soc.hw.smmu.model import Event, EventQueueModel, FetchError, SmmuModel, Status
-from dmabuf_soc.hw.smmu.sim import SmmuHarness
+from dmabuf_soc.sim.smmu.model import Event, EventQueueModel, FetchError, SmmuModel, Status
+from dmabuf_soc.sim.smmu.harness import SmmuHarness
 
 from smmu_tables import (EVTQ, STRTAB, CommandWriter, Tables, cmd_cfgi_ste, cmd_sync,
                          cmd_tlbi_va, configure, read_events, write_ste)

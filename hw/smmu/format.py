@@ -22,7 +22,7 @@ They follow Arm SMMUv3 and VMSAv8-64 where that costs nothing, in a smaller subs
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
-from ..bus.sim import PayloadCodec
+from ..payload import PayloadCodec
 
 __all__ = [
     "IA_BITS", "OA_BITS", "GRANULE_SHIFT", "GRANULE", "LEVELS", "LEVEL_SHIFT", "LEVEL_BITS",

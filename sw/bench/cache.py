@@ -12,9 +12,9 @@ from amaranth.sim import Simulator
 
 from ...hw.cache.core import CacheCore, MaintenanceOp, MaintenanceScope
 from ...hw.cache.geometry import CacheGeometry
-from ...hw.cache.sim import CpuPortDriver
+from ...sim.cache.cpu_port import CpuPortDriver
 from ...hw.config import Bank, SocConfig
-from ...hw.ddr.model import DDRModel
+from ...sim.ddr.model import DDRModel
 
 __all__ = ["run"]
 

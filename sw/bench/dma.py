@@ -13,14 +13,14 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from ...hw.bus.checker import AXI4Checker
+from ...sim.bus.checker import AXI4Checker
 from ...hw.config import SocConfig
-from ...hw.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
-from ...hw.ddr.model import DDRModel
+from ...sim.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
+from ...sim.ddr.model import DDRModel
 from ...hw.dma.channel import DMA_RDL, DMAChannel
 from ...hw.dma.descriptor import pack_descriptor
 from ...hw.dma.engine import READ_ID_DATA
-from ...hw.dma.sim import EngineHarness
+from ...sim.dma.harness import EngineHarness
 from ...hw.regs import block_spec, compile_rdl
 from ..dma.channel import DmaChannel
 from ..dma.testing import ChannelMachine

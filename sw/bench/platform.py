@@ -11,7 +11,7 @@ that depends on the machine).
 import dataclasses
 import time
 
-from ...hw.bus.sim import AXI4Manager
+from ...sim.bus.manager import AXI4Manager
 from ...hw.config import SocConfig
 from ..machine.pysim import simulate
 

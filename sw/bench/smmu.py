@@ -59,11 +59,11 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from ...hw.bus.checker import AXI4Checker
+from ...sim.bus.checker import AXI4Checker
 from ...hw.bus.interconnect import Interconnect, Window
 from ...hw.config import Parameter, SocConfig
-from ...hw.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
-from ...hw.ddr.model import DDRModel
+from ...sim.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
+from ...sim.ddr.model import DDRModel
 from ...hw.dma.engine import DMAEngine
 from ...hw.regs import block_spec, compile_rdl
 from ...hw.smmu.smmu import SMMU, SMMU_RDL

@@ -8,7 +8,7 @@ channel's register port, and the CPU's loads and stores go straight to memory th
 import errno
 
 from ...hw.bus.axi import Resp
-from ...hw.bus.sim import lite_read, lite_write
+from ...sim.bus.lite import lite_read, lite_write
 from ...hw.config import SocConfig
 from ..machine.base import BusError, Machine
 from ..machine.pysim import wait_irq_sampled

@@ -17,7 +17,7 @@ import logging
 from ...hw.smmu.format import (CMD_BYTES, EVENT_BYTES, GRANULE, OA_BITS, STE_BYTES,
                                CommandLayout, EventLayout, EventType, Opcode, StreamConfig,
                                StreamTableEntryLayout, pack, unpack)
-from ...hw.smmu.model import Event
+from ...sim.smmu.model import Event
 from ..errors import KernelError
 from ..machine.base import MachineTimeout
 from ..mm.page_alloc import GFP_KERNEL, get_order
@@ -236,7 +236,7 @@ class ArmSmmu:
 
     async def read_events(self):
         """Consume the event queue; returns the new records as
-        :class:`~dmabuf_soc.hw.smmu.model.Event` (``arm_smmu_evtq_thread()``).
+        :class:`~dmabuf_soc.sim.smmu.model.Event` (``arm_smmu_evtq_thread()``).
 
         An overflow is acknowledged with the consumer index and then reported: an error
         logged with the number of records lost since the last report, added to

@@ -89,7 +89,7 @@ class Machine(abc.ABC):
         ``write``, through its error window ``index``; a write beat so answered writes
         nothing. For simulations only: the DDR model's windows are not hardware."""
         from ...hw.bus.axi import Resp
-        from ...hw.ddr.backdoor import check_window_index, error_window
+        from ...sim.ddr.backdoor import check_window_index, error_window
         check_window_index(len(self.soc.ddr_ctrl.windows), index)
         value = error_window(self.config, base=base, size=size,
                              resp=Resp.SLVERR if resp is None else resp, read=read, write=write)
@@ -97,13 +97,13 @@ class Machine(abc.ABC):
 
     async def clear_error_window(self, index):
         """Disable the DDR model's error window ``index``."""
-        from ...hw.ddr.backdoor import check_window_index
+        from ...sim.ddr.backdoor import check_window_index
         check_window_index(len(self.soc.ddr_ctrl.windows), index)
         await self._drive_error_window(index, None)
 
     async def _drive_error_window(self, index, value):
         """Drive error window ``index`` of the SoC's ``ddr_ctrl`` port with ``value`` (a
-        dict of :class:`~dmabuf_soc.hw.ddr.model.ErrorWindowLayout` fields), or disable it
+        dict of :class:`~dmabuf_soc.sim.ddr.model.ErrorWindowLayout` fields), or disable it
         (``None``)."""
         raise NotImplementedError(f"{type(self).__name__} has no DDR model to inject errors "
                                   f"into")

@@ -10,7 +10,7 @@ import contextlib
 from amaranth.sim import Simulator
 
 from ...hw.config import SocConfig
-from ...hw.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
+from ...sim.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
 from ...hw.soc import Soc
 from .base import BusError, Machine, MachineTimeout, check_resp
 from .access import split_words

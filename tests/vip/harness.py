@@ -9,7 +9,7 @@ by their AMBA names, as a user's own testbench would.
 The AXI rules are checked twice: by cocotbext-axi's own models (each asserts the rules of
 what it receives) and by :class:`AxiRules`, which samples every channel of every AXI port at
 each rising edge and feeds the project's protocol checker
-(:class:`~dmabuf_soc.hw.bus.checker.AXI4Checker`), and fails on an X or Z on a VALID or READY
+(:class:`~dmabuf_soc.sim.bus.checker.AXI4Checker`), and fails on an X or Z on a VALID or READY
 after reset, or in a payload while its VALID is high.
 """
 
@@ -26,7 +26,7 @@ from cocotbext.axi.axi_channels import (AxiARSink, AxiAWSink, AxiBSource, AxiRSo
                                         AxiWSink)
 
 from dmabuf_soc.hw.bus.axi import AXI4LiteSignature, AXI4Signature, Resp
-from dmabuf_soc.hw.bus.checker import AXI4Checker, AXI4LiteChecker
+from dmabuf_soc.sim.bus.checker import AXI4Checker, AXI4LiteChecker
 from dmabuf_soc.hw.regs.soc_map import soc_block_spec
 from dmabuf_soc.sw.regs.bank import RegisterBank
 

@@ -5,7 +5,7 @@ random payload between them, responses taken with random gaps), the registers th
 cocotbext-axi's AXI4-Lite manager by the driver's own register bank, and memory is
 :class:`~harness.AxiMemory` (random pauses and latencies, error windows) or cocotbext-axi's
 ``AxiRam``. Every access and maintenance operation is replayed on
-:class:`~dmabuf_soc.hw.cache.model.CacheModel` in the order the cache took them, and each
+:class:`~dmabuf_soc.sim.cache.model.CacheModel` in the order the cache took them, and each
 response (load data and error flag), each burst on the memory port (refills and uncached
 reads by address and length, write-backs and uncached stores by address, data and strobes),
 the event counters and, in the end, all of memory must agree.
@@ -27,8 +27,8 @@ from cocotbext.axi import AxiBus, AxiRam
 from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.cache.core import MaintenanceOp, MaintenanceScope
 from dmabuf_soc.hw.cache.geometry import CacheGeometry
-from dmabuf_soc.hw.cache.model import CacheModel
-from dmabuf_soc.hw.cache.sim import CpuAccess
+from dmabuf_soc.sim.cache.model import CacheModel
+from dmabuf_soc.sim.cache.cpu_port import CpuAccess
 
 from harness import AxiMemory, Memory, RegisterPort, ports, seeded_rng, start
 

@@ -3,7 +3,7 @@
 The registers are programmed through cocotbext-axi's AXI4-Lite manager by the driver's own
 register bank; memory is cocotbext-axi's ``AxiRam`` or :class:`~harness.AxiMemory` (random
 pauses, read beats of different IDs interleaved, write responses reordered, error windows).
-Every run is compared with :class:`~dmabuf_soc.hw.dma.model.DMAModel`: memory byte for byte,
+Every run is compared with :class:`~dmabuf_soc.sim.dma.model.DMAModel`: memory byte for byte,
 the status registers, the completed count and the faulting descriptor.
 """
 
@@ -16,7 +16,7 @@ from cocotbext.axi import AxiBus, AxiRam
 from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.dma.descriptor import (DESCRIPTOR_BYTES, STATUS_OFFSET, ErrorCode,
                                           pack_descriptor)
-from dmabuf_soc.hw.dma.model import DMAModel
+from dmabuf_soc.sim.dma.model import DMAModel
 
 from harness import AxiMemory, Memory, RegisterPort, quiet, seeded_rng, start
 

@@ -13,7 +13,7 @@ cocotbext-axi's AXI4-Lite manager. Every input is held at 0 through reset: the S
 R and B payloads up and W payloads down combinationally, so its outputs are defined after
 reset only if its inputs are.
 
-Every transaction is compared with :class:`~dmabuf_soc.hw.smmu.model.SmmuModel`: the
+Every transaction is compared with :class:`~dmabuf_soc.sim.smmu.model.SmmuModel`: the
 upstream response; the address, length, size, ID and stream ID of every burst that reaches
 a downstream port, in order, per port and channel (and none for a transaction that faults);
 the data read, byte for byte; the data memory after the writes, byte for byte; and the
@@ -34,7 +34,7 @@ from dmabuf_soc.hw.bus.axi import Resp
 from dmabuf_soc.hw.smmu.format import (CMD_BYTES, EVENT_BYTES, GRANULE, IA_BITS,
                                        CommandLayout, DescriptorLayout, EventLayout, EventType,
                                        Opcode, StreamConfig, pack, table_index, unpack)
-from dmabuf_soc.hw.smmu.model import Event, FetchError, SmmuModel, Status
+from dmabuf_soc.sim.smmu.model import Event, FetchError, SmmuModel, Status
 
 from harness import (AxiMemory, Memory, RegisterPort, ports, quiet, random_pauses,
                      seeded_rng, start)

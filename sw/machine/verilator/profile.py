@@ -251,8 +251,8 @@ def _target(text):
 
 def _short(location):
     """A ``src`` location from the repository or the package (``hw/bus/skid.py:40``,
-    ``amaranth/lib/fifo.py:283``)."""
-    for marker, keep in (("/site-packages/", ""), ("/hw/", "hw/")):
+    ``sim/ddr/model.py:211``, ``amaranth/lib/fifo.py:283``)."""
+    for marker, keep in (("/site-packages/", ""), ("/hw/", "hw/"), ("/sim/", "sim/")):
         if marker in location:
             return keep + location.rsplit(marker, 1)[1]
     return location.rsplit("/", 1)[-1]

@@ -18,9 +18,9 @@ which are lost to a full queue, ``EVTQ_PROD.ovflg`` and ``EVTQ_LOST``.
 import enum
 from dataclasses import dataclass
 
-from .format import (EVENT_BYTES, IA_BITS, OA_BITS, GRANULE_SHIFT, LEVELS, STE_BYTES,
-                     DescriptorLayout, EventLayout, EventType, StreamConfig,
-                     StreamTableEntryLayout, level_shift, pack, table_index, unpack)
+from ...hw.smmu.format import (EVENT_BYTES, IA_BITS, OA_BITS, GRANULE_SHIFT, LEVELS, STE_BYTES,
+                               DescriptorLayout, EventLayout, EventType, StreamConfig,
+                               StreamTableEntryLayout, level_shift, pack, table_index, unpack)
 
 __all__ = ["FetchError", "Status", "Translation", "Fault", "Event", "Outcome", "walk",
            "SmmuModel", "EventQueueModel"]

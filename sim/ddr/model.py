@@ -43,8 +43,8 @@ from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from ..bus.axi import AXI4Signature, Burst, Resp
-from ..config import MAX_LATENCY, SocConfig
+from ...hw.bus.axi import AXI4Signature, Burst, Resp
+from ...hw.config import MAX_LATENCY, SocConfig
 
 __all__ = ["MAX_LATENCY", "ErrorWindowLayout", "DDRControlSignature", "DDRStatsSignature", "DDRModel"]
 
@@ -82,7 +82,7 @@ class DDRControlSignature(wiring.Signature):
     -------
     windows : ``Out(ErrorWindowLayout).array(windows)``
         Left at reset (all disabled) by the SoC; testbenches drive them with ``ctx.set``
-        (see :func:`~dmabuf_soc.hw.ddr.backdoor.set_error_window`).
+        (see :func:`~dmabuf_soc.sim.ddr.backdoor.set_error_window`).
     read_latency, write_latency : ``Out(range(MAX_LATENCY + 1))``
         The latencies the model runs with, if not 0; 0 (at reset) keeps those of its
         :class:`SocConfig`. A compiled model is built once for every latency and told the

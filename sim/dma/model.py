@@ -1,8 +1,8 @@
 """Reference model of a DMA channel: what memory and descriptors look like after a run.
 
 The model executes transfers one after the other, burst by burst, on a memory object with
-``read(addr, n)`` and ``write(addr, data)`` (such as :class:`~dmabuf_soc.hw.bus.sim.ReferenceMemory`),
-asking an optional ``error(write, addr)`` callback — the one :class:`~dmabuf_soc.hw.bus.sim.AXI4Subordinate`
+``read(addr, n)`` and ``write(addr, data)`` (such as :class:`~dmabuf_soc.sim.bus.memory.ReferenceMemory`),
+asking an optional ``error(write, addr)`` callback — the one :class:`~dmabuf_soc.sim.bus.subordinate.AXI4Subordinate`
 takes — for the response to each burst. It predicts the data bursts of every completed
 transfer, the status words written back, and where and why the channel halts.
 
@@ -14,9 +14,9 @@ moved their data; the destinations of the faulting transfer and of those after i
 
 from dataclasses import dataclass, field
 
-from ..bus.axi import BOUNDARY, Resp
-from .descriptor import (DESCRIPTOR_BYTES, STATUS_OFFSET, ErrorCode, StatusLayout,
-                         unpack_descriptor)
+from ...hw.bus.axi import BOUNDARY, Resp
+from ...hw.dma.descriptor import (DESCRIPTOR_BYTES, STATUS_OFFSET, ErrorCode, StatusLayout,
+                                  unpack_descriptor)
 
 __all__ = ["bursts", "status_word", "Outcome", "DMAModel"]
 

@@ -16,16 +16,20 @@ import random
 
 from amaranth.sim import Simulator
 
-from ..bus.axi import Resp
+from ...hw.bus.axi import Resp
+from ..harness import Harness
 from ..bus.checker import AXI4Checker, AXI4LiteChecker
-from ..bus.sim import AXI4Manager, AXI4Subordinate, ReferenceMemory, lite_read, lite_write
-from ..regs import block_spec, compile_rdl
-from .smmu import SMMU, SMMU_RDL
+from ..bus.manager import AXI4Manager
+from ..bus.subordinate import AXI4Subordinate
+from ..bus.memory import ReferenceMemory
+from ..bus.lite import lite_read, lite_write
+from ...hw.regs import block_spec, compile_rdl
+from ...hw.smmu.smmu import SMMU, SMMU_RDL
 
 __all__ = ["SmmuHarness"]
 
 
-class SmmuHarness:
+class SmmuHarness(Harness):
     """An :class:`SMMU` with an :class:`AXI4Manager` on each upstream port and
     :class:`AXI4Subordinate` models over one :class:`ReferenceMemory` on the downstream and
     table ports.
@@ -81,15 +85,6 @@ class SmmuHarness:
         self.checkers["regs"] = AXI4LiteChecker(smmu.regs, name="regs")
         for model in [*self.managers, *models, *self.checkers.values()]:
             model.add_to(self.sim)
-
-    def run(self, testbench, *, vcd=None):
-        """Run ``async testbench(ctx)`` to its end."""
-        self.sim.add_testbench(testbench)
-        if vcd:
-            with self.sim.write_vcd(vcd):
-                self.sim.run()
-        else:
-            self.sim.run()
 
     def assert_clean(self, *, idle=True):
         """Every checker saw a clean protocol (and, with ``idle``, nothing outstanding)."""

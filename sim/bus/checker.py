@@ -36,8 +36,8 @@ Rules (the ``rule`` of each :class:`Violation`):
 import collections
 from dataclasses import dataclass
 
-from .axi import BOUNDARY, Burst, Resp
-from .sim import _PortModel
+from ...hw.bus.axi import BOUNDARY, Burst, Resp
+from .port import PortModel
 
 __all__ = ["Violation", "AXI4Checker", "AXI4LiteChecker"]
 
@@ -54,7 +54,7 @@ class Violation:
         return f"cycle {self.cycle}: {self.channel}: {self.rule}: {self.message}"
 
 
-class _Checker(_PortModel):
+class _Checker(PortModel):
     def __init__(self, port, *, name, record):
         super().__init__(port)
         self.name = name

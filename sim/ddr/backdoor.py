@@ -12,8 +12,8 @@ are pure so that a compiled backend can reuse them with its own row accessors::
 
 from typing import NamedTuple
 
-from ..bus.axi import Resp
-from ..config import Bank, SocConfig
+from ...hw.bus.axi import Resp
+from ...hw.config import Bank, SocConfig
 from .model import DDRModel
 
 __all__ = ["RowSpan", "row_spans", "peek", "poke", "check_window_index", "error_window",

@@ -1,6 +1,6 @@
 """Simulation helpers for the cache's ports: a CPU-port driver and an AXI4 burst monitor.
 
-Both are clocked like the models of :mod:`dmabuf_soc.hw.bus.sim`: ``add_to(sim)`` registers
+Both are clocked like the models of :mod:`dmabuf_soc.sim.bus`: ``add_to(sim)`` registers
 one process that wakes on every active edge. Cycle numbers are read from a free-running
 counter ``cycle`` in the design, so that events seen by different processes and testbenches
 compare exactly.
@@ -11,7 +11,8 @@ import random as _random
 from dataclasses import dataclass
 
 
-from ..bus.sim import PayloadCodec, channel_signals
+from ...hw.payload import PayloadCodec
+from ..bus.port import channel_signals
 
 __all__ = ["CpuAccess", "CpuPortDriver", "BurstMonitor"]
 

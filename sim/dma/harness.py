@@ -1,9 +1,9 @@
 """Simulation harness for one DMA channel: the engine, a memory, a protocol checker.
 
 Used by the tests and by ``dmabuf-soc bench dma``. The memory is either the bus-functional
-:class:`~dmabuf_soc.hw.bus.sim.AXI4Subordinate` over a
-:class:`~dmabuf_soc.hw.bus.sim.ReferenceMemory` (random latencies, gaps, reordering, injected
-errors) or the gateware :class:`~dmabuf_soc.hw.ddr.model.DDRModel` (the SoC's memory timing)::
+:class:`~dmabuf_soc.sim.bus.subordinate.AXI4Subordinate` over a
+:class:`~dmabuf_soc.sim.bus.memory.ReferenceMemory` (random latencies, gaps, reordering, injected
+errors) or the gateware :class:`~dmabuf_soc.sim.ddr.model.DDRModel` (the SoC's memory timing)::
 
     harness = EngineHarness(memory="ddr")
 
@@ -21,17 +21,19 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from ..harness import Harness
 from ..bus.checker import AXI4Checker
-from ..bus.sim import AXI4Subordinate, ReferenceMemory
-from ..config import SocConfig
+from ..bus.subordinate import AXI4Subordinate
+from ..bus.memory import ReferenceMemory
+from ...hw.config import SocConfig
 from ..ddr.backdoor import peek as ddr_peek, poke as ddr_poke
 from ..ddr.model import DDRModel
-from .engine import DMAEngine
+from ...hw.dma.engine import DMAEngine
 
 __all__ = ["EngineHarness"]
 
 
-class EngineHarness:
+class EngineHarness(Harness):
     """A :class:`DMAEngine` on a memory, with an :class:`AXI4Checker` recording its port; a run
     fails if the engine's data buffer or a transfer queue is ever overrun
     (``DMAEngine.buffer_overrun``, ``DMAEngine.queue_overrun``).
@@ -106,15 +108,6 @@ class EngineHarness:
     def count(self, name):
         """How many ``name`` pulses were seen."""
         return sum(1 for _, event in self.events if event == name)
-
-    def run(self, testbench, *, vcd=None):
-        """Run ``async testbench(ctx)`` to its end."""
-        self.sim.add_testbench(testbench)
-        if vcd:
-            with self.sim.write_vcd(vcd):
-                self.sim.run()
-        else:
-            self.sim.run()
 
     async def poke(self, ctx, addr, data):
         """Write memory without bus cycles."""

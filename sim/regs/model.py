@@ -1,7 +1,7 @@
 """Reference model of a generated register block, one software access at a time."""
 
-from ..bus.axi import Resp
-from .spec import REGISTER_WIDTH, BlockSpec, apply_sw_write
+from ...hw.bus.axi import Resp
+from ...hw.regs.spec import REGISTER_WIDTH, BlockSpec, apply_sw_write
 
 __all__ = ["RegisterBlockModel"]
 

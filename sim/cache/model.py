@@ -8,9 +8,9 @@ transaction by transaction.
 
 from dataclasses import dataclass, field
 
-from . import plru
-from .core import MaintenanceOp, MaintenanceScope
-from .geometry import check_geometry
+from ...hw.cache import plru
+from ...hw.cache.core import MaintenanceOp, MaintenanceScope
+from ...hw.cache.geometry import check_geometry
 
 __all__ = ["LineState", "Outcome", "CacheModel"]
 

@@ -1,0 +1,1 @@
+"""The DMA engine's reference model and its test harness."""

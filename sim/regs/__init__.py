@@ -1,0 +1,1 @@
+"""The reference model of a register block generated from SystemRDL."""

@@ -1,0 +1,1 @@
+"""The SMMU's reference model and its test harness."""
