@@ -113,7 +113,6 @@ class BurstCursor(wiring.Component):
         fits = Signal()                 # the beats left go in one burst
         with m.If(self.active & ~compared):
             m.d.sync += [
-                compared.eq(1),
                 to_boundary.eq(page_beats - page_beat),
                 boundary_first.eq(page_beat >= page_beats - max_beats),
                 fits.eq((left[log_page_beats + 1:] == 0) & (left_low <= max_beats) &
@@ -135,7 +134,6 @@ class BurstCursor(wiring.Component):
             end_low = Signal(bytes_bits)        # the low bits of the end
         with m.If(compared & ~self.ready):
             m.d.sync += [
-                self.ready.eq(1),
                 self.n.eq(next_n),
                 self.n_first.eq(next_n + first),
                 self.last.eq(fits),
@@ -149,14 +147,29 @@ class BurstCursor(wiring.Component):
                     end_low - Cat(head_now, self.addr[log_bpb:bytes_bits]),
                     (next_n << log_bpb) - head_now))
 
+        # The flags that `start` and `advance` set or clear, each written as one expression of
+        # its next value rather than as assignments in `If` blocks: there, `advance` and `start`
+        # at the head of each flag's choice would be taken by yosys for the flip-flop's
+        # synchronous reset (the ECP5 LSR), with the burst issue's whole decision (the AW/AR
+        # handshake, the status request, the claim) before it and the core reset OR-ed in.
+        # Written so, they reach the flip-flop's data input, as they did when the cursor was
+        # part of the engine's own process. The same values in every cycle:
+        #   compared: 0 on `advance` or `start`, else 1 once `active`;
+        #   ready:    0 on `advance` or `start`, else 1 once `compared`;
+        #   first:    0 on `advance`, else 1 on `start`;
+        #   active:   ~`last` on `advance`, else 1 on `start`.
+        restart = self.advance | self.start
+        m.d.sync += [
+            compared.eq(~restart & (compared | self.active)),
+            self.ready.eq(~restart & (self.ready | compared)),
+            first.eq(~self.advance & (first | self.start)),
+            self.active.eq(Mux(self.advance, ~self.last, self.active | self.start)),
+        ]
+
         with m.If(self.start):
             m.d.sync += [
-                self.active.eq(1),
-                self.ready.eq(0),
                 self.addr.eq(Cat(Const(0, log_bpb), self.start_addr[log_bpb:])),
                 left.eq(self.start_beats),
-                first.eq(1),
-                compared.eq(0),
             ]
             if self._count_bytes:
                 m.d.sync += [head.eq(self.start_addr[:log_bpb]),
@@ -166,9 +179,5 @@ class BurstCursor(wiring.Component):
             m.d.sync += [
                 self.addr.eq(self.addr + (self.n << log_bpb)),
                 left.eq(left - self.n),
-                first.eq(0),
-                self.active.eq(~self.last),
-                self.ready.eq(0),
-                compared.eq(0),
             ]
         return m

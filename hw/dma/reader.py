@@ -212,8 +212,17 @@ class DMAReader(wiring.Component):
                                (rd_outstanding < self._max_outstanding_reads))
 
         # AR: one request register; descriptor reads go first.
+        # A data burst is issued when the AR register is free, the burst is wanted and no
+        # descriptor read goes first: `reserve` is that one AND, rather than the choice below,
+        # as it moves the burst cursor (as the writer's `claim`).
         ar = self.ar
-        with m.If(~ar.valid | ar.ready):
+        ar_free = Signal()
+        m.d.comb += [
+            ar_free.eq(~ar.valid | ar.ready),
+            reserve.eq(ar_free & ~self.desc_ar.valid & rd_want),
+            rd.advance.eq(reserve),
+        ]
+        with m.If(ar_free):
             m.d.sync += [
                 ar.payload.size.eq(Size.from_bytes(bpb)),
                 ar.payload.burst.eq(Burst.INCR),
@@ -224,10 +233,6 @@ class DMAReader(wiring.Component):
                 load_request(m, ar, id=READ_ID_DESC, addr=self.desc_ar.payload.addr,
                              len=self.desc_ar.payload.len)
             with m.Elif(rd_want):
-                m.d.comb += [
-                    reserve.eq(1),
-                    rd.advance.eq(1),
-                ]
                 load_request(m, ar, id=READ_ID_DATA, addr=rd.addr, len=rd.n - 1)
             with m.Else():
                 m.d.sync += ar.valid.eq(0)
@@ -239,9 +244,18 @@ class DMAReader(wiring.Component):
         m.submodules.r_skid = r_skid = StreamSkid(self.r.payload.shape())
         wiring.connect(m, wiring.flipped(self.r), r_skid.upstream)
         r = r_skid.downstream
+        # Whether the beat on `r` is a descriptor's, decoded from the bus's ID as it arrives and
+        # kept beside the skid register's copy of the beat (which follows the payload while
+        # `upstream.ready`), rather than compared after the skid register's choice: the same
+        # value, a LUT level nearer the R channel on the paths that route the beat.
         r_is_desc = Signal()
+        arriving_desc = Signal()
+        held_desc = Signal()
+        m.d.comb += arriving_desc.eq(self.r.payload.id == READ_ID_DESC)
+        with m.If(r_skid.upstream.ready):
+            m.d.sync += held_desc.eq(arriving_desc)
         m.d.comb += [
-            r_is_desc.eq(r.payload.id == READ_ID_DESC),
+            r_is_desc.eq(Mux(r_skid.upstream.ready, arriving_desc, held_desc)),
             self.desc_r.valid.eq(r.valid & r_is_desc),
             self.desc_r.payload.data.eq(r.payload.data),
             self.desc_r.payload.resp.eq(r.payload.resp),

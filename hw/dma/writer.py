@@ -390,24 +390,28 @@ class DMAWriter(wiring.Component):
             b_track.w_data.bytes.eq(wr.bytes),
             b_track.w_data.desc.eq(wr_desc),
         ]
-        with m.If(~aw.valid | aw.ready):
+        # A data burst is issued when the AW register is free, the burst is wanted and no status
+        # write goes first: `~(status.want & w_bursts.w_rdy) & wr_want` is `~status.want &
+        # wr_want`, `wr_want` holding `w_bursts.w_rdy`. `claim` is that one AND, rather than the
+        # choice below: it moves the burst cursor, and is the longest path into its registers.
+        # The queues' write enables likewise.
+        aw_free = Signal()
+        m.d.comb += [
+            aw_free.eq(~aw.valid | aw.ready),
+            status.taken.eq(aw_free & status.want & w_bursts.w_rdy),
+            claim.eq(aw_free & ~status.want & wr_want),
+            w_bursts.w_en.eq(status.taken | claim),
+            b_track.w_en.eq(claim),
+        ]
+        with m.If(aw_free):
             m.d.sync += [
                 aw.payload.size.eq(Size.from_bytes(bpb)),
                 aw.payload.burst.eq(Burst.INCR),
                 aw.payload.sid.eq(self._stream_id),
             ]
             with m.If(status.want & w_bursts.w_rdy):
-                m.d.comb += [
-                    status.taken.eq(1),
-                    w_bursts.w_en.eq(1),
-                ]
                 load_request(m, aw, id=WRITE_ID_STATUS, addr=status.addr, len=0)
             with m.Elif(wr_want):
-                m.d.comb += [
-                    claim.eq(1),
-                    w_bursts.w_en.eq(1),
-                    b_track.w_en.eq(1),
-                ]
                 load_request(m, aw, id=WRITE_ID_DATA, addr=wr.addr, len=wr.n - 1)
             with m.Else():
                 m.d.sync += aw.valid.eq(0)
