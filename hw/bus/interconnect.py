@@ -20,7 +20,7 @@ Per direction (reads and writes are fully independent)::
 * An address in no window goes to an internal subordinate answering DECERR (one R beat per
   requested beat, RLAST on the last; one B after the last W beat).
 
-Latency (measured in tests/test_interconnect.py): AR and AW take one cycle more than a wire
+Latency (measured in tests/hw/bus/test_interconnect.py): AR and AW take one cycle more than a wire
 (the s1 register), and one more when the target's grant is with another manager: each
 target's round-robin grant is a register, chosen a cycle ahead from the requests waiting in
 s1, and a request's ordering check is registered as it enters s1, so no manager's request

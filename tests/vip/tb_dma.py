@@ -82,7 +82,7 @@ async def _check_against_model(regs, memory, expected, outcome, segments, addrs)
     After a READ or WRITE error the engine may halt with fewer transfers completed than the
     model, which runs them one at a time: the completed ones are a prefix of the chain, and
     the destinations and status words of those after it are left open, as the engine's
-    own tests (``tests/test_dma_errors.py``) allow."""
+    own tests (``tests/hw/dma/test_dma_errors.py``) allow."""
     status = await regs.read_fields("STATUS")
     assert ErrorCode(status["err_code"]) == outcome.error, status
     assert bool(status["halted"]) == (outcome.error != ErrorCode.NONE), status

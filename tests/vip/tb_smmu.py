@@ -6,7 +6,7 @@ cocotbext-axi's :class:`AxiMaster` on ``s00_axi`` and ``s01_axi`` plays the two 
 every channel). The table port ``m_axi_table`` is an :class:`~harness.AxiMemory` (read
 beats of different IDs interleaved, write responses reordered, random pauses, error
 injection) over the stream table, the command and event queues and the page tables, built
-as ``tests/smmu_tables.py`` builds them for ``tests/test_smmu.py``; the downstream ports are
+as ``tests/smmu_tables.py`` builds them for ``tests/hw/smmu/test_smmu.py``; the downstream ports are
 two more :class:`~harness.AxiMemory` over one data memory, as the SoC's DDR behind its
 interconnect. The registers are programmed by the driver's own register bank over
 cocotbext-axi's AXI4-Lite manager. Every input is held at 0 through reset: the SMMU passes

@@ -40,7 +40,7 @@ def test_help_lists_the_sub_commands():
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_regs_writes_a_c_header_that_compiles(tmp_path):
-    # That its offsets and fields match the RDL is tests/test_regs_sw.py's business.
+    # That its offsets and fields match the RDL is tests/sw/regs/test_regs_sw.py's business.
     assert main(["regs", "--format", "c", "-o", str(tmp_path)]) == 0
     header, = tmp_path.glob("*.h")
     subprocess.run(["gcc", "-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-x", "c",
@@ -127,7 +127,7 @@ def test_committed_register_docs_are_current(tmp_path):
     """docs/registers.md is what ``dmabuf-soc regs --format md`` writes today; regenerate it
     with ``dmabuf-soc regs --format md -o docs && mv docs/dmabuf_soc_regs.md docs/registers.md``."""
     from pathlib import Path
-    committed = Path(__file__).resolve().parent.parent / "docs" / "registers.md"
+    committed = Path(__file__).resolve().parents[2] / "docs" / "registers.md"
     assert main(["regs", "--format", "md", "-o", str(tmp_path)]) == 0
     generated, = tmp_path.glob("*.md")
     assert generated.read_text() == committed.read_text(), \
@@ -139,7 +139,7 @@ def test_readme_mmio_table_matches_the_rdl():
     from pathlib import Path
     from dmabuf_soc.hw.regs import soc_windows
     from dmabuf_soc.hw.soc import IRQ_LINES
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     rows = re.findall(r"^\| `(\w+)` \| `(0x[0-9A-Fa-f]+)` \| (\d+|—) \|", readme, re.MULTILINE)
     assert [(name, int(base, 16)) for name, base, _ in rows] == \
         [(window.name, window.base) for window in soc_windows()]

@@ -18,7 +18,7 @@ from dmabuf_soc.sw.machine.base import BusError, Machine
 from dmabuf_soc.sw.regs import RegisterBank, register_map
 from dmabuf_soc.sw.regs.export import export
 
-FIXTURE = Path(__file__).parent / "rdl" / "access_types.rdl"
+FIXTURE = Path(__file__).resolve().parents[2] / "rdl" / "access_types.rdl"
 
 
 class BlockMachine(Machine):

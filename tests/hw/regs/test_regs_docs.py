@@ -31,7 +31,7 @@ from dmabuf_soc.sw.regs import register_map
 from dmabuf_soc.sw.regs.export import export
 from dmabuf_soc.sw.regs.guide import GuideError, guide, layout_rows
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "registers.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "registers.md"
 
 #: The layouts the document tables, by the caption that opens each table.
 LAYOUTS = {

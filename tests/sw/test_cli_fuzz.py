@@ -31,7 +31,7 @@ from dmabuf_soc.sw import bench, scenarios
 from dmabuf_soc.sw.cli import DEBUG_ENV, main, parameters_markdown
 from dmabuf_soc.sw.machine import backends
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Seconds a bad command may take before its error line: in this process (modules warm),
 #: and in a new one (interpreter start and imports, on a loaded machine).
 IN_PROCESS_SECONDS = 3.0

@@ -15,7 +15,7 @@ from dmabuf_soc.sim.bus.lite import lite_read, lite_write
 from dmabuf_soc.hw.regs import RegisterBlock, block_spec, compile_rdl
 from dmabuf_soc.sim.regs.model import RegisterBlockModel
 
-FIXTURE = Path(__file__).parent / "rdl" / "access_types.rdl"
+FIXTURE = Path(__file__).resolve().parents[2] / "rdl" / "access_types.rdl"
 
 
 @pytest.fixture(scope="module")
