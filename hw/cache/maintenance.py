@@ -5,6 +5,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..parameters import ParameterSignature
 from .geometry import check_geometry
 from .way import TagLayout
 from .writeback import LineLayout
@@ -30,7 +31,7 @@ class MaintenanceScope(enum.Enum, shape=2):
     ALL     = 2
 
 
-class MaintenanceSignature(wiring.Signature):
+class MaintenanceSignature(ParameterSignature):
     """Maintenance request port, from the requester's side.
 
     ``go`` starts an operation with the other outputs as its arguments; it is ignored while
@@ -53,6 +54,8 @@ class MaintenanceSignature(wiring.Signature):
     busy : ``In(1)``
     done : ``In(1)``
     """
+    parameters = ("geometry",)
+
     def __init__(self, geometry):
         self._geometry = check_geometry(geometry)
         super().__init__({
@@ -68,15 +71,6 @@ class MaintenanceSignature(wiring.Signature):
         })
 
     geometry = property(lambda self: self._geometry)
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.geometry == self.geometry
-
-    def __hash__(self):
-        return hash((type(self), self.geometry))
-
-    def __repr__(self):
-        return f"MaintenanceSignature({self.geometry!r})"
 
 
 class MaintenanceWalk(wiring.Component):

@@ -140,11 +140,6 @@ class _VictimChoice(wiring.Component):
         return m
 
 
-def _check_count(name, value, minimum=1):
-    if not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
-
-
 # IOTLB -----------------------------------------------------------------------------------------
 
 class TLBEntryLayout(data.StructLayout):
@@ -253,8 +248,8 @@ class IOTLB(wiring.Component):
         ``TLB_*`` kinds apply.
     """
     def __init__(self, *, entries=16, lookups=1, users=None):
-        _check_count("Number of IOTLB entries", entries, 2)
-        _check_count("Number of lookup ports", lookups)
+        check_integer("Number of IOTLB entries", entries, minimum=2)
+        check_integer("Number of lookup ports", lookups, minimum=1)
         users = lookups if users is None else users
         if not isinstance(users, int) or not 0 <= users <= lookups:
             raise ValueError(f"Number of user ports must be an integer from 0 to {lookups}, "
@@ -417,7 +412,7 @@ class WalkCache(wiring.Component):
         ``TLB_ALL``, ``TLB_ASID`` and ``TLB_VA`` apply (not ``TLB_VA_LEAF``).
     """
     def __init__(self, *, entries=8):
-        _check_count("Number of walk cache entries", entries, 2)
+        check_integer("Number of walk cache entries", entries, minimum=2)
         self.entries = entries
         super().__init__({
             "enable": In(1),
@@ -508,9 +503,9 @@ class StreamCache(wiring.Component):
         ``STE`` and ``STE_ALL`` apply.
     """
     def __init__(self, *, entries=4, sid_width=8, lookups=1):
-        _check_count("Number of STE cache entries", entries, 2)
-        _check_count("Stream ID width", sid_width)
-        _check_count("Number of lookup ports", lookups)
+        check_integer("Number of STE cache entries", entries, minimum=2)
+        check_integer("Stream ID width", sid_width, minimum=1)
+        check_integer("Number of lookup ports", lookups, minimum=1)
         self.entries = entries
         self.sid_width = sid_width
         super().__init__({
