@@ -38,18 +38,47 @@ class Scheduler(abc.ABC):
     async def sleep(self, ticks):
         """Let ``ticks`` ticks pass (and whatever they bring: interrupts, other tasks)."""
 
+    #: Ticks of stillness (:meth:`_still`) after which an unbounded wait is a deadlock;
+    #: ``None``: never.
+    deadlock_ticks = None
+
     async def wait_until(self, condition, timeout):
         """Sleep until ``condition()`` holds or ``timeout`` ticks passed. Returns the ticks
-        left (at least 1) if it holds, else 0, like ``wait_event_timeout()``."""
-        remaining = timeout
-        while not condition():
-            if remaining <= 0:
-                return 0
-            step = min(remaining, self.quantum)
-            await self.sleep(step)
-            if remaining != MAX_SCHEDULE_TIMEOUT:
-                remaining -= step
-        return max(remaining, 1)
+        left (at least 1) if it holds, else 0, like ``wait_event_timeout()``.
+
+        An unbounded wait (``MAX_SCHEDULE_TIMEOUT``) raises
+        :class:`~dmabuf_soc.sw.errors.KernelError` ``EDEADLK`` once nothing could make
+        ``condition()`` true (:meth:`_still`) for more than :attr:`deadlock_ticks` ticks in a
+        row."""
+        unbounded = timeout == MAX_SCHEDULE_TIMEOUT and self.deadlock_ticks is not None
+        with self._waiting() if unbounded else contextlib.nullcontext():
+            remaining, still = timeout, 0
+            while not condition():
+                if remaining <= 0:
+                    return 0
+                step = min(remaining, self.quantum)
+                if unbounded:
+                    still = still + step if self._still() else 0
+                    if still > self.deadlock_ticks:
+                        raise KernelError(errno.EDEADLK, f"deadlock: waiting forever for "
+                                                         f"{_describe(condition)}"
+                                                         f"{self._why_still(still)}")
+                await self.sleep(step)
+                if remaining != MAX_SCHEDULE_TIMEOUT:
+                    remaining -= step
+            return max(remaining, 1)
+
+    def _waiting(self):
+        """A context for the duration of an unbounded wait."""
+        return contextlib.nullcontext()
+
+    def _still(self):
+        """Whether nothing can make a waiter's condition true now."""
+        return False
+
+    def _why_still(self, ticks):
+        """Why nothing can, for the deadlock error (after what the wait is for)."""
+        return ", and nothing is left that could make it true"
 
 
 class AsyncioScheduler(Scheduler):
@@ -63,7 +92,6 @@ class AsyncioScheduler(Scheduler):
     (or lockdep would splat); the model reports it.
     """
 
-    #: Ticks of complete stillness after which an unbounded wait is a deadlock.
     deadlock_ticks = 256
 
     def __init__(self):
@@ -79,7 +107,19 @@ class AsyncioScheduler(Scheduler):
             self._now += 1
             await asyncio.sleep(0)
 
-    def _stuck(self):
+    @contextlib.contextmanager
+    def _waiting(self):
+        task = None
+        with contextlib.suppress(RuntimeError):
+            task = asyncio.current_task()
+        if task is not None:
+            self._waiters.add(task)
+        try:
+            yield
+        finally:
+            self._waiters.discard(task)
+
+    def _still(self):
         """Whether no task can make progress: each is one of our unbounded waiters or is
         blocked on a future, and the loop has no timer that could wake anything."""
         try:
@@ -95,28 +135,8 @@ class AsyncioScheduler(Scheduler):
         return all(task in self._waiters or getattr(task, "_fut_waiter", None) is not None
                    for task in tasks)
 
-    async def wait_until(self, condition, timeout):
-        if timeout != MAX_SCHEDULE_TIMEOUT:
-            return await super().wait_until(condition, timeout)
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            task = None
-        if task is None:
-            return await super().wait_until(condition, timeout)
-        self._waiters.add(task)
-        try:
-            still = 0
-            while not condition():
-                still = still + 1 if self._stuck() else 0
-                if still > self.deadlock_ticks:
-                    raise KernelError(errno.EDEADLK, f"deadlock: waiting forever for "
-                                                     f"{_describe(condition)}, and no task "
-                                                     f"is left that could make it true")
-                await self.sleep(1)
-            return timeout
-        finally:
-            self._waiters.discard(task)
+    def _why_still(self, ticks):
+        return ", and no task is left that could make it true"
 
 
 class MachineScheduler(Scheduler):
@@ -155,24 +175,19 @@ class MachineScheduler(Scheduler):
         return (not any(predicate() for predicate in self._busy)
                 and not any(self.machine.irq_pending(line) for line in self._handlers))
 
-    async def wait_until(self, condition, timeout):
-        """As :meth:`Scheduler.wait_until`; with :attr:`deadlock_cycles` set, an unbounded
-        wait raises :class:`~dmabuf_soc.sw.errors.KernelError` ``EDEADLK`` once the
-        hardware has been idle (:meth:`hardware_idle`) for that many cycles in a row while
-        the condition stayed false: the driver is the only task, so nothing is left that
-        could make it true."""
-        if timeout != MAX_SCHEDULE_TIMEOUT or self.deadlock_cycles is None:
-            return await super().wait_until(condition, timeout)
-        idle = 0
-        while not condition():
-            idle = idle + self.quantum if self.hardware_idle() else 0
-            if idle > self.deadlock_cycles:
-                raise KernelError(errno.EDEADLK, f"deadlock: waiting forever for "
-                                                 f"{_describe(condition)}; the hardware "
-                                                 f"has been idle for {idle} cycles with no "
-                                                 f"work in flight")
-            await self.sleep(self.quantum)
-        return timeout
+    @property
+    def deadlock_ticks(self):
+        """:attr:`deadlock_cycles`: with it set, an unbounded wait raises ``EDEADLK`` once
+        the hardware has been idle (:meth:`hardware_idle`) for that many cycles in a row
+        while its condition stayed false: the driver is the only task, so nothing is left
+        that could make it true."""
+        return self.deadlock_cycles
+
+    def _still(self):
+        return self.hardware_idle()
+
+    def _why_still(self, ticks):
+        return f"; the hardware has been idle for {ticks} cycles with no work in flight"
 
     @property
     def now(self):
