@@ -102,12 +102,14 @@ class Soc(wiring.Component):
         ``smmu_downstream0`` ...), and between each DMA channel and the SMMU (``dma0_bus``
         ...); empty without :attr:`SocConfig.register_slices`.
     """
-    def __init__(self, config=None, *, memory="model"):
+    def __init__(self, config=None, *, memory="model", probes=False):
         config = SocConfig() if config is None else config
         if not isinstance(config, SocConfig):
             raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
         if memory not in ("model", "port"):
             raise ValueError(f"Memory must be 'model' or 'port', not {memory!r}")
+        if not isinstance(probes, bool):
+            raise TypeError(f"probes must be a bool, not {probes!r}")
         # The whole configuration against the table of what the blocks take
         # (docs/parameters.md), before any block sees it; their own checks stand behind.
         config.check()
@@ -159,11 +161,23 @@ class Soc(wiring.Component):
         else:
             members["ddr_ctrl"] = In(DDRControlSignature(addr_width=config.addr_width,
                                                          windows=len(self.ddr.ctrl.windows)))
+        self._probes = None
+        if probes:
+            # Simulation only: the transaction trace's probes (sim/trace/probes.py).
+            from ..sim.trace.probes import probe_port_layout, soc_probes
+            self._probes = soc_probes(self)
+            members["probe"] = Out(probe_port_layout(*self._probes)[2])
         super().__init__(members)
 
     @property
     def config(self):
         return self._config
+
+    @property
+    def probes(self):
+        """With ``probes=True``, the channels and levels the ``probe`` port carries
+        (:func:`~dmabuf_soc.sim.trace.probes.soc_probes`); else ``None``."""
+        return self._probes
 
     def elaborate(self, platform):
         m = Module()
@@ -212,5 +226,8 @@ class Soc(wiring.Component):
             self.irq[IRQ_LINES["smmu"]].eq(self.smmu.irq),
         ]
 
+        if self._probes is not None:
+            from ..sim.trace.probes import probe_port_value
+            m.d.comb += self.probe.eq(probe_port_value(*self._probes))
         m.d.sync += self.cycle.eq(self.cycle + 1)
         return m

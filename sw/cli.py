@@ -253,16 +253,36 @@ def _check_scenario(name, args):
     config = _config_from(args)
     if args.vcd is not None:
         _output_file(args.vcd, "--vcd")
+    outputs = _trace_outputs(args, f"dmabuf-soc {'sim ' if name != 'demo' else ''}{name}")
+    vcd = args.vcd is not None or outputs.vcd is not None
     if args.backend in COMPILED:
-        _compiled_ready(args.backend, config, trace=args.vcd is not None)
-    return scenario, config, choose(args.backend, config, vcd=args.vcd is not None)
+        _compiled_ready(args.backend, config, trace=vcd)
+    return scenario, config, choose(args.backend, config, vcd=vcd, probes=outputs.wanted), \
+        outputs
+
+
+def _trace_options(parser):
+    parser.add_argument("--timeline", metavar="FILE",
+                        help="draw the run's transaction timeline into FILE (.png or .svg)")
+    parser.add_argument("--report", metavar="DIR",
+                        help="write an HTML report of the run (timeline, stages, counters, "
+                             "trace, waveform) into DIR")
+
+
+def _trace_outputs(args, title):
+    from .trace.outputs import TraceOutputs
+    try:
+        return TraceOutputs(args.timeline, args.report, title=title)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 def _run_scenario(name, args):
     start = time.monotonic()
-    scenario, config, backend = _check_scenario(name, args)
-    with (_written_later(args.vcd) if args.vcd is not None
-          else contextlib.nullcontext()) as vcd:
+    scenario, config, backend, outputs = _check_scenario(name, args)
+    vcd_path = args.vcd if args.vcd is not None else outputs.vcd
+    with (_written_later(vcd_path) if vcd_path is not None
+          else contextlib.nullcontext()) as vcd, outputs.recording():
         result = scenario.run(config=config, backend=backend, vcd=vcd, progress=_Progress())
         result.setdefault("backend", backend)
         result.setdefault("wall_seconds", round(time.monotonic() - start, 3))
@@ -272,6 +292,7 @@ def _run_scenario(name, args):
             for key, value in result.items():
                 print(f"{key:>28}: {value}")
         sys.stdout.flush()
+    outputs.write(result)
     return 0 if result.get("ok", True) else 1
 
 
@@ -318,12 +339,21 @@ def _cmd_bench(args):
             print(f"{name:<16} {bench.describe(name)}")
         return 0
     module, backend, settings = _check_bench(args)
-    result = module.run(backend=backend, progress=_Progress(), **settings)
+    outputs = _trace_outputs(args, f"dmabuf-soc bench {args.name}")
+    with outputs.recording():
+        result = module.run(backend=backend, progress=_Progress(), **settings)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         for key, value in result.items():
             print(f"{key:>32}: {value}")
+    sys.stdout.flush()
+    if outputs.wanted:
+        # A benchmark may say how to draw its runs (bench share: its three ways side by side).
+        panels = getattr(module, "timeline_panels", None)
+        comparison = getattr(module, "comparison", None)
+        outputs.write(result, panels=panels(outputs.trace) if panels else None,
+                      comparison=comparison(result) if comparison else None)
     return 0
 
 
@@ -381,7 +411,8 @@ def _cmd_build(args):
                                f"(it needs g++ and make, and its Python package)")
     for name in names:
         package = compiled_backend(name)
-        found = package.cached(config, trace=args.trace)
+        probes = {"probes": True} if args.probes else {}
+        found = package.cached(config, trace=args.trace, **probes)
         if found is not None:
             print(f"{name}: cached, built in {found.seconds:.0f} s ({found.library})")
             continue
@@ -390,7 +421,7 @@ def _cmd_build(args):
               file=sys.stderr)
         bar = _BuildBar(expected)
         try:
-            built = package.build(config, trace=args.trace, progress=bar)
+            built = package.build(config, trace=args.trace, progress=bar, **probes)
         finally:
             bar.close()
         print(f"{name}: built in {built.seconds:.0f} s ({built.library})")
@@ -449,6 +480,7 @@ def _parser():
                               "is cached, else pysim), pysim (Amaranth's built-in), verilator "
                               "or cxxrtl (compiled models; `dmabuf-soc build` makes them)")
         sub.add_argument("--vcd", metavar="FILE", help="write waveforms to FILE")
+        _trace_options(sub)
         sub.add_argument("--json", action="store_true", help="print one JSON object")
         with_config(sub)
         sub.set_defaults(func=func)
@@ -459,6 +491,7 @@ def _parser():
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--backend", choices=CHOICES, default="auto",
                        help="simulation backend (default: auto, as for sim)")
+    _trace_options(bench)
     bench.add_argument("--set", action="append", metavar="NAME=VALUE",
                        help="change one integer parameter of the benchmark "
                             "(e.g. copy_bytes=0x4000 for smmu); repeatable")
@@ -470,6 +503,9 @@ def _parser():
                        help="compiled backend to build (default: verilator, the fastest)")
     build.add_argument("--trace", action="store_true",
                        help="the build that can write a VCD (--vcd), for verilator")
+    build.add_argument("--probes", action="store_true",
+                       help="the build that records the transaction trace (--timeline, "
+                            "--report)")
     with_config(build)
     build.set_defaults(func=_cmd_build)
 

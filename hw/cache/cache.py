@@ -64,6 +64,8 @@ class Cache(wiring.Component):
         })
 
     geometry = property(lambda self: self._core.geometry)
+    #: The :class:`~.core.CacheCore` (its ``maint.busy`` is traced in simulation).
+    core = property(lambda self: self._core)
 
     def elaborate(self, platform):
         m = Module()

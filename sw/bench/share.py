@@ -24,7 +24,7 @@ from ..scenarios._run import run_scenario
 from ..scenarios.demo import story
 from ._copy import MiB, bench_config, clear, fill, scattered_pair, timed_run
 
-__all__ = ["run", "measure", "bench_config"]
+__all__ = ["run", "measure", "bench_config", "WAYS", "timeline_panels", "comparison"]
 
 
 async def _transfers(machine, *, progress=None, size):
@@ -85,6 +85,29 @@ def measure(*, backend="pysim", progress=None, size=MiB, config=None):
         "demo_cache": demo["cache"],
         "transfers": transfers,
     }
+
+
+#: The three ways of moving the scattered buffer, as the second run's stages name them.
+WAYS = {"iommu_one_descriptor": "IOMMU + one descriptor",
+        "sg_descriptors": "scatter-gather descriptors",
+        "register_per_segment": "register programming per segment"}
+
+
+def timeline_panels(trace):
+    """The timeline of ``bench share --timeline``: the three ways side by side, each the
+    stage of the second run that moved the buffer that way."""
+    from ..trace.timeline import Panel
+    run = trace.runs[-1]
+    return [Panel(WAYS[record["name"]], run.index, record["start"], record["end"])
+            for record in run.driver
+            if record["kind"] == "span" and record["layer"] == "scenario"
+            and record["name"] in WAYS]
+
+
+def comparison(result):
+    """The report's bar chart: the cycles of each way, from the first register write to the
+    fence."""
+    return {WAYS[name]: result["transfers"][name]["cycles"] for name in WAYS}
 
 
 #: The backends this benchmark runs on.

@@ -13,6 +13,7 @@ import errno
 from ..dma_mapping.direction import DmaDirection, check_direction
 from ..errors import KernelBug, KernelError
 from ..mm.page_alloc import PAGE_SHIFT
+from ..trace.spans import traced
 from .fence import dma_fence_get_stub
 from .fence_unwrap import dma_fence_unwrap
 from .fs import (O_ACCMODE, O_CLOEXEC, O_RDWR, POLLIN, POLLOUT, SEEK_END, SEEK_SET, File,
@@ -140,6 +141,7 @@ class DmaBuf:
         _live_buffers.remove(self)
 
 
+@traced("dma-buf")
 def dma_buf_export(*, ops, size, priv, exp_name, flags=O_RDWR, resv=None):
     """Wrap an exporter's buffer in a dma-buf (``dma_buf_export()``); returns it with one
     reference (the caller's, consumed by :func:`dma_buf_fd` or dropped with
@@ -186,6 +188,7 @@ def dma_buf_get(task, fd):
     return file.private_data
 
 
+@traced("dma-buf")
 def dma_buf_put(dmabuf):
     if not isinstance(dmabuf, DmaBuf):
         raise KernelError(errno.EINVAL, f"dma_buf_put of {dmabuf!r}")
@@ -313,12 +316,14 @@ def dma_buf_dynamic_attach(dmabuf, dev, importer_ops, importer_priv=None):
     return attach
 
 
+@traced("dma-buf")
 def dma_buf_attach(dmabuf, dev):
     """Attach ``dev`` statically (``dma_buf_attach()``): the storage stays in place while
     the attachment has a mapping. See :func:`dma_buf_dynamic_attach`."""
     return dma_buf_dynamic_attach(dmabuf, dev, None, None)
 
 
+@traced("dma-buf")
 async def dma_buf_detach(dmabuf, attach):
     """Detach (``dma_buf_detach()``), unmapping a cached mapping first. Takes the
     reservation lock, so the caller must not hold it."""
@@ -371,6 +376,7 @@ async def dma_buf_move_notify(dmabuf):
             await attach.importer_ops.move_notify(attach)
 
 
+@traced("dma-buf")
 async def dma_buf_map_attachment(attach, direction):
     """Map the buffer for the attached device (``dma_buf_map_attachment()``); returns an
     :class:`SgTable` with DMA addresses.
@@ -422,6 +428,7 @@ async def _map_attachment_locked(attach, direction):
     return sgt
 
 
+@traced("dma-buf")
 async def dma_buf_unmap_attachment(attach, sgt, direction):
     """Give back a mapping (``dma_buf_unmap_attachment()``), unpinning what mapping a
     static attachment pinned; a cached mapping stays until detach. The reservation lock
@@ -452,6 +459,7 @@ def _cpu_access_direction(direction):
     return direction
 
 
+@traced("dma-buf")
 async def dma_buf_begin_cpu_access(dmabuf, direction):
     """Prepare for CPU access (``dma_buf_begin_cpu_access()``): the exporter's cache
     maintenance, then a wait for the fences the access must not overtake."""
@@ -464,6 +472,7 @@ async def dma_buf_begin_cpu_access(dmabuf, direction):
     await dmabuf.resv.wait_timeout(dma_resv_usage_rw(write), True, MAX_SCHEDULE_TIMEOUT)
 
 
+@traced("dma-buf")
 async def dma_buf_end_cpu_access(dmabuf, direction):
     """Finish CPU access (``dma_buf_end_cpu_access()``)."""
     if not isinstance(dmabuf, DmaBuf):
@@ -473,6 +482,7 @@ async def dma_buf_end_cpu_access(dmabuf, direction):
         await dmabuf.ops.end_cpu_access(dmabuf, direction)
 
 
+@traced("dma-buf")
 def dma_buf_vmap(dmabuf):
     """A kernel virtual address covering the whole buffer, contiguous even over scattered
     pages (``dma_buf_vmap()``); reference counted. ``EINVAL`` if the exporter cannot."""
@@ -488,6 +498,7 @@ def dma_buf_vmap(dmabuf):
     return dmabuf.vmap_ptr
 
 
+@traced("dma-buf")
 def dma_buf_vunmap(dmabuf, addr):
     """Drop one vmap reference (``dma_buf_vunmap()``); the address must be the one
     :func:`dma_buf_vmap` returned."""

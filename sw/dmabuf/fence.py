@@ -11,6 +11,7 @@ import itertools
 import warnings
 
 from ..errors import KernelBug, KernelError
+from ..trace.spans import current_run, mark
 from .sched import MAX_SCHEDULE_TIMEOUT, current_scheduler
 
 __all__ = [
@@ -173,6 +174,8 @@ class DmaFence:
 
     def _signal(self, timestamp=None):
         self._signaled = True
+        if current_run() is not None:
+            mark("fence", f"{self.timeline_name}:{self.seqno}", error=self.error)
         self.timestamp = current_scheduler().now if timestamp is None else timestamp
         callbacks, self._callbacks = self._callbacks, []
         for cb in callbacks:

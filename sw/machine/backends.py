@@ -47,23 +47,27 @@ def _say_once(line):
         print(line, file=sys.stderr)
 
 
-def choose(backend, config=None, *, vcd=False, notice=_say_once):
+def choose(backend, config=None, *, vcd=False, probes=False, notice=_say_once):
     """The backend to run ``config``'s SoC on: ``backend`` itself, or for ``"auto"`` the
-    fastest compiled backend whose build of ``config`` (with waveforms if ``vcd``) is cached,
-    else ``"pysim"``; ``notice`` receives the line that says which and why."""
+    fastest compiled backend whose build of ``config`` (with waveforms if ``vcd``, with the
+    trace's probes if ``probes``) is cached, else ``"pysim"``; ``notice`` receives the line
+    that says which and why."""
     if backend not in CHOICES:
         raise ValueError(f"Unknown backend {backend!r}; available: {', '.join(CHOICES)}")
     if backend != "auto":
         return backend
     for name in COMPILED:
         package = compiled_backend(name)
-        if package.available() and package.cached(config, trace=vcd) is not None:
+        found = (package.cached(config, trace=vcd, probes=True) if probes
+                 else package.cached(config, trace=vcd)) if package.available() else None
+        if found is not None:
             notice(f"dmabuf-soc: running on {name}, whose build of this configuration is "
                    f"cached")
             return name
     ready = [name for name in COMPILED if compiled_backend(name).available()]
     if ready:
-        options = " --trace" if vcd and ready[0] == "verilator" else ""
+        options = (" --trace" if vcd and ready[0] == "verilator" else "") + (
+            " --probes" if probes else "")
         notice(f"dmabuf-soc: running on pysim, the built-in simulator; "
                f"`dmabuf-soc build --backend {ready[0]}{options}` (with the same --set "
                f"options) compiles a model that runs this hundreds of times faster")
@@ -86,10 +90,17 @@ def simulate(scenario, *, backend="pysim", config=None, vcd=None):
         Parameters of the SoC (the defaults if omitted).
     vcd : str or path, optional
         Write a VCD waveform of the whole run there.
+
+    Within :func:`~dmabuf_soc.sw.trace.spans.recording`, the run records its transactions
+    into the trace being recorded (a run of it).
     """
-    backend = choose(backend, config, vcd=vcd is not None)
+    from ..trace.spans import active_trace
+    trace = active_trace()
+    backend = choose(backend, config, vcd=vcd is not None, probes=trace is not None)
     if backend == "pysim":
         from .pysim import simulate as backend_simulate
     else:
         backend_simulate = compiled_backend(backend).simulate
-    return backend_simulate(scenario, config=config, vcd=vcd)
+    if trace is None:
+        return backend_simulate(scenario, config=config, vcd=vcd)
+    return backend_simulate(scenario, config=config, vcd=vcd, trace=trace)

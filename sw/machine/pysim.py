@@ -14,6 +14,7 @@ from ...sim.ddr.backdoor import peek as ddr_peek, poke as ddr_poke
 from ...hw.soc import Soc
 from .base import BusError, Machine, MachineTimeout, check_resp
 from .access import split_words
+from ..trace import spans
 
 __all__ = ["PysimMachine", "simulate", "wait_irq_sampled"]
 
@@ -90,17 +91,23 @@ class PysimMachine(Machine):
 
     async def load(self, addr, size, *, cacheable=True):
         self._check_range(addr, size)
+        run = spans.current_run()
+        start = self.cycle if run is not None else 0
         out = bytearray()
         for word_addr, offset, length in split_words(addr, size, self.config.bytes_per_beat):
             strb = ((1 << length) - 1) << offset
             data = await self._cpu_access(word_addr, write=False, data=0, strb=strb,
                                           cacheable=cacheable)
             out += data.to_bytes(self.config.bytes_per_beat, "little")[offset:offset + length]
+        if run is not None:
+            run.cpu("load", addr, size, bool(cacheable), start, self.cycle)
         return bytes(out)
 
     async def store(self, addr, data, *, cacheable=True):
         data = bytes(data)
         self._check_range(addr, len(data))
+        run = spans.current_run()
+        start = self.cycle if run is not None else 0
         pos = 0
         for word_addr, offset, length in split_words(addr, len(data), self.config.bytes_per_beat):
             strb = ((1 << length) - 1) << offset
@@ -108,6 +115,8 @@ class PysimMachine(Machine):
             await self._cpu_access(word_addr, write=True, data=word, strb=strb,
                                    cacheable=cacheable)
             pos += length
+        if run is not None:
+            run.cpu("store", addr, len(data), bool(cacheable), start, self.cycle)
 
     async def _cpu_access(self, addr, *, write, data, strb, cacheable):
         ctx, port = self._ctx, self.soc.cpu
@@ -166,7 +175,45 @@ async def _get(ctx, stream):
     return payload
 
 
-def simulate(scenario, *, config=None, soc=None, models=(), vcd=None, gtkw=None, traces=()):
+def monitor_process(soc, run):
+    """The process that records the probes of ``soc`` (built with ``probes=True``) into
+    ``run``: at each clock edge, the handshakes of its channels and the changes of its
+    levels, as the edge samples them (:mod:`~dmabuf_soc.sim.trace.probes`)."""
+    from ...sim.trace.probes import probe_port_layout
+    from ..trace.record import BeatFilter
+    channel_places, level_places, _ = probe_port_layout(run.channels, run.levels)
+    handshakes = (1 << len(run.channels)) - 1
+    payloads = [(offset, (1 << width) - 1) for offset, width in channel_places]
+    levels_offset = level_places[0][0] if level_places else 0
+    levels = [(offset - levels_offset, (1 << width) - 1) for offset, width in level_places]
+    level_base = len(run.channels)
+    beats = BeatFilter(run.channels)
+    events = run.events
+
+    async def process(ctx):
+        before = None
+        async for _, _, cycle, bits in ctx.tick().sample(soc.cycle, soc.probe):
+            fire = bits & handshakes
+            while fire:
+                low = fire & -fire
+                index = low.bit_length() - 1
+                fire ^= low
+                shift, mask = payloads[index]
+                payload = (bits >> shift) & mask
+                if beats.keep(index, payload):
+                    events.append((cycle, index, payload))
+            now = bits >> levels_offset
+            if now != before:
+                for index, (shift, mask) in enumerate(levels):
+                    value = (now >> shift) & mask
+                    if before is None or value != (before >> shift) & mask:
+                        events.append((cycle, level_base + index, value))
+                before = now
+    return process
+
+
+def simulate(scenario, *, config=None, soc=None, models=(), vcd=None, gtkw=None, traces=(),
+             trace=None):
     """Run ``async def scenario(machine)`` on a simulated SoC and return what it returns.
 
     Parameters
@@ -184,17 +231,37 @@ def simulate(scenario, *, config=None, soc=None, models=(), vcd=None, gtkw=None,
         the SoC's ports.
     vcd : str or path, optional
         Write a VCD waveform of the whole run there.
+    trace : Trace, optional
+        Record the run's transactions into a new run of this
+        :class:`~dmabuf_soc.sw.trace.record.Trace` (:func:`monitor_process`); the SoC is
+        then built with ``probes=True`` (a ``soc`` given must have been).
     """
     if soc is None:
-        soc = Soc(config if config is not None else SocConfig())
+        soc = Soc(config if config is not None else SocConfig(), probes=trace is not None)
+    elif trace is not None and soc.probes is None:
+        raise ValueError("A traced simulation needs a SoC built with probes=True")
     sim = Simulator(soc)
     sim.add_clock(CLOCK_PERIOD)
     for model in (models(soc) if callable(models) else models):
         model.add_to(sim)
+    run = None
+    if trace is not None:
+        run = trace.begin_run("pysim", *soc.probes, bytes_per_beat=soc.config.bytes_per_beat)
+        sim.add_process(monitor_process(soc, run))
     outcome = {}
 
     async def testbench(ctx):
-        outcome["result"] = await scenario(PysimMachine(ctx, soc))
+        machine = PysimMachine(ctx, soc)
+        if run is None:
+            outcome["result"] = await scenario(machine)
+            return
+        run.cycle = lambda: machine.cycle
+        run.start = machine.cycle
+        with spans.running(run):
+            try:
+                outcome["result"] = await scenario(machine)
+            finally:
+                run.end = machine.cycle
 
     sim.add_testbench(testbench)
     with (sim.write_vcd(vcd, gtkw, traces=traces) if vcd is not None

@@ -11,6 +11,7 @@ from ..dmabuf.fs import O_CLOEXEC, O_RDWR, Process
 from ..heaps.heap import DMA_HEAP_IOCTL_ALLOC, DmaHeapAllocationData
 from ..mm.page_alloc import GFP_KERNEL, ZoneType
 from ..platform.boot import boot
+from ..trace.spans import span
 
 __all__ = ["Session", "pattern", "session", "describe_segments", "counter_delta"]
 
@@ -54,7 +55,8 @@ class Session:
     def stage(self, name):
         """Count the cycles of the block as stage ``name`` and report progress after it."""
         start = self.machine.cycle
-        yield
+        with span("scenario", name):
+            yield
         self.stages[name] = self.stages.get(name, 0) + self.machine.cycle - start
         self._done += 1
         if self._progress:

@@ -1,13 +1,14 @@
 """The design every compiled backend starts from: the SoC's RTLIL, ready for yosys."""
 
 import re
+from pathlib import Path
 
 from amaranth.back import rtlil
 
 from ....hw.config import SocConfig
 from ....hw.soc import Soc
 
-__all__ = ["TIE_RESET", "RUN_TIME", "soc_config", "build_config", "soc_rtlil",
+__all__ = ["TIE_RESET", "RUN_TIME", "soc_config", "build_config", "soc_rtlil", "probes_key",
            "drop_zero_meminit"]
 
 #: yosys commands run on the prepared design of every compiled model: ``rst`` is no longer an
@@ -53,7 +54,16 @@ def drop_zero_meminit(text):
     return _MEMINIT.sub(replace, text)
 
 
-def soc_rtlil(config):
-    """The RTLIL of the SoC made from ``config``, its top module named ``soc``, without its
-    all-zero memory initialisers."""
-    return drop_zero_meminit(rtlil.convert(Soc(config), name="soc"))
+def soc_rtlil(config, *, probes=False):
+    """The RTLIL of the SoC made from ``config`` (with the transaction trace's ``probe`` port
+    if ``probes``), its top module named ``soc``, without its all-zero memory initialisers."""
+    return drop_zero_meminit(rtlil.convert(Soc(config, probes=probes), name="soc"))
+
+
+def probes_key(probes):
+    """What a build's cache key adds for the ``probe`` port: nothing without it, else the
+    source of the probe table."""
+    if not probes:
+        return ()
+    from ....sim.trace import probes as table
+    return ("probes", Path(table.__file__).read_bytes())

@@ -103,24 +103,81 @@ void get_field_bytes(const uint32_t *chunks, Field field, uint8_t *bytes) {
 		bytes[bit / 8] |= uint8_t(get_bit(chunks, field.offset + bit)) << (bit % 8);
 }
 
+// The transaction trace's monitor (sim/trace/probes.py): at each edge, the handshakes of
+// the probe channels and the changes of the probe levels that the `probe` port of a SoC
+// built with probes carries, as (cycle, index, bits) events; of a channel with a `last`
+// field only the first and the last beat of each burst (per ID). Off (`port` < 0) unless the
+// model was built with the probe port and Python asked for it.
+struct Monitor {
+	int port = -1;
+	uint32_t channels = 0;
+	std::vector<Field> payload, id;
+	std::vector<int64_t> last;              // bit of `last` in the payload, or -1
+	std::vector<std::vector<uint8_t>> in_burst;
+	std::vector<Field> level;
+	std::vector<uint64_t> level_value;
+	bool first = true;
+	std::vector<uint64_t> events;           // (cycle, index, bits) triples
+
+	void sample(const uint32_t *bits, const uint32_t *cycle_chunks) {
+		uint64_t cycle = uint64_t(cycle_chunks[0]) | uint64_t(cycle_chunks[1]) << 32;
+		for (uint32_t word = 0; word * 32 < channels; word++) {
+			uint32_t fired = bits[word];
+			if ((word + 1) * 32 > channels)
+				fired &= (uint32_t(1) << (channels % 32)) - 1;
+			while (fired) {
+				uint32_t index = word * 32 + __builtin_ctz(fired);
+				fired &= fired - 1;
+				uint64_t value = get_field(bits, payload[index]);
+				if (last[index] >= 0) {
+					uint64_t key = id[index].width ? (value >> id[index].offset) &
+					               ((uint64_t(1) << id[index].width) - 1) : 0;
+					uint8_t &busy = in_burst[index][key];
+					bool was_busy = busy;
+					busy = !((value >> last[index]) & 1);
+					if (was_busy && busy)
+						continue;       // a beat inside a burst
+				}
+				events.insert(events.end(), {cycle, index, value});
+			}
+		}
+		for (size_t index = 0; index < level.size(); index++) {
+			uint64_t value = get_field(bits, level[index]);
+			if (first || value != level_value[index]) {
+				level_value[index] = value;
+				events.insert(events.end(), {cycle, channels + index, value});
+			}
+		}
+		first = false;
+	}
+};
+
 struct Machine {
 	Model model;
 	Field field[FIELD_COUNT] = {};
+	Monitor monitor;
 
 	bool flag_at_edge(PortIndex index) {
 		return model.at_edge(index)[0] & 1;
 	}
 
+	// One clock cycle of the model; the monitor, if on, sees what its edge sampled.
+	void edge() {
+		model.edge();
+		if (monitor.port >= 0)
+			monitor.sample(model.at_edge(monitor.port), model.at_edge(CYCLE));
+	}
+
 	void tick(uint64_t count) {
 		for (uint64_t i = 0; i < count; i++)
-			model.edge();
+			edge();
 	}
 
 	// Offer one payload (already set) on a stream this side drives; withdraw it once taken.
 	void put(PortIndex valid, PortIndex ready) {
 		model.set_flag(valid, true);
 		do
-			model.edge();
+			edge();
 		while (!flag_at_edge(ready));
 		model.set_flag(valid, false);
 	}
@@ -130,7 +187,7 @@ struct Machine {
 	          size_t chunks) {
 		model.set_flag(ready, true);
 		do
-			model.edge();
+			edge();
 		while (!flag_at_edge(valid));
 		memcpy(out, model.at_edge(payload_port), chunks * sizeof(uint32_t));
 		model.set_flag(ready, false);
@@ -157,6 +214,48 @@ void *machine_create(const char *const *port_names, uint32_t port_count, const u
 	for (int index = 0; index < FIELD_COUNT; index++)
 		machine->field[index] = Field{fields[2 * index], fields[2 * index + 1]};
 	return machine;
+}
+
+// Turn the transaction monitor on, on output `port` (an index into the `port_names` of
+// `machine_create`): `channels` channels, each five numbers (payload offset and width in the
+// port, then in the payload: the bit of `last` or 0xffffffff, the ID's offset and width),
+// bits 0 to `channels` - 1 of the port their handshakes; `levels` levels, each an offset and
+// a width. Returns 0, or -1 if a field is wider than 64 bits.
+int machine_monitor_open(void *handle, uint32_t port, uint32_t channels,
+                         const uint32_t *channel_table, uint32_t levels,
+                         const uint32_t *level_table) {
+	Monitor &monitor = static_cast<Machine *>(handle)->monitor;
+	monitor = Monitor();
+	for (uint32_t index = 0; index < channels; index++) {
+		const uint32_t *row = channel_table + 5 * index;
+		if (row[1] > 64 || row[4] > 16)
+			return -1;
+		monitor.payload.push_back(Field{row[0], row[1]});
+		monitor.last.push_back(row[2] == 0xffffffffu ? -1 : int64_t(row[2]));
+		monitor.id.push_back(Field{row[3], row[4]});
+		monitor.in_burst.emplace_back(size_t(1) << row[4]);
+	}
+	for (uint32_t index = 0; index < levels; index++) {
+		if (level_table[2 * index + 1] > 64)
+			return -1;
+		monitor.level.push_back(Field{level_table[2 * index], level_table[2 * index + 1]});
+	}
+	monitor.level_value.assign(levels, 0);
+	monitor.channels = channels;
+	monitor.port = int(port);
+	return 0;
+}
+
+// The monitor's events so far (triples of 64-bit numbers): with `out` null, how many
+// numbers; else copies them to `out` and forgets them.
+uint64_t machine_monitor_take(void *handle, uint64_t *out) {
+	std::vector<uint64_t> &events = static_cast<Machine *>(handle)->monitor.events;
+	uint64_t count = events.size();
+	if (out) {
+		memcpy(out, events.data(), count * sizeof(uint64_t));
+		events.clear();
+	}
+	return count;
 }
 
 void machine_destroy(void *handle) {
@@ -196,7 +295,7 @@ void machine_tick(void *handle, uint64_t count) {
 int machine_wait_irq(void *handle, uint32_t line, uint64_t timeout) {
 	Machine *machine = static_cast<Machine *>(handle);
 	for (uint64_t i = 0; i < timeout; i++) {
-		machine->model.edge();
+		machine->edge();
 		if (get_bit(machine->model.at_edge(IRQ), line))
 			return 1;
 	}
@@ -230,7 +329,7 @@ uint32_t machine_mmio_write(void *handle, uint64_t addr, uint32_t value) {
 	model.set_flag(W_VALID, true);
 	bool aw_pending = true, w_pending = true;
 	while (aw_pending || w_pending) {
-		model.edge();
+		machine->edge();
 		bool aw_ready = machine->flag_at_edge(AW_READY);
 		bool w_ready = machine->flag_at_edge(W_READY);
 		if (aw_pending && aw_ready) {

@@ -18,6 +18,7 @@ from ....hw.unused import never_elaborated
 from ..access import split_words
 from ..base import BusError, Machine, MachineTimeout, check_resp
 from ..pysim import CLOCK_PERIOD
+from ...trace import spans
 from .cache import Build
 from .design import RUN_TIME, soc_config
 
@@ -65,6 +66,9 @@ _PROTOTYPES = {
                                             ctypes.POINTER(_u64), ctypes.POINTER(_u64),
                                             ctypes.c_void_p, _u32]),
     "machine_backdoor": (None, [ctypes.c_void_p, _u32, _u64, ctypes.c_void_p, _u64, _u32]),
+    "machine_monitor_open": (ctypes.c_int, [ctypes.c_void_p, _u32, _u32, ctypes.POINTER(_u32),
+                                            _u32, ctypes.POINTER(_u32)]),
+    "machine_monitor_take": (_u64, [ctypes.c_void_p, ctypes.c_void_p]),
 }
 
 
@@ -117,6 +121,10 @@ class CompiledMachine(Machine):
     build : Build, optional
         The model to load instead of the builder's: a library built from ``config`` for
         ``backend`` another way (the profile build of :mod:`..verilator.profile`).
+    trace : Trace, optional
+        Record the transactions into a new run of this
+        :class:`~dmabuf_soc.sw.trace.record.Trace`: the model is then the build of the SoC
+        with the ``probe`` port, which the driver loops sample at every edge.
 
     Attributes
     ----------
@@ -124,24 +132,31 @@ class CompiledMachine(Machine):
         The SoC the model was built from (not simulated itself: its ports and config only).
     build : Build
         The model's library, its build time and whether it was cached.
+    run : Run or None
+        The trace's run this machine records, with ``trace``.
     """
-    def __init__(self, backend, config=None, *, vcd=None, build=None):
+    def __init__(self, backend, config=None, *, vcd=None, build=None, trace=None):
         from ..backends import COMPILED, compiled_backend
         if backend not in COMPILED:
             raise ValueError(f"Compiled backend must be one of {', '.join(sorted(COMPILED))}, "
                              f"not {backend!r}")
         config = soc_config(config)
-        self.soc = Soc(config)
+        self._handle = None
+        self.run = None
+        self.soc = Soc(config, probes=trace is not None)
         never_elaborated(self.soc)   # only the SoC's ports are used here
         self.backend = backend
         self.config = config
         if build is None:
-            build = compiled_backend(backend).build(config, trace=vcd is not None)
+            build = compiled_backend(backend).build(config, trace=vcd is not None,
+                                                    probes=trace is not None)
         elif not isinstance(build, Build):
             raise TypeError(f"build must be a Build, not {build!r}")
         self.build = build
         self._lib = _load(self.build.library)
         names, fields = _port_layout(self.soc)
+        if trace is not None:
+            names.append("probe")
         banks = config.banks
         error = ctypes.create_string_buffer(512)
         handle = self._lib.machine_create(
@@ -160,15 +175,54 @@ class CompiledMachine(Machine):
         first = len(PORTS) + len(self.soc.ddr_ctrl.windows)
         for index, name in enumerate(RUN_TIME, start=first):
             self._set_input(index, getattr(config, name), 1)
+        if trace is not None:
+            self._monitor(trace, len(names) - 1)
         if vcd is not None:
             half_period = round(CLOCK_PERIOD / 2 * 1e9)
             if self._lib.machine_vcd_open(handle, str(vcd).encode(), half_period, b"ns"):
                 self.close()
                 raise OSError(f"Cannot write the VCD file {vcd}")
 
+    def _monitor(self, trace, port):
+        """Start the driver loops' monitor on the ``probe`` port (input ``port``) for a new
+        run of ``trace``."""
+        from ....sim.trace.probes import probe_port_layout
+        channels, levels = self.soc.probes
+        channel_places, level_places, _ = probe_port_layout(channels, levels)
+        table = []
+        for channel, (offset, width) in zip(channels, channel_places):
+            places, position = {}, 0
+            for name, field_width in channel.fields:
+                places[name] = (position, field_width)
+                position += field_width
+            last = places["last"][0] if "last" in places else 0xFFFF_FFFF
+            table += [offset, width, last, *places.get("id", (0, 0))]
+        levels_table = [number for place in level_places for number in place]
+        if self._lib.machine_monitor_open(self._handle, port, len(channels),
+                                          (_u32 * len(table))(*table), len(levels),
+                                          (_u32 * len(levels_table))(*levels_table)):
+            raise RuntimeError("A probe of the trace is wider than the monitor takes")
+        self.run = trace.begin_run(self.backend, channels, levels,
+                                   bytes_per_beat=self.config.bytes_per_beat)
+        self.run.cycle = lambda: self.cycle
+        self.run.start = self.cycle
+
+    def collect(self):
+        """Move the monitor's events so far into :attr:`run` (and set its end cycle)."""
+        if self.run is None or not self._handle:
+            return
+        count = self._lib.machine_monitor_take(self._handle, None)
+        if count:
+            buffer = (_u64 * count)()
+            self._lib.machine_monitor_take(self._handle, buffer)
+            numbers = list(buffer)
+            self.run.events.extend(zip(numbers[0::3], numbers[1::3], numbers[2::3]))
+        self.run.end = self.cycle
+
     def close(self):
-        """Free the model (and finish the VCD file)."""
+        """Free the model (and finish the VCD file); a traced run gets its last events."""
         if self._handle:
+            self.collect()
             self._lib.machine_destroy(self._handle)
             self._handle = None
 
@@ -245,7 +299,11 @@ class CompiledMachine(Machine):
 
     async def load(self, addr, size, *, cacheable=True):
         self._check_range(addr, size)
+        run = spans.current_run()
+        start = self.cycle if run is not None else 0
         words, raw = self._cpu_access(addr, size, None, write=False, cacheable=cacheable)
+        if run is not None:
+            run.cpu("load", addr, size, bool(cacheable), start, self.cycle)
         word_bytes = self.config.bytes_per_beat
         return b"".join(raw[index * word_bytes + offset:index * word_bytes + offset + length]
                         for index, (_, offset, length) in enumerate(words))
@@ -253,7 +311,11 @@ class CompiledMachine(Machine):
     async def store(self, addr, data, *, cacheable=True):
         data = bytes(data)
         self._check_range(addr, len(data))
+        run = spans.current_run()
+        start = self.cycle if run is not None else 0
         self._cpu_access(addr, len(data), data, write=True, cacheable=cacheable)
+        if run is not None:
+            run.cpu("store", addr, len(data), bool(cacheable), start, self.cycle)
 
     def irq_pending(self, line):
         self._check_irq_line(line)
@@ -313,7 +375,7 @@ def run_until_complete(coroutine):
                        "calls can be awaited on the compiled backend")
 
 
-def simulate(scenario, *, backend, config=None, vcd=None):
+def simulate(scenario, *, backend, config=None, vcd=None, trace=None):
     """Run ``async def scenario(machine)`` on a compiled model of the SoC and return what it
     returns; the :func:`..pysim.simulate` of the compiled backends.
 
@@ -327,6 +389,12 @@ def simulate(scenario, *, backend, config=None, vcd=None):
         Parameters of the SoC (the defaults if omitted).
     vcd : str or path, optional
         Write a VCD waveform of the whole run there.
+    trace : Trace, optional
+        Record the transactions into a new run of this
+        :class:`~dmabuf_soc.sw.trace.record.Trace`.
     """
-    with CompiledMachine(backend, config, vcd=vcd) as machine:
-        return run_until_complete(scenario(machine))
+    with CompiledMachine(backend, config, vcd=vcd, trace=trace) as machine:
+        if machine.run is None:
+            return run_until_complete(scenario(machine))
+        with spans.running(machine.run):
+            return run_until_complete(scenario(machine))

@@ -27,7 +27,7 @@ from ...tools.netlist import PREPARE, NetlistError, run_yosys
 from ..compiled import cache
 from ..compiled.cache import (CACHE_ENV, KEEP_BUILDS, Build, BuildError, compiler,
                               compiler_identity, prune)
-from ..compiled.design import TIE_RESET, build_config, soc_config, soc_rtlil
+from ..compiled.design import TIE_RESET, build_config, probes_key, soc_config, soc_rtlil
 
 __all__ = ["CACHE_ENV", "DISABLE_ENV", "OPTIMISE", "CXXFLAGS", "PREPARE", "WRITE_CXXRTL",
            "KEEP_BUILDS", "BuildError", "Build", "cache_dir", "compiler", "runtime_dir",
@@ -90,22 +90,22 @@ def available():
     return True
 
 
-def _sources_key(config):
+def _sources_key(config, probes=False):
     return cache.digest(*cache.sources_parts(build_config(config)), "cxxrtl", PREPARE, TIE_RESET,
                         WRITE_CXXRTL, CXXFLAGS, os.environ.get("CXX") or "g++",
-                        *(path.read_bytes() for path in _SOURCES))
+                        *(path.read_bytes() for path in _SOURCES), *probes_key(probes))
 
 
-def cached(config=None, *, trace=False):
-    """The cached build of ``config``'s SoC, or ``None`` if it needs building (``trace`` as
-    for :func:`build`)."""
+def cached(config=None, *, trace=False, probes=False):
+    """The cached build of ``config``'s SoC, or ``None`` if it needs building (``trace`` and
+    ``probes`` as for :func:`build`)."""
     config = soc_config(config)
-    return cache.lookup(cache_dir(), _sources_key(config))
+    return cache.lookup(cache_dir(), _sources_key(config, probes))
 
 
-def _generate(config):
+def _generate(config, probes=False):
     """The RTLIL of the SoC (zero memory initialisers dropped) and its CXXRTL C++."""
-    text = soc_rtlil(build_config(config))
+    text = soc_rtlil(build_config(config), probes=probes)
     try:
         cxx_text, = run_yosys(text, f"{PREPARE}; {TIE_RESET}; write_cxxrtl {WRITE_CXXRTL} "
                                     f"design.cc", ["design.cc"])
@@ -147,7 +147,7 @@ def expected_seconds():
     return cache.expected_seconds(cache_dir(), TYPICAL_SECONDS)
 
 
-def build(config=None, *, trace=False, progress=None):
+def build(config=None, *, trace=False, probes=False, progress=None):
     """The shared library of the SoC built from ``config``, building it unless cached.
 
     After a new build, the cache keeps the :data:`KEEP_BUILDS` most recent ones
@@ -160,6 +160,8 @@ def build(config=None, *, trace=False, progress=None):
     trace : bool
         Whether the model is to write a VCD: every CXXRTL build can (its debug information
         is always there), so this changes nothing here.
+    probes : bool
+        Build the SoC with the transaction trace's ``probe`` port (a separate build).
     progress : callable, optional
         Called with a line of text at each step of a build.
 
@@ -181,7 +183,7 @@ def build(config=None, *, trace=False, progress=None):
 
     def generate():
         say("converting the SoC to RTLIL and CXXRTL C++")
-        text, cxx_text = _generate(config)
+        text, cxx_text = _generate(config, probes)
         runtime_text = [(runtime / name).read_bytes() for name in _RUNTIME_SOURCES]
         design_key = cache.digest(text, PREPARE, TIE_RESET, WRITE_CXXRTL,
                                   compiler_identity(cxx), CXXFLAGS,
@@ -195,5 +197,5 @@ def build(config=None, *, trace=False, progress=None):
             f"{' '.join(CXXFLAGS)}")
         _compile(cxx, workdir, cxx_text, runtime)
 
-    return cache.build_cached(cache_dir(), _sources_key(config), generate, compile,
+    return cache.build_cached(cache_dir(), _sources_key(config, probes), generate, compile,
                               progress=progress)

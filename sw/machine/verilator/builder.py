@@ -33,11 +33,11 @@ from typing import NamedTuple
 from ...tools.netlist import MUX_TREES, PREPARE, PURGE, NetlistError, verilog
 from ..compiled import cache
 from ..compiled.cache import Build, BuildError, compiler, compiler_identity
-from ..compiled.design import TIE_RESET, build_config, soc_config, soc_rtlil
+from ..compiled.design import TIE_RESET, build_config, probes_key, soc_config, soc_rtlil
 
 __all__ = ["DISABLE_ENV", "VERILATE", "SPLIT", "OPT_FAST", "OPT_SLOW", "Build", "BuildError",
            "cache_dir", "root", "environment", "wheel_make_variables", "available", "version",
-           "sources_key", "Variant", "PLAIN", "TRACE", "DESIGN", "cached", "expected_seconds", "build",
+           "sources_key", "Variant", "PLAIN", "TRACE", "PROBES", "TRACE_PROBES", "DESIGN", "cached", "expected_seconds", "build",
            "build_variant", "port_table", "encode_name"]
 
 #: Environment variable that, set, makes :func:`available` false.
@@ -121,44 +121,53 @@ def version():
 
 class Variant(NamedTuple):
     """A kind of build: ``name`` (in its cache key), what it adds to :data:`VERILATE`
-    (``verilate``) and to the compiler's flags (``cflags``), and whether the Verilog keeps
-    yosys's attributes (each net's place in the hierarchy and line of HDL)."""
+    (``verilate``) and to the compiler's flags (``cflags``), whether the Verilog keeps
+    yosys's attributes (each net's place in the hierarchy and line of HDL), and whether the
+    SoC has the transaction trace's ``probe`` port (``probes``)."""
     name: str
     verilate: tuple = ()
     cflags: tuple = ()
     attributes: bool = False
+    probes: bool = False
 
 
 #: The build every run uses.
 PLAIN = Variant("plain")
 #: The build that can write a VCD.
 TRACE = Variant("trace", verilate=("--trace",))
+#: The builds of a run that records the transaction trace (``--timeline``, ``--report``).
+PROBES = Variant("probes", probes=True)
+TRACE_PROBES = Variant("trace-probes", verilate=("--trace",), probes=True)
 
 
-def _variant(trace):
-    if not isinstance(trace, bool):
-        raise TypeError(f"trace must be a bool, not {trace!r}")
-    return TRACE if trace else PLAIN
+def _variant(trace, probes=False):
+    for name, value in (("trace", trace), ("probes", probes)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, not {value!r}")
+    return {(False, False): PLAIN, (True, False): TRACE, (False, True): PROBES,
+            (True, True): TRACE_PROBES}[trace, probes]
 
 
 def _options(variant):
-    return (PREPARE, TIE_RESET, MUX_TREES, PURGE, VERILATE, OPT_FAST, OPT_SLOW, *variant)
+    return (PREPARE, TIE_RESET, MUX_TREES, PURGE, VERILATE, OPT_FAST, OPT_SLOW, *variant,
+            *probes_key(variant.probes))
 
 
-def sources_key(config, *, trace=False, variant=None):
-    """The hash naming the build of ``config``'s SoC (the ``trace`` build, or ``variant``)
-    from the current sources and options."""
-    variant = _variant(trace) if variant is None else variant
+def sources_key(config, *, trace=False, probes=False, variant=None):
+    """The hash naming the build of ``config``'s SoC (the ``trace`` build, the ``probes``
+    build, or ``variant``) from the current sources and options."""
+    variant = _variant(trace, probes) if variant is None else variant
     return cache.digest(*cache.sources_parts(build_config(config)), "verilator",
                         *_options(variant),
                         os.environ.get("CXX") or "g++",
                         *(path.read_bytes() for path in _SOURCES))
 
 
-def cached(config=None, *, trace=False, variant=None):
+def cached(config=None, *, trace=False, probes=False, variant=None):
     """The cached build of ``config``'s SoC, or ``None`` if it needs building."""
     config = soc_config(config)
-    return cache.lookup(cache_dir(), sources_key(config, trace=trace, variant=variant))
+    return cache.lookup(cache_dir(), sources_key(config, trace=trace, probes=probes,
+                                                 variant=variant))
 
 
 def encode_name(name):
@@ -252,7 +261,7 @@ def expected_seconds():
     return cache.expected_seconds(cache_dir(), TYPICAL_SECONDS)
 
 
-def build(config=None, *, trace=False, progress=None):
+def build(config=None, *, trace=False, probes=False, progress=None):
     """The shared library of the SoC built from ``config`` by Verilator, building it unless
     cached.
 
@@ -262,6 +271,8 @@ def build(config=None, *, trace=False, progress=None):
         The SoC's parameters (the defaults if omitted).
     trace : bool
         Build the model able to write a VCD (slower; a separate build).
+    probes : bool
+        Build the SoC with the transaction trace's ``probe`` port (a separate build).
     progress : callable, optional
         Called with a line of text at each step of a build.
 
@@ -274,7 +285,7 @@ def build(config=None, *, trace=False, progress=None):
     BuildError
         If there is no Verilator, compiler or ``make``, or a step fails.
     """
-    return build_variant(config, _variant(trace), progress=progress)
+    return build_variant(config, _variant(trace, probes), progress=progress)
 
 
 def build_variant(config, variant, *, progress=None):
@@ -295,7 +306,7 @@ def build_variant(config, variant, *, progress=None):
     def generate():
         say("converting the SoC to RTLIL and to Verilog")
         try:
-            verilog_text = verilog(soc_rtlil(build_config(config)),
+            verilog_text = verilog(soc_rtlil(build_config(config), probes=variant.probes),
                                    passes=f"{TIE_RESET}; {MUX_TREES}",
                                    attributes=variant.attributes)
         except NetlistError as error:

@@ -1,0 +1,1 @@
+"""Simulation-only transaction tracing: what the trace watches in the SoC (:mod:`.probes`)."""

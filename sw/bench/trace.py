@@ -1,0 +1,96 @@
+"""What recording the transaction trace costs: a DMA-heavy scenario with and without the trace on every backend.
+
+The scenario is ``bench sim``'s (:func:`~.sim.dma_copy`: a scatter-gather copy of scattered
+pages, descriptors written by the CPU, completion by interrupt). Each backend runs it without
+and with the trace (``--timeline``'s recording, the records assembled), alternately, and the
+fastest run of each kind counts: the figure is the extra processor time of the traced run,
+in percent. The compiled backends' traced runs are a separate build of the SoC (with the
+``probe`` port), built here unless cached. Both runs must count the same cycles.
+"""
+
+import time
+
+from ..machine.backends import CHOICES, COMPILED, compiled_backend, simulate
+from ...hw.config import Parameter
+from ..trace.spans import recording
+from .sim import PAGE, dma_copy
+
+__all__ = ["run", "measure"]
+
+#: The backends this benchmark runs on: all of them, whatever ``--backend`` says.
+BACKENDS = CHOICES
+#: What ``--set`` takes: the keyword arguments of :func:`run` and their ranges.
+PARAMETERS = {p.name: p for p in (
+    Parameter("length", PAGE, 256 * 1024, "bytes the DMA copy moves on the compiled models",
+              "whole pages", unit="bytes", multiple_of=PAGE),
+    Parameter("pysim_length", PAGE, 256 * 1024, "bytes the DMA copy moves on pysim",
+              "whole pages; pysim runs a few hundred cycles a second", unit="bytes",
+              multiple_of=PAGE),
+    Parameter("repeat", 1, 100, "runs of each kind on each compiled model",
+              "the fastest of each kind counts"),
+)}
+
+
+def measure(backend, *, length, repeat):
+    """The processor seconds of the fastest untraced and traced runs of :func:`dma_copy` of
+    ``length`` bytes on ``backend``, ``repeat`` of each, and whether their cycles agree."""
+    best = {False: None, True: None}
+    results = set()
+    for _ in range(repeat):
+        for traced in (False, True):
+            timing = {}
+
+            async def scenario(machine):
+                start = time.process_time()
+                summary = await dma_copy(machine, length=length)
+                timing["seconds"] = time.process_time() - start
+                return summary
+
+            if traced:
+                with recording() as trace:
+                    summary = simulate(scenario, backend=backend)
+                    start = time.process_time()
+                    records = trace.records()
+                    timing["seconds"] += time.process_time() - start
+                if not records or records[0]["end"] != summary["cycles"]:
+                    raise AssertionError(f"{backend}: the trace does not cover the run")
+            else:
+                summary = simulate(scenario, backend=backend)
+            results.add(tuple(sorted(summary.items())))
+            if best[traced] is None or timing["seconds"] < best[traced]:
+                best[traced] = timing["seconds"]
+    return best[False], best[True], len(results) == 1
+
+
+def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=16 * 1024,
+        repeat=5):
+    """Measure the trace's cost on every available backend (``backend`` is not used)."""
+    for name, value in (("length", length), ("pysim_length", pysim_length),
+                        ("repeat", repeat)):
+        PARAMETERS[name].check(value)
+    compiled = [name for name in COMPILED if compiled_backend(name).available()]
+    steps = 2 * len(compiled) + 1
+
+    def step(done, what):
+        if progress is not None:
+            progress(done, steps, what)
+
+    for index, name in enumerate(compiled):
+        step(index, f"building the {name} models, with and without the probe port (cached)")
+        compiled_backend(name).build()
+        compiled_backend(name).build(probes=True)
+    figures = {"scenario": f"dma_copy of {length} bytes ({pysim_length} on pysim)",
+               "backends": ["pysim", *compiled], "seconds_are": "processor seconds"}
+    agree = True
+    # The compiled models first: after a pysim run this process holds the simulator's
+    # millions of objects, whose garbage collection would slow the driver's Python.
+    for index, name in enumerate([*compiled, "pysim"]):
+        step(len(compiled) + index, f"running on {name} without and with the trace")
+        plain, traced, same = measure(name, length=pysim_length if name == "pysim" else length,
+                                      repeat=1 if name == "pysim" else repeat)
+        agree = agree and same
+        figures[f"{name}_seconds"] = round(plain, 4)
+        figures[f"{name}_traced_seconds"] = round(traced, 4)
+        figures[f"{name}_trace_overhead_percent"] = round(100 * (traced / plain - 1), 2)
+    figures["cycles_agree"] = agree
+    return figures
