@@ -518,6 +518,8 @@ def _parser():
 
     from .synth.cli import add_parser as add_synth_parser
     add_synth_parser(commands)
+    from ..sim.formal.cli import add_parser as add_formal_parser
+    add_formal_parser(commands)
     return parser
 
 

@@ -1,0 +1,60 @@
+"""A block under proof with the property sets on its ports: the top of one formal job."""
+
+from amaranth.back import rtlil
+from amaranth.hdl import Elaboratable, Module, Value
+from amaranth.lib import wiring
+
+from .properties import PropertySet
+
+__all__ = ["Harness"]
+
+
+class Harness(Elaboratable):
+    """The block ``dut`` and the property sets on its ports, its inputs left free.
+
+    Parameters
+    ----------
+    dut : :class:`~amaranth.lib.wiring.Component`
+        The block under proof; every port of its signature becomes a port of the top, so
+        that the environment drives its inputs (within the sets' assumptions).
+    sets : iterable of :class:`~.properties.PropertySet`
+        Interface rules and block-specific ones; each becomes a submodule of its name.
+    inputs : iterable of Signal
+        More free inputs (of a wrapper around the block, say).
+
+    Raises
+    ------
+    TypeError
+        If ``dut`` is not a component or a set is not a :class:`PropertySet`.
+    ValueError
+        If two sets share a name.
+    """
+    def __init__(self, dut, sets, *, inputs=()):
+        if not isinstance(dut, wiring.Component):
+            raise TypeError(f"Block under proof must be a Component, not {dut!r}")
+        sets = list(sets)
+        names = set()
+        for property_set in sets:
+            if not isinstance(property_set, PropertySet):
+                raise TypeError(f"Property set must be a PropertySet, not {property_set!r}")
+            if property_set.name in names or property_set.name == "dut":
+                raise ValueError(f"Property set name {property_set.name!r} is used twice")
+            names.add(property_set.name)
+        self.dut = dut
+        self.sets = sets
+        self.inputs = list(inputs)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        for property_set in self.sets:
+            m.submodules[property_set.name] = property_set
+        return m
+
+    def rtlil(self):
+        """The RTLIL text of the top, module ``top``, with the block's ports and the free
+        inputs as its ports. Elaborates the sets (which fills their ``rules`` and ``covers``)."""
+        ports = [Value.cast(value) for _, _, value in self.dut.signature.flatten(self.dut)]
+        ports = [value for value in ports if len(value)]
+        free = [signal for property_set in self.sets for signal in property_set.free]
+        return rtlil.convert(self, name="top", ports=[*ports, *free, *self.inputs])
