@@ -17,7 +17,7 @@ from ..bus.axi import AXI4Signature, Burst, Resp, Size
 from ..one_hot import one_hot_fsm
 from .caches import InvalidateKind, InvalidateLayout
 from .format import CMD_BYTES, GRANULE_SHIFT, CommandLayout, Opcode, SyncCompletion
-from .queue import QUEUE_INDEX_WIDTH, QueueConfigLayout, QueueMask
+from .queue import QUEUE_INDEX_WIDTH, QueueConfigLayout, QueueMask, aligned, hold_while_waiting
 
 __all__ = ["CommandError", "CommandQueue"]
 
@@ -85,7 +85,8 @@ class CommandQueue(wiring.Component):
         fetch_error = Signal()
 
         m.d.comb += [
-            bus.ar.payload.addr.eq(cfg.base + (cons & (mask >> 1)) * CMD_BYTES),
+            bus.ar.payload.addr.eq(hold_while_waiting(
+                m, bus.ar, aligned(cfg.base, CMD_BYTES) + (cons & (mask >> 1)) * CMD_BYTES)),
             bus.ar.payload.len.eq(CMD_BYTES // 8 - 1),
             bus.ar.payload.size.eq(Size.from_bytes(8)),
             bus.ar.payload.burst.eq(Burst.INCR),

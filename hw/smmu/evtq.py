@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from ..bus.axi import AXI4Signature, Burst, Resp, Size
 from ..one_hot import one_hot_fsm
 from .format import EVENT_BYTES, EventLayout
-from .queue import QUEUE_INDEX_WIDTH, QueueConfigLayout, QueueMask
+from .queue import QUEUE_INDEX_WIDTH, QueueConfigLayout, QueueMask, aligned, hold_while_waiting
 
 __all__ = ["EventWriter"]
 
@@ -101,7 +101,8 @@ class EventWriter(wiring.Component):
             aw.payload.size.eq(Size.from_bytes(8)),
             aw.payload.burst.eq(Burst.INCR),
             aw.payload.len.eq(EVENT_BYTES // 8 - 1),
-            aw.payload.addr.eq(evtq.base + ((prod & index_mask) * EVENT_BYTES)),
+            aw.payload.addr.eq(hold_while_waiting(
+                m, aw, aligned(evtq.base, EVENT_BYTES) + ((prod & index_mask) * EVENT_BYTES))),
             w.payload.strb.eq(0xff),
             b.ready.eq(1),
         ]

@@ -54,7 +54,7 @@ from .caches import StreamEntryLayout, StreamLookupSignature
 from .evtq import EventWriter
 from .format import (GRANULE_SHIFT, OA_BITS, STE_BYTES, EventLayout, EventType,
                      StreamConfig, StreamTableEntryLayout)
-from .queue import QUEUE_INDEX_WIDTH, QueueConfigLayout
+from .queue import QUEUE_INDEX_WIDTH, QueueConfigLayout, aligned
 from .page_walk import WALK_COUNTERS, PageWalk
 from .reader import TableReader
 
@@ -262,7 +262,8 @@ class Walker(wiring.Component):
                     m.d.comb += walk.start.eq(1)
                     m.next = "TRANSLATE"
                 with m.Else():
-                    m.d.sync += ste_addr.eq(self.strtab_base + sid * STE_BYTES)
+                    m.d.sync += ste_addr.eq(aligned(self.strtab_base, STE_BYTES) +
+                                            sid * STE_BYTES)
                     m.next = "STE_READ"
 
             with m.State("STE_READ"):

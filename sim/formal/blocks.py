@@ -8,12 +8,16 @@ another block of the same ports, such as a deliberately broken one).
 from dataclasses import dataclass
 
 from ...hw.bus.axi import AXI4Signature
+from ...hw.bus.interconnect import Interconnect, Window
 from ...hw.bus.lite_decoder import LiteDecoder
 from ...hw.bus.register_slice import AXI4RegisterSlice
+from ...hw.dma.engine import DMAEngine
 from ...hw.ident.ident import Ident
 from ...hw.regs import RegisterBlock, compile_rdl
 from .harness import Harness
-from .properties import AXI4LiteProperties, AXI4Properties
+from .dma import DMATransferProperties
+from .properties import AXI4LiteProperties, AXI4Properties, CpuPortProperties
+from .smmu import TranslationClientProperties
 
 __all__ = ["Job", "BLOCKS", "available"]
 
@@ -39,12 +43,68 @@ class Job:
         return Harness(dut, sets, inputs=inputs)
 
 
+_SMALL_AXI = AXI4Signature(addr_width=16, data_width=32, id_width=1, sid_width=0)
+
+
 def _slice(dut):
-    signature = AXI4Signature(addr_width=16, data_width=32, id_width=1, sid_width=0)
-    dut = dut or AXI4RegisterSlice(signature)
+    dut = dut or AXI4RegisterSlice(_SMALL_AXI)
     return dut, [AXI4Properties(dut.upstream, role="subordinate", name="upstream", max_len=3),
                  AXI4Properties(dut.downstream, role="manager", name="downstream",
                                 max_len=3, max_w_leading=4)], []
+
+
+def _interconnect(dut):
+    dut = dut or Interconnect(_SMALL_AXI, 2, [Window("mem", 0x0000, 0x2000)], max_outstanding=2)
+    sets = [AXI4Properties(port, role="subordinate", name=f"manager{index}", max_len=3)
+            for index, port in enumerate(dut.managers)]
+    sets += [AXI4Properties(port, role="manager", name=f"subordinate{index}", max_len=3,
+                            max_reads=4, max_writes=4)
+             for index, port in enumerate(dut.subordinates)]
+    return dut, sets, []
+
+
+def _dma(dut):
+    dut = dut or DMAEngine(addr_width=16, data_width=64, id_width=1, sid_width=1,
+                           max_burst_beats=2, max_outstanding_reads=2,
+                           max_outstanding_writes=2, buffer_depth=5, queue_depth=1)
+    return dut, [AXI4Properties(dut.bus, role="manager", name="bus", max_len=1),
+                 DMATransferProperties(dut, max_length=48)], []
+
+
+def _walker(dut):
+    from ...hw.smmu.walker import Walker
+    signature = AXI4Signature(addr_width=40, data_width=64, id_width=1, sid_width=1)
+    dut = dut or Walker(clients=1, sid_width=1, bus_signature=signature)
+    return dut, [AXI4Properties(dut.bus, role="manager", name="bus", max_len=7),
+                 TranslationClientProperties(dut.clients[0], role="subordinate",
+                                             name="client")], []
+
+
+def _small_config():
+    from ...hw.config import SocConfig
+    return SocConfig(id_width=2, sid_width=1, max_outstanding=2, cache_size=256,
+                     cache_ways=2, cache_line_size=16)
+
+
+def _smmu(dut):
+    from ...hw.smmu.smmu import SMMU
+    dut = dut or SMMU(_small_config(), ports=1, tlb_entries=2, walk_cache_entries=2,
+                      ste_cache_entries=2, prefetch=False)
+    return dut, [AXI4Properties(dut.upstream[0], role="subordinate", name="upstream",
+                                max_len=3),
+                 AXI4Properties(dut.downstream[0], role="manager", name="downstream",
+                                max_len=3),
+                 AXI4Properties(dut.table, role="manager", name="table", max_len=7),
+                 AXI4LiteProperties(dut.regs, role="subordinate", name="regs")], []
+
+
+def _cache(dut):
+    from ...hw.cache.cache import Cache
+    from ...hw.cache.geometry import CacheGeometry
+    dut = dut or Cache(CacheGeometry(size=64, ways=2, line_size=16), id_width=1, sid_width=1)
+    return dut, [CpuPortProperties(dut.cpu, role="subordinate", name="cpu"),
+                 AXI4Properties(dut.bus, role="manager", name="bus", max_len=1),
+                 AXI4LiteProperties(dut.regs, role="subordinate", name="regs")], []
 
 
 _MMIO_WINDOWS = (("ident", 0x0000, 0x1000), ("dma0", 0x1000, 0x1000), ("smmu", 0x4000, 0x1000))
@@ -71,6 +131,19 @@ def _dma_regs(dut):
 BLOCKS = {job.name: job for job in (
     Job("register_slice", _slice, "AXI4, 16-bit addresses, 32-bit data, 1-bit IDs, bursts of up to 4 beats",
         depth=8, deep=12, induction=8, cover_depth=8),
+    Job("interconnect", _interconnect, "2 managers (1-bit IDs, 16-bit addresses, 32-bit data), "
+        "one 8 KiB window and the decode-error subordinate, 2 outstanding per manager and "
+        "direction, bursts of up to 4 beats",
+        depth=7, deep=10, induction=8, cover_depth=10),
+    Job("dma", _dma, "DMA engine in register mode: 16-bit addresses, 64-bit data, 1-bit IDs, "
+        "bursts of up to 2 beats, 2 reads and 2 writes outstanding, transfers of up to 48 bytes",
+        depth=16, deep=30, induction=8, cover_depth=16),
+    Job("smmu_walker", _walker, "SMMU walker alone: one client, 1-bit stream IDs, no "
+        "prefetch, the caches' answers free", depth=16, deep=30, induction=8, cover_depth=16),
+    Job("smmu", _smmu, "SMMU: one port pair, 2-bit IDs, 1-bit stream IDs, IOTLB, walk and STE "
+        "caches of 2 entries, no prefetch", depth=5, deep=10, induction=6, cover_depth=12),
+    Job("cache", _cache, "cache: 64 bytes, 2 ways, 16-byte lines, 1-bit IDs",
+        depth=6, deep=12, induction=6, cover_depth=16),
     Job("lite_decoder", _lite_decoder, "AXI4-Lite, 16-bit addresses, 3 windows of 4 KiB",
         depth=12, deep=30, induction=8, cover_depth=10),
     Job("ident", _ident, "ident registers, default configuration",
