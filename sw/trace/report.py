@@ -103,7 +103,7 @@ def write_report(folder, records, result, *, title, panels=None, comparison=None
     runs = [record for record in records if record["kind"] == "run"]
     parts.append("<p>" + "; ".join(
         f"run {run['run'] + 1}: {html.escape(run['title'])}, {run['end'] - run['start']:,} "
-        f"cycles on {html.escape(run['backend'])}" for run in runs) + ".</p>")
+        f"cycles" for run in runs) + ".</p>")
     parts += ["<h2>Timeline</h2>",
               "<p>One lane per driver layer and per bus manager; reads in the upper half of "
               "a lane, writes in the lower; SMMU walks green, cache maintenance purple, faults "
@@ -132,8 +132,9 @@ def write_report(folder, records, result, *, title, panels=None, comparison=None
               "mark, one JSON object a line (docs/timeline.md)</li>"]
     if vcd is not None:
         shown = write_gtkw(vcd, folder / "waves.gtkw")
-        parts.append(f"<li><a href=\"{html.escape(Path(vcd).name)}\">{html.escape(Path(vcd).name)}"
-                     f"</a> and <a href=\"waves.gtkw\">waves.gtkw</a> ({shown} signals in groups per block and channel): "
+        name = html.escape(Path(vcd).name)
+        parts.append(f"<li><a href=\"{name}\">{name}</a> and <a href=\"waves.gtkw\">"
+                     f"waves.gtkw</a> ({shown} signals, grouped per block and channel): "
                      f"<code>gtkwave waves.gtkw</code></li>")
     parts.append("</ul>")
     page = folder / "index.html"

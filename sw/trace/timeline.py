@@ -239,10 +239,12 @@ def _draw_panel(axes, flow_axes, data, panel, width):
                                   color=_COLOURS[style])
                 line.set_gid(f"lane-{name}-{style}")
         if name not in ("stages", "cpu") and len(lane["labels"]) <= 60:
-            for start, end, text in lane["labels"]:
-                if (end - start) > width / 25:
+            free = None                   # where the last label ended: labels never overlap
+            for start, end, text in sorted(lane["labels"]):
+                if (end - start) > width / 25 and (free is None or start >= free):
                     axes.text((start + end) / 2 - panel.start, row, text, ha="center",
                               va="center", fontsize=6, clip_on=True)
+                    free = end
     axes.set_yticks([y[name] for name in names], names, fontsize=8)
     axes.set_ylim(-0.6, len(names) - 0.4)
     axes.set_xlim(0, width)
@@ -257,7 +259,10 @@ def _draw_panel(axes, flow_axes, data, panel, width):
     flow_axes.tick_params(labelsize=7)
     axes.tick_params(axis="x", labelsize=7)
     if data["throughput"]:
-        flow_axes.legend(fontsize=6, ncol=min(len(data["throughput"]), 4), loc="upper right")
+        # Room above the highest bin for the legend, so that it hides no line.
+        top = max(float(values.max()) for values in data["throughput"].values())
+        flow_axes.set_ylim(0, max(top, 1.0) * 1.5)
+        flow_axes.legend(fontsize=6, ncol=min(len(data["throughput"]), 5), loc="upper right")
 
 
 def render(records, path, *, panels=None, title=None):

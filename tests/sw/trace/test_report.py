@@ -75,3 +75,18 @@ def test_report_in_headless_chromium(report, tmp_path):
     console = [line for line in done.stderr.splitlines()
                if "CONSOLE" in line and ("Error" in line or "error" in line)]
     assert not console, console
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--timeline", "t.gif"], "the picture is PNG or SVG"),
+    (["--report", "not-a-folder.txt"], "is a file, not a folder"),
+    (["--report", "missing/deeper"], "does not exist"),
+])
+def test_bad_outputs_are_one_line_before_any_work(tmp_path, monkeypatch, options, message):
+    from dmabuf_soc.sw.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not-a-folder.txt").write_text("")
+    with pytest.raises(SystemExit, match=f"dmabuf-soc: error: .*{message}"):
+        main(["sim", "platform", "--backend", "pysim", *options])
+    with pytest.raises(SystemExit, match=f"dmabuf-soc: error: .*{message}"):
+        main(["bench", "share", "--backend", "pysim", *options])
