@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .machine.backends import CHOICES, COMPILED
+from .machine.backends import COMPILED, backend_argument, is_serial
 
 __all__ = ["CommandError", "DEBUG_ENV", "main"]
 
@@ -286,6 +286,8 @@ def _run_scenario(name, args):
         result = scenario.run(config=config, backend=backend, vcd=vcd, progress=_Progress())
         result.setdefault("backend", backend)
         result.setdefault("wall_seconds", round(time.monotonic() - start, 3))
+        if is_serial(backend):
+            result["cycles_exact"] = False   # counted by a board between the link's commands
         if args.json:
             print(json.dumps(result, sort_keys=True))
         else:
@@ -294,6 +296,13 @@ def _run_scenario(name, args):
         sys.stdout.flush()
     outputs.write(result)
     return 0 if result.get("ok", True) else 1
+
+
+def _backend(text):
+    try:
+        return backend_argument(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _cmd_sim(args):
@@ -318,7 +327,7 @@ def _check_bench(args):
     except KeyError as error:
         raise CommandError(error.args[0]) from None
     backend = args.backend
-    if backend not in module.BACKENDS:
+    if backend not in module.BACKENDS and not (is_serial(backend) and "auto" in module.BACKENDS):
         if backend != "auto":
             raise CommandError(f"bench {args.name}: runs on {' or '.join(module.BACKENDS)}, "
                                f"not {backend}")
@@ -475,10 +484,11 @@ def _parser():
         if name == "sim":
             sub.add_argument("scenario", nargs="?", help="scenario name")
             sub.add_argument("--list", action="store_true", help="list the scenarios")
-        sub.add_argument("--backend", choices=CHOICES, default="auto",
+        sub.add_argument("--backend", type=_backend, default="auto", metavar="BACKEND",
                          help="simulation backend: auto (the default: the fastest whose build "
                               "is cached, else pysim), pysim (Amaranth's built-in), verilator "
-                              "or cxxrtl (compiled models; `dmabuf-soc build` makes them)")
+                              "or cxxrtl (compiled models; `dmabuf-soc build` makes them), or "
+                              "serial:PORT[@BAUD]: a board through the host link")
         sub.add_argument("--vcd", metavar="FILE", help="write waveforms to FILE")
         _trace_options(sub)
         sub.add_argument("--json", action="store_true", help="print one JSON object")
@@ -489,8 +499,9 @@ def _parser():
     bench.add_argument("name", nargs="?", help="benchmark name (omit to list them)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--backend", choices=CHOICES, default="auto",
-                       help="simulation backend (default: auto, as for sim)")
+    bench.add_argument("--backend", type=_backend, default="auto", metavar="BACKEND",
+                       help="simulation backend (default: auto, as for sim; serial:PORT[@BAUD] "
+                            "for a board)")
     _trace_options(bench)
     bench.add_argument("--set", action="append", metavar="NAME=VALUE",
                        help="change one integer parameter of the benchmark "
@@ -518,6 +529,8 @@ def _parser():
 
     from .synth.cli import add_parser as add_synth_parser
     add_synth_parser(commands)
+    from .synth.program import add_parser as add_program_parser
+    add_program_parser(commands)
     from ..sim.formal.cli import add_parser as add_formal_parser
     add_formal_parser(commands)
     return parser
@@ -614,7 +627,8 @@ def parameters_markdown():
 #: The project's own errors, which the command line reports in one line: (module, class).
 _REPORTED = (("dmabuf_soc.hw.config", "ConfigError"),
              ("dmabuf_soc.sw.machine.compiled.cache", "BuildError"),
-             ("dmabuf_soc.sw.synth.flow", "SynthError"))
+             ("dmabuf_soc.sw.synth.flow", "SynthError"),
+             ("dmabuf_soc.sw.machine.serial.link", "LinkFailure"))
 
 
 def _reported(error):

@@ -42,6 +42,8 @@ class Board(wiring.Component):
         UART clock cycles per bit.
     clock_hz : int
         The clock frequency the bridge reports (0 in simulation).
+    clear : bool
+        Zero the memory after each reset (:class:`~.memory.OnChipMemory`).
 
     Members
     -------
@@ -52,7 +54,7 @@ class Board(wiring.Component):
     irq : ``Out(8)``
         The SoC's interrupt lines (for LEDs).
     """
-    def __init__(self, config=None, *, divisor, clock_hz=0):
+    def __init__(self, config=None, *, divisor, clock_hz=0, clear=True):
         config = BOARD_CONFIG if config is None else config
         if not isinstance(config, SocConfig):
             raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
@@ -61,7 +63,8 @@ class Board(wiring.Component):
                              f"memory access; external_managers must be at least 1, "
                              f"not {config.external_managers}")
         self.soc = Soc(config, memory="port")
-        self.memory = OnChipMemory(config, self.soc.interconnect.subordinate_signature)
+        self.memory = OnChipMemory(config, self.soc.interconnect.subordinate_signature,
+                                   clear=clear)
         self.bridge = HostBridge(config, divisor=divisor, clock_hz=clock_hz)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "irq": Out(8)})
 

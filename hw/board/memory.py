@@ -21,7 +21,11 @@ class OnChipMemory(wiring.Component):
     streams (a read's first beat two cycles after its address). INCR bursts advance a row
     per beat and FIXED bursts stay on theirs; every beat is taken as full width, with the
     write strobes choosing its bytes. A beat outside every bank is answered DECERR (a read's
-    data is then zero) and writes nothing. Contents start at zero and survive a reset.
+    data is then zero) and writes nothing.
+
+    With ``clear``, the memory zeroes every row after a reset, a row a cycle, before it takes
+    a request (as a simulation's memory starts at zero, so the driver may assume it does at
+    boot); without, contents start at zero and survive a reset.
 
     Parameters
     ----------
@@ -29,12 +33,14 @@ class OnChipMemory(wiring.Component):
         Banks and data width.
     signature : AXI4Signature
         The port's signature (the interconnect's subordinate side: wider IDs).
+    clear : bool
+        Zero the memory after each reset.
 
     Members
     -------
     bus : ``In(signature)``
     """
-    def __init__(self, config, signature):
+    def __init__(self, config, signature, *, clear=True):
         if not isinstance(config, SocConfig):
             raise TypeError(f"Configuration must be a SocConfig, not {config!r}")
         if not isinstance(signature, AXI4Signature):
@@ -43,6 +49,7 @@ class OnChipMemory(wiring.Component):
             raise ValueError(f"The port's data width {signature.data_width} is not the "
                              f"configuration's {config.data_width}")
         self._config = config
+        self._clear = bool(clear)
         self.banks = {bank.name: Memory(shape=config.data_width,
                                         depth=bank.size // config.bytes_per_beat, init=[])
                       for bank in config.banks}
@@ -74,6 +81,10 @@ class OnChipMemory(wiring.Component):
                   for bank in config.banks]
         w_error = Signal()
 
+        rows = max(bank.size for bank in config.banks) // config.bytes_per_beat
+        clearing = Signal(init=int(self._clear))
+        sweep = Signal(range(rows))
+
         read_ports, write_ports = [], []
         for name, memory in self.banks.items():
             m.submodules[f"bank_{name}"] = memory
@@ -93,8 +104,8 @@ class OnChipMemory(wiring.Component):
         ]
         with one_hot_fsm(m, name="read"):
             with m.State("IDLE"):
-                m.d.comb += bus.ar.ready.eq(1)
-                with m.If(bus.ar.valid):
+                m.d.comb += bus.ar.ready.eq(~clearing)
+                with m.If(bus.ar.valid & ~clearing):
                     m.d.sync += [r_id.eq(bus.ar.payload.id), r_left.eq(bus.ar.payload.len),
                                  r_fixed.eq(bus.ar.payload.burst == Burst.FIXED),
                                  *decode(bus.ar.payload.addr, r_hits, r_rows)]
@@ -122,8 +133,8 @@ class OnChipMemory(wiring.Component):
             m.d.comb += [port.addr.eq(row), port.data.eq(bus.w.payload.data)]
         with one_hot_fsm(m, name="write"):
             with m.State("IDLE"):
-                m.d.comb += bus.aw.ready.eq(1)
-                with m.If(bus.aw.valid):
+                m.d.comb += bus.aw.ready.eq(~clearing)
+                with m.If(bus.aw.valid & ~clearing):
                     m.d.sync += [w_id.eq(bus.aw.payload.id), w_error.eq(0),
                                  w_fixed.eq(bus.aw.payload.burst == Burst.FIXED),
                                  *decode(bus.aw.payload.addr, w_hits, w_rows)]
@@ -142,4 +153,11 @@ class OnChipMemory(wiring.Component):
                 m.d.comb += bus.b.valid.eq(1)
                 with m.If(bus.b.ready):
                     m.next = "IDLE"
+
+        with m.If(clearing):
+            for port in write_ports:
+                m.d.comb += [port.addr.eq(sweep), port.data.eq(0), port.en.eq(~0)]
+            m.d.sync += sweep.eq(sweep + 1)
+            with m.If(sweep == rows - 1):
+                m.d.sync += clearing.eq(0)
         return m

@@ -8,13 +8,16 @@ counts and the same bytes.
 
 ``auto`` picks the fastest backend whose build of the configuration is cached, else pysim, and
 says in one line which it took and how to get a faster one (:func:`choose`).
+
+``serial:PORT[@BAUD]`` runs on a board through the host link (:mod:`.serial`,
+docs/host-link.md): the board's SoC, not a simulation, so its cycle counts include the link.
 """
 
 import importlib
 import sys
 
 __all__ = ["BACKENDS", "COMPILED", "CHOICES", "available_backends", "compiled_backend",
-           "choose", "simulate"]
+           "choose", "simulate", "SERIAL", "is_serial", "backend_argument"]
 
 #: Every backend, by name.
 BACKENDS = ("pysim", "cxxrtl", "verilator")
@@ -23,7 +26,28 @@ COMPILED = ("verilator", "cxxrtl")
 #: What ``--backend`` takes.
 CHOICES = ("auto", *BACKENDS)
 
+#: The prefix of the serial backend: ``serial:PORT[@BAUD]``.
+SERIAL = "serial:"
+
 _said = set()
+
+
+def is_serial(backend):
+    """Whether ``backend`` names the serial backend."""
+    return isinstance(backend, str) and backend.startswith(SERIAL)
+
+
+def backend_argument(text):
+    """``text`` if it is one of :data:`CHOICES` or ``serial:PORT[@BAUD]``; else
+    :exc:`ValueError` (for ``argparse``'s ``type=``)."""
+    if is_serial(text):
+        from .serial.transport import parse_port
+        parse_port(text[len(SERIAL):])
+        return text
+    if text not in CHOICES:
+        raise ValueError(f"Unknown backend {text!r}; available: {', '.join(CHOICES)}, "
+                         f"serial:PORT[@BAUD]")
+    return text
 
 
 def compiled_backend(name):
@@ -52,8 +76,7 @@ def choose(backend, config=None, *, vcd=False, probes=False, notice=_say_once):
     fastest compiled backend whose build of ``config`` (with waveforms if ``vcd``, with the
     trace's probes if ``probes``) is cached, else ``"pysim"``; ``notice`` receives the line
     that says which and why."""
-    if backend not in CHOICES:
-        raise ValueError(f"Unknown backend {backend!r}; available: {', '.join(CHOICES)}")
+    backend_argument(backend)
     if backend != "auto":
         return backend
     for name in COMPILED:
@@ -85,7 +108,8 @@ def simulate(scenario, *, backend="pysim", config=None, vcd=None):
     scenario : async callable
         Receives the backend's :class:`~.base.Machine`.
     backend : str
-        ``"pysim"``, ``"cxxrtl"``, ``"verilator"``, or ``"auto"`` (:func:`choose`).
+        ``"pysim"``, ``"cxxrtl"``, ``"verilator"``, ``"auto"`` (:func:`choose`), or
+        ``"serial:PORT[@BAUD]"`` (a board).
     config : SocConfig, optional
         Parameters of the SoC (the defaults if omitted).
     vcd : str or path, optional
@@ -96,6 +120,9 @@ def simulate(scenario, *, backend="pysim", config=None, vcd=None):
     """
     from ..trace.spans import active_trace
     trace = active_trace()
+    if is_serial(backend):
+        from .serial.machine import simulate as serial_simulate
+        return serial_simulate(scenario, port=backend[len(SERIAL):], config=config, vcd=vcd)
     backend = choose(backend, config, vcd=vcd is not None, probes=trace is not None)
     if backend == "pysim":
         from .pysim import simulate as backend_simulate

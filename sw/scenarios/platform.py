@@ -44,15 +44,19 @@ async def bring_up(machine, *, progress=None, seed=0):
     bank = machine.config.banks[0]
     addr = bank.base + 0x2000
     await machine.poke(addr, b"\x5a" * 8)
-    await machine.set_error_window(0, base=addr, size=8, resp=Resp.SLVERR)
     try:
-        await machine.store(addr, b"\xff" * 8, cacheable=False)
-    except BusError:
-        summary["error_injection_reported"] = True
+        await machine.set_error_window(0, base=addr, size=8, resp=Resp.SLVERR)
+    except NotImplementedError as error:        # a board: its memory injects no errors
+        summary["error_injection_reported"] = f"not run: {error}"
     else:
-        raise AssertionError("A store into an SLVERR window completed without an error")
-    finally:
-        await machine.clear_error_window(0)
+        try:
+            await machine.store(addr, b"\xff" * 8, cacheable=False)
+        except BusError:
+            summary["error_injection_reported"] = True
+        else:
+            raise AssertionError("A store into an SLVERR window completed without an error")
+        finally:
+            await machine.clear_error_window(0)
     if await machine.peek(addr, 8) != b"\x5a" * 8:
         raise AssertionError("A store answered SLVERR changed memory")
     if progress:

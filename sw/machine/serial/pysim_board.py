@@ -5,6 +5,7 @@ included (slow: for short tests)."""
 import queue
 import threading
 
+from amaranth.hdl import Signal
 from amaranth.sim import Simulator
 
 from ....hw.board.board import Board
@@ -13,13 +14,19 @@ from .transport import PipeTransport
 __all__ = ["add_uart", "PysimBoard"]
 
 
-def add_uart(sim, *, rx, tx, divisor, transport, stop):
+def add_uart(sim, *, rx, tx, divisor, transport, stop, poll=None):
     """Add to ``sim`` the host's UART: bytes from ``transport.to_board`` driven onto ``rx``,
     bytes sampled from ``tx`` put into ``transport.to_host``, ``divisor`` cycles a bit,
-    until the :class:`threading.Event` ``stop`` is set."""
+    until the :class:`threading.Event` ``stop`` is set; ``poll(ctx)``, if given, is called
+    while the line is idle. Returns a signal that rises when ``stop`` is seen, for other
+    testbenches to end on."""
+    done = Signal()
+
     async def send(ctx):
         ctx.set(rx, 1)
         while not stop.is_set():
+            if poll is not None:
+                poll(ctx)
             try:
                 byte = transport.to_board.get_nowait()
             except queue.Empty:
@@ -28,12 +35,13 @@ def add_uart(sim, *, rx, tx, divisor, transport, stop):
             for bit in [0, *((byte >> i) & 1 for i in range(8)), 1]:
                 ctx.set(rx, bit)
                 await ctx.tick().repeat(divisor)
+        ctx.set(done, 1)
 
     async def receive(ctx):
-        while not stop.is_set():
-            await ctx.tick()
-            if ctx.get(tx):
-                continue
+        while True:
+            await ctx.tick().until((tx == 0) | done)
+            if ctx.get(done):
+                return
             await ctx.tick().repeat(divisor // 2)
             byte = 0
             for i in range(8):
@@ -44,6 +52,7 @@ def add_uart(sim, *, rx, tx, divisor, transport, stop):
 
     sim.add_testbench(send)
     sim.add_testbench(receive)
+    return done
 
 
 class PysimBoard:
@@ -56,9 +65,11 @@ class PysimBoard:
         As for :class:`Board`.
     divisor : int
         UART clock cycles per bit.
+    clear : bool
+        Zero the memory after each reset (tens of thousands of cycles: slow here).
     """
-    def __init__(self, config=None, *, divisor=4, dut=None):
-        self.board = Board(config, divisor=divisor) if dut is None else dut
+    def __init__(self, config=None, *, divisor=4, clear=False):
+        self.board = Board(config, divisor=divisor, clear=clear)
         self.transport = PipeTransport()
         self._stop = threading.Event()
         self._error = None

@@ -1,141 +1,21 @@
 """The host bridge alone on the built-in simulator, its UART driven by the host's link code,
 its ports answered by Python models: every command, errors, repeats and resynchronisation."""
 
-import threading
 import time
 
 import pytest
-from amaranth.sim import Simulator
 
 from dmabuf_soc.hw.board import protocol
-from dmabuf_soc.hw.board.board import BOARD_CONFIG
-from dmabuf_soc.hw.board.bridge import HostBridge
 from dmabuf_soc.hw.board.protocol import Command, LinkError
 from dmabuf_soc.sw.machine.serial.link import Link
-from dmabuf_soc.sw.machine.serial.pysim_board import add_uart
-from dmabuf_soc.sw.machine.serial.transport import PipeTransport
 
-DIVISOR = 4
-
-
-class _Models:
-    """What the bridge's ports reach: registers, the CPU's memory, the backdoor memory."""
-    def __init__(self):
-        self.regs = {}
-        self.cpu = {}
-        self.mem = {}
-        self.cpu_requests = []
-        self.mmio_writes = 0
-        self.resets = 0
-        self.irq = 0
-
-
-def _merge(old, data, strb):
-    mask = sum(0xFF << 8 * i for i in range(8) if strb >> i & 1)
-    return (old & ~mask) | (data & mask)
-
-
-def _processes(sim, bridge, models, stop):
-    def axi(port, read, write):
-        """A responder on AXI port ``port``: ``read(ar)`` gives the R payload,
-        ``write(aw, w)`` the B payload."""
-        async def respond(ctx):
-            while not stop.is_set():
-                for channel in (port.ar, port.aw, port.w):
-                    ctx.set(channel.ready, 1)
-                _, _, ar_valid, ar, aw_valid, aw, w_valid, w = await ctx.tick().sample(
-                    port.ar.valid, port.ar.payload, port.aw.valid, port.aw.payload,
-                    port.w.valid, port.w.payload)
-                if ar_valid:
-                    ctx.set(port.ar.ready, 0)
-                    ctx.set(port.r.payload, read(ar))
-                    ctx.set(port.r.valid, 1)
-                    await ctx.tick().until(port.r.ready)
-                    ctx.set(port.r.valid, 0)
-                if aw_valid:
-                    ctx.set(port.aw.ready, 0)
-                    ctx.set(port.w.ready, 0)
-                    if not w_valid:
-                        _, _, w = await ctx.tick().sample(port.w.payload).until(port.w.valid)
-                    ctx.set(port.b.payload, write(aw, w))
-                    ctx.set(port.b.valid, 1)
-                    await ctx.tick().until(port.b.ready)
-                    ctx.set(port.b.valid, 0)
-        return respond
-
-    def mmio_write(aw, w):
-        models.regs[aw.addr] = w.data
-        models.mmio_writes += 1
-        return {"resp": 0}
-
-    def mem_read(ar):
-        assert ar.len == 0 and ar.size == 3
-        return {"data": models.mem.get(ar.addr, 0), "resp": 0, "last": 1, "id": ar.id}
-
-    def mem_write(aw, w):
-        models.mem[aw.addr] = _merge(models.mem.get(aw.addr, 0), w.data, w.strb)
-        return {"resp": 0, "id": aw.id}
-
-    mmio = axi(bridge.mmio, lambda ar: {"data": models.regs.get(ar.addr, 0),
-                                        "resp": 2 if ar.addr >= 0x8000 else 0}, mmio_write)
-    mem = axi(bridge.mem, mem_read, mem_write)
-
-    async def cpu(ctx):
-        port = bridge.cpu
-        while not stop.is_set():
-            ctx.set(port.req.ready, 1)
-            _, _, valid, req = await ctx.tick().sample(port.req.valid, port.req.payload)
-            if not valid:
-                continue
-            ctx.set(port.req.ready, 0)
-            models.cpu_requests.append((req.addr, req.write, req.strb, req.cacheable))
-            old = models.cpu.get(req.addr, 0)
-            if req.write:
-                models.cpu[req.addr] = _merge(old, req.data, req.strb)
-            ctx.set(port.rsp.payload, {"data": 0 if req.write else old,
-                                       "error": int(req.addr >= 1 << 39)})
-            ctx.set(port.rsp.valid, 1)
-            await ctx.tick().until(port.rsp.ready)
-            ctx.set(port.rsp.valid, 0)
-
-    async def clock(ctx):
-        cycle = 0
-        while not stop.is_set():
-            ctx.set(bridge.cycle, cycle)
-            ctx.set(bridge.irq, models.irq)
-            _, _, reset = await ctx.tick().sample(bridge.soc_reset)
-            models.resets += reset
-            cycle = 0 if reset else cycle + 1
-
-    for process in (mmio, cpu, mem):
-        sim.add_testbench(process)
-    sim.add_process(clock)
+from bridge_harness import bridge_sim
 
 
 @pytest.fixture(scope="module")
 def bridge():
-    dut = HostBridge(BOARD_CONFIG, divisor=DIVISOR, clock_hz=1234, frame_timeout=400)
-    models = _Models()
-    transport = PipeTransport()
-    stop = threading.Event()
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    add_uart(sim, rx=dut.rx, tx=dut.tx, divisor=DIVISOR, transport=transport, stop=stop)
-    _processes(sim, dut, models, stop)
-    errors = []
-
-    def run():
-        try:
-            sim.run()
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield Link(transport, timeout=5.0), models, transport
-    stop.set()
-    thread.join()
-    assert not errors
+    with bridge_sim() as (transport, models):
+        yield Link(transport, timeout=5.0), models, transport
 
 
 def _reply(transport, seconds=5.0):
