@@ -22,9 +22,10 @@ def add_parser(subparsers):
                              "CT256 (HX8K breakout board). Default: ecp5")
     parser.add_argument("--block", dest="synth_block", metavar="NAME",
                         help="build only this block ('list' lists them); default: all")
-    parser.add_argument("--board", action="store_true",
+    parser.add_argument("--board", nargs="?", const=True, default=None, metavar="NAME",
                         help="place on the board's pins with its constraint file, rather "
-                             "than out of context at the block's goal frequency")
+                             "than out of context at the block's goal frequency; NAME, if "
+                             "given, is the target's board (ulx3s for ecp5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per build")
     parser.add_argument("-o", "--outdir", default="build/synth", metavar="DIR",
                         help="where the builds keep netlists, logs and reports "
@@ -55,9 +56,19 @@ def _check(args):
     from ...hw import catalog
     from ..cli import CommandError, _output_folder
     from .flow import Tools
-    if args.synth_block is not None and args.synth_block not in catalog.available(synth=True):
+    from .board import BOARDS
+    from .flow import TARGETS
+    if args.synth_block is not None and args.synth_block not in (*catalog.available(synth=True),
+                                                                 "board"):
         raise CommandError(f"synth: unknown block {args.synth_block!r}; known: "
-                           f"{', '.join(catalog.available(synth=True))}")
+                           f"{', '.join(catalog.available(synth=True))}, board")
+    board_name = TARGETS[args.target].board.lower()
+    if isinstance(args.board, str) and args.board.lower() != board_name:
+        raise CommandError(f"synth --board: the {args.target} target's board is {board_name}, "
+                           f"not {args.board}")
+    if args.synth_block == "board" and args.target not in BOARDS:
+        raise CommandError(f"synth --block board: the board top is built for "
+                           f"{', '.join(BOARDS)} only, not {args.target}")
     for option, value, low, high in (("--seed", args.seed, 0, 2**31 - 1),
                                      ("--timing-weight", args.timing_weight, 0, 1000),
                                      ("--threads", args.threads, 1, 256)):
@@ -83,13 +94,13 @@ def run(args):
     from ...hw import catalog
     from .flow import SynthError, synth
     if args.synth_block == "list":
-        for name in catalog.available(synth=True):
+        for name in (*catalog.available(synth=True), "board"):
             print(name)
         return 0
     tools = _check(args)
     try:
         results = synth(args.target, args.synth_block, outdir=args.outdir,
-                        board=True if args.board else None, tools=tools, seed=args.seed,
+                        board=True if args.board is not None else None, tools=tools, seed=args.seed,
                         timing_weight="target" if args.timing_weight is None
                         else args.timing_weight,
                         threads=args.threads, progress=_progress())
@@ -103,6 +114,9 @@ def run(args):
         for result in results:
             print(" ".join(f"{str(result[name]):>{width}}" for name, width in _COLUMNS))
         for result in results:
+            if "bitstream" in result:
+                print(f"{result['block']}: bitstream {result['bitstream']} (dmabuf-soc program "
+                      f"loads it)")
             if not result["met"] and result["critical_path"]:
                 print(f"{result['block']}: critical path {result['critical_path']['summary']}",
                       file=sys.stderr)

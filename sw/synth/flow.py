@@ -6,6 +6,7 @@ one dict per build with the utilisation, the achieved Fmax against the constrain
 critical path.
 """
 
+import contextlib
 import json
 import os
 import shlex
@@ -160,6 +161,45 @@ def _run(argv, *, cwd, log, what, timeout):
                          f"{tail}")
 
 
+def _target_fields(target):
+    """The fields of a result that name the target."""
+    return {"target": target.name, "device": target.device, "package": target.package,
+            "speed_grade": target.speed_grade, "board": target.board}
+
+
+@contextlib.contextmanager
+def _timed(seconds, key, step, what):
+    """Report ``what`` to ``step``, then time the block into ``seconds[key]``."""
+    started = time.monotonic()
+    step(what)
+    yield
+    seconds[key] = round(time.monotonic() - started, 1)
+
+
+def _yosys(target, builddir, *, tools, name, timeout):
+    """Synthesise ``builddir/top.il`` for ``target``: ``top.json``, ``stat.json``."""
+    (builddir / "synth.ys").write_text(
+        "read_rtlil top.il\n"
+        f"synth_{target.family} -top top\n"
+        "tee -q -o stat.json stat -json\n"
+        "write_json top.json\n")
+    _run([*tools.yosys, "-q", "-l", "yosys.log", "synth.ys"], cwd=builddir, log="yosys.log",
+         what=f"{name}: yosys", timeout=timeout)
+
+
+def _nextpnr_argv(target, tools, *, seed, timing_weight, threads):
+    """The nextpnr command of a build of ``top.json``, to ``report.json`` and
+    ``nextpnr.log``, before its placement options."""
+    argv = [*tools.nextpnr(target), *target.device_args, "--json", "top.json",
+            "--report", "report.json", "--detailed-timing-report", "--timing-allow-fail",
+            "--seed", str(seed), "-q", "-l", "nextpnr.log"]
+    if threads:
+        argv += ["--threads", str(threads)]
+    if timing_weight is not None:
+        argv += ["--placer-heap-timingweight", str(timing_weight)]
+    return argv
+
+
 def _elaborate(block, builddir, config):
     from amaranth.back import rtlil
     from ...hw import catalog
@@ -178,35 +218,20 @@ def _build_one(target, block, board, *, outdir, tools, config, seed, timing_weig
     seconds = {}
     goal = GOALS_MHZ.get(block)
 
-    started = time.monotonic()
-    step(f"{name}: elaborate")
-    port_bits = _elaborate(block, builddir, config)
-    seconds["elaborate"] = round(time.monotonic() - started, 1)
+    with _timed(seconds, "elaborate", step, f"{name}: elaborate"):
+        port_bits = _elaborate(block, builddir, config)
     if (board or not target.out_of_context) and port_bits > target.io_pins:
         raise SynthError(f"{block} has {port_bits} port bits; the {target.device} "
                          f"{target.package} of the {target.board} has {target.io_pins} I/O "
                          f"pins. Build it out of context on a target that allows it.")
 
-    started = time.monotonic()
-    step(f"{name}: yosys synth_{target.family}")
-    (builddir / "synth.ys").write_text(
-        "read_rtlil top.il\n"
-        f"synth_{target.family} -top top\n"
-        "tee -q -o stat.json stat -json\n"
-        "write_json top.json\n")
-    _run([*tools.yosys, "-q", "-l", "yosys.log", "synth.ys"], cwd=builddir, log="yosys.log",
-         what=f"{name}: yosys", timeout=timeout)
-    seconds["yosys"] = round(time.monotonic() - started, 1)
+    with _timed(seconds, "yosys", step, f"{name}: yosys synth_{target.family}"):
+        _yosys(target, builddir, tools=tools, name=name, timeout=timeout)
 
     started = time.monotonic()
     step(f"{name}: nextpnr-{target.nextpnr}")
-    argv = [*tools.nextpnr(target), *target.device_args, "--json", "top.json",
-            "--report", "report.json", "--detailed-timing-report", "--timing-allow-fail",
-            "--seed", str(seed), "-q", "-l", "nextpnr.log"]
-    if threads:
-        argv += ["--threads", str(threads)]
-    if timing_weight is not None:
-        argv += ["--placer-heap-timingweight", str(timing_weight)]
+    argv = _nextpnr_argv(target, tools, seed=seed, timing_weight=timing_weight,
+                         threads=threads)
     if board:
         kind = "lpf" if target.family == "ecp5" else "pcf"
         # Beside the netlist: YoWASP's tools see their working directory, not the whole disk.
@@ -226,11 +251,7 @@ def _build_one(target, block, board, *, outdir, tools, config, seed, timing_weig
     achieved, constraint = clocks["clk"]
     used = {cell: entry["used"] for cell, entry in (pnr.get("utilization") or {}).items()}
     result = {
-        "target": target.name,
-        "device": target.device,
-        "package": target.package,
-        "speed_grade": target.speed_grade,
-        "board": target.board,
+        **_target_fields(target),
         "placement": f"{target.board} pins" if board else "out of context",
         "block": block,
         **{key: value for key, value in report.utilisation(stat, target.family).items()
@@ -265,8 +286,9 @@ def synth(target, block=None, *, outdir, board=None, tools=None, config=None, se
         A key of :data:`TARGETS`: ``"ecp5"`` (LFE5U-85F, CABGA381, speed grade 6; ULX3S) or
         ``"ice40"`` (iCE40HX8K, CT256; iCE40-HX8K breakout board).
     block : str or None
-        One block of :func:`dmabuf_soc.hw.catalog.available` (``synth=True``); all of
-        :func:`default_builds` if ``None``.
+        One block of :func:`dmabuf_soc.hw.catalog.available` (``synth=True``), or
+        ``"board"``: the board top on the board's pins, with a bitstream
+        (:func:`.board.build_board`); all of :func:`default_builds` if ``None``.
     outdir : path
         Where each build keeps its netlists, logs and reports.
     board : bool or None
@@ -306,6 +328,8 @@ def synth(target, block=None, *, outdir, board=None, tools=None, config=None, se
         if board is not None:
             builds = [(name, board) for name, _ in builds if board or target.out_of_context]
             builds = list(dict.fromkeys(builds))
+    elif block == "board":
+        builds = []
     else:
         if block not in catalog.available(synth=True):
             raise ValueError(f"Unknown block {block!r}; known: {', '.join(catalog.available(synth=True))}")
@@ -320,7 +344,7 @@ def synth(target, block=None, *, outdir, board=None, tools=None, config=None, se
             raise TypeError(f"Timing weight must be an integer or None, not {timing_weight!r}")
         if timing_weight < 0:
             raise ValueError(f"Timing weight must not be negative, not {timing_weight!r}")
-    total = 3 * len(builds)
+    total = 4 if block == "board" else 3 * len(builds)
     done = 0
 
     def step(what):
@@ -329,10 +353,16 @@ def synth(target, block=None, *, outdir, board=None, tools=None, config=None, se
             progress(done, total, what)
         done += 1
 
-    results = [_build_one(target, name, on_board, outdir=outdir, tools=tools, config=config,
-                          seed=seed, timing_weight=timing_weight, threads=threads,
-                          timeout=timeout, step=step)
-               for name, on_board in builds]
+    if block == "board":
+        from .board import build_board
+        results = [build_board(target, outdir=outdir, tools=tools, seed=seed,
+                               timing_weight=timing_weight, threads=threads, timeout=timeout,
+                               step=step, config=config)]
+    else:
+        results = [_build_one(target, name, on_board, outdir=outdir, tools=tools,
+                              config=config, seed=seed, timing_weight=timing_weight,
+                              threads=threads, timeout=timeout, step=step)
+                   for name, on_board in builds]
     if progress is not None:
         progress(total, total, "done")
     return results
