@@ -19,7 +19,8 @@ def add_parser(subparsers):
     parser.add_argument("--block", dest="formal_block", metavar="NAME",
                         help="check only this block ('list' lists them); default: all")
     parser.add_argument("--depth", type=int, metavar="N",
-                        help="cycles from reset to check (default: each block's own)")
+                        help="cycles from reset to check (default: each block's own; the "
+                             "cover points are sought within each block's own depth)")
     parser.add_argument("--prove", action="store_true",
                         help="also try k-induction, which proves the rules at every depth")
     parser.add_argument("--json", action="store_true", help="print one JSON object per block")
@@ -63,7 +64,7 @@ def run(args):
         depth = args.depth or job.depth
         try:
             result = run_job(name, job.harness(), depth=depth,
-                             cover_depth=min(depth, job.cover_depth),
+                             cover_depth=job.cover_depth,
                              induction=job.induction if args.prove else None,
                              outdir=args.outdir, config=job.config)
         except FormalError as error:

@@ -12,6 +12,7 @@ design, the ``.sby`` file, and each task's folder with its log and traces (VCD).
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -195,11 +196,19 @@ def _status(folder):
 
 def _run_task(sby, env, folder, task, timeout):
     start = time.monotonic()
-    with open(folder / f"{task}.out", "w") as out:
-        subprocess.run([sby, "-f", "job.sby", task], cwd=folder, env=env, stdout=out,
-                       stderr=subprocess.STDOUT, timeout=timeout, check=False)
-    seconds = time.monotonic() - start
     task_folder = folder / f"job_{task}"
+    with open(folder / f"{task}.out", "w") as out:
+        process = subprocess.Popen([sby, "-f", "job.sby", task], cwd=folder, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SymbiYosys and its solver, by their process group: only what this job started.
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
+            return "TIMEOUT", task_folder, time.monotonic() - start
+    seconds = time.monotonic() - start
     status = _status(task_folder)
     if status == "ERROR":
         tail = (folder / f"{task}.out").read_text().strip().splitlines()[-3:]
@@ -209,7 +218,7 @@ def _run_task(sby, env, folder, task, timeout):
 
 
 def run(block, harness, *, depth, cover_depth=None, induction=None, outdir="build/formal",
-        config="", timeout=3600):
+        config="", timeout=3600, prove_timeout=600):
     """Run the formal job of ``harness`` (a :class:`~.harness.Harness`) as block ``block``.
 
     Parameters
@@ -224,6 +233,9 @@ def run(block, harness, *, depth, cover_depth=None, induction=None, outdir="buil
         The job keeps its files in ``outdir/block``, emptied first.
     config : str
         The configuration, as reports state it.
+    timeout, prove_timeout : float
+        Seconds a task may take; a bounded check or cover search that takes longer is an
+        error, an induction that does is reported as not closed.
 
     Returns
     -------
@@ -240,6 +252,8 @@ def run(block, harness, *, depth, cover_depth=None, induction=None, outdir="buil
                                                 induction=induction or 1))
     seconds = {}
     status, bmc_folder, seconds["bmc"] = _run_task(sby, env, folder, "bmc", timeout)
+    if status == "TIMEOUT":
+        raise FormalError(f"{block}: bmc to depth {depth} took more than {timeout} s")
     failed = {}
     traces = sorted(bmc_folder.glob("engine_0/trace*.vcd"))
     for trace in traces:
@@ -252,7 +266,7 @@ def run(block, harness, *, depth, cover_depth=None, induction=None, outdir="buil
     proven = False
     if induction and status == "PASS":
         prove_status, prove_folder, seconds["prove"] = _run_task(sby, env, folder, "prove",
-                                                                 timeout)
+                                                                 prove_timeout)
         proven = prove_status == "PASS"
         if prove_status == "FAIL":
             for trace in sorted(prove_folder.glob("engine_0/trace*.vcd")):
