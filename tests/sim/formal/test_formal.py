@@ -92,3 +92,16 @@ def test_property_set_arguments():
         AXI4Properties(1, role="manager", name="bus")
     with pytest.raises(ValueError, match="Reads outstanding must be from 1 to 16, not 0"):
         AXI4Properties(port, role="manager", name="bus", max_reads=0)
+
+
+def test_command_line(tmp_path, capsys):
+    from dmabuf_soc.sw.cli import main
+    assert main(["formal", "--block", "ident", "--depth", "3", "-o", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ident", "bus", "bounded", "to", "depth", "3"]
+    assert lines[1].startswith("ident") and "4/4 reached" in lines[1]
+    assert (tmp_path / "ident" / "job.sby").exists()
+    assert (tmp_path / "ident" / "job_bmc" / "logfile.txt").exists()
+    with pytest.raises(SystemExit, match="dmabuf-soc: error: formal: unknown block 'nope'; "
+                                         "known: register_slice, "):
+        main(["formal", "--block", "nope"])
