@@ -18,7 +18,7 @@ from .harness import Harness
 from .cache import DirtyLineProperties
 from .dma import DMATransferProperties
 from .properties import AXI4LiteProperties, AXI4Properties, CpuPortProperties
-from .smmu import TranslationClientProperties
+from .smmu import TranslationClientProperties, WalkCovers
 
 __all__ = ["Job", "BLOCKS", "available"]
 
@@ -82,7 +82,8 @@ def _walker(dut):
     dut = dut or Walker(clients=1, sid_width=1, bus_signature=signature)
     return dut, [AXI4Properties(dut.bus, role="manager", name="bus", max_len=7),
                  TranslationClientProperties(dut.clients[0], role="subordinate",
-                                             name="client")], []
+                                             name="client"),
+                 WalkCovers(dut)], []
 
 
 def _small_config():
@@ -136,14 +137,14 @@ def _dma_regs(dut):
 
 BLOCKS = {job.name: job for job in (
     Job("register_slice", _slice, "AXI4, 16-bit addresses, 32-bit data, 1-bit IDs, bursts of up to 4 beats",
-        depth=7, deep=12, induction=8, cover_depth=8),
+        depth=7, deep=9, induction=8, cover_depth=8),
     Job("interconnect", _interconnect, "2 managers (1-bit IDs, 16-bit addresses, 32-bit data), "
         "one 8 KiB window and the decode-error subordinate, 2 outstanding per manager and "
         "direction, bursts of up to 4 beats",
-        depth=7, deep=10, induction=8, cover_depth=10, covers_in_ci=False),
+        depth=7, deep=9, induction=8, cover_depth=10, covers_in_ci=False),
     Job("dma", _dma, "DMA engine in register mode: 16-bit addresses, 64-bit data, 1-bit IDs, "
         "bursts of up to 2 beats, 2 reads and 2 writes outstanding, transfers of up to 48 bytes",
-        depth=17, deep=30, induction=8, cover_depth=18, covers_in_ci=False),
+        depth=17, deep=20, induction=8, cover_depth=18, covers_in_ci=False),
     Job("smmu_walker", _walker, "SMMU walker alone: one client, 1-bit stream IDs, no "
         "prefetch, the caches' answers free", depth=16, deep=30, induction=8, cover_depth=16),
     Job("smmu", _smmu, "SMMU: one port pair, 2-bit IDs, 1-bit stream IDs, IOTLB, walk and STE "

@@ -1,11 +1,11 @@
-"""The SMMU walker's client interface as a property set."""
+"""The SMMU walker's client interface as a property set, and the walker's cover points."""
 
 from amaranth.hdl import Cat
 
 from ...hw.smmu.arbiter import TranslationClientSignature, TranslationStatus
 from .properties import PropertySet
 
-__all__ = ["TranslationClientProperties"]
+__all__ = ["TranslationClientProperties", "WalkCovers"]
 
 
 class TranslationClientProperties(PropertySet):
@@ -32,3 +32,21 @@ class TranslationClientProperties(PropertySet):
         self.rule(m, "subordinate", "done_when_asked", port.valid, when=port.done)
         self.cover(m, "translated", port.done & (port.status == TranslationStatus.OK))
         self.cover(m, "faulted", port.done & (port.status == TranslationStatus.FAULT))
+
+
+class WalkCovers(PropertySet):
+    """Cover points of a :class:`~dmabuf_soc.hw.smmu.walker.Walker`: a page-table
+    descriptor read for a client (an IOTLB miss walked), and a fault record written.
+
+    Parameters
+    ----------
+    walker : Walker
+    name : str
+    """
+    def __init__(self, walker, *, name="walk"):
+        super().__init__(walker, role="subordinate", name=name)
+
+    def build(self, m):
+        walker = self.port
+        self.cover(m, "iotlb_miss_walk", walker.walk_read)
+        self.cover(m, "fault_record", walker.event)
