@@ -166,7 +166,9 @@ class Soc(wiring.Component):
             # Simulation only: the transaction trace's probes (sim/trace/probes.py).
             from ..sim.trace.probes import probe_port_layout, soc_probes
             self._probes = soc_probes(self)
-            members["probe"] = Out(probe_port_layout(*self._probes)[2])
+            width = probe_port_layout(*self._probes)[2]
+            members["probe"] = Out(width)
+            self._probe_now = Signal(width)
         super().__init__(members)
 
     @property
@@ -178,6 +180,12 @@ class Soc(wiring.Component):
         """With ``probes=True``, the channels and levels the ``probe`` port carries
         (:func:`~dmabuf_soc.sim.trace.probes.soc_probes`); else ``None``."""
         return self._probes
+
+    @property
+    def probe_now(self):
+        """With ``probes=True``, the probes' value in the current cycle, which the ``probe``
+        port (a register) holds after the clock edge; else ``None``."""
+        return self._probe_now if self._probes is not None else None
 
     def elaborate(self, platform):
         m = Module()
@@ -228,6 +236,7 @@ class Soc(wiring.Component):
 
         if self._probes is not None:
             from ..sim.trace.probes import probe_port_value
-            m.d.comb += self.probe.eq(probe_port_value(*self._probes))
+            m.d.comb += self._probe_now.eq(probe_port_value(*self._probes))
+            m.d.sync += self.probe.eq(self._probe_now)
         m.d.sync += self.cycle.eq(self.cycle + 1)
         return m

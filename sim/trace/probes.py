@@ -12,8 +12,10 @@ The table (:func:`soc_probes`) lists
 
 A :class:`~dmabuf_soc.hw.soc.Soc` built with ``probes=True`` has an output ``probe`` that
 carries them all (:func:`probe_port_layout`): the handshake of every channel, their payloads
-and the levels. The built-in simulator samples that port in a process of its own, a compiled
-model's driver loops at every clock edge. The probes are wires only: the SoC runs the same
+and the levels, in a register that holds after each clock edge what the edge sampled. The
+built-in simulator samples the register's input (``Soc.probe_now``) in a process of its own;
+a compiled model's driver loops read the port after every clock edge (a flip-flop's output,
+which costs no evaluation of the logic behind it). The probes are wires only: the SoC runs the same
 cycles with them as without, and without them (every other build) it is as it was.
 """
 
@@ -21,8 +23,7 @@ from typing import NamedTuple
 
 from amaranth.hdl import Cat, Const, Value
 
-__all__ = ["Channel", "Level", "soc_probes", "probe_port_layout", "probe_port_value",
-           "BUS_PORTS"]
+__all__ = ["Channel", "Level", "soc_probes", "probe_port_layout", "probe_port_value"]
 
 
 class Channel(NamedTuple):
@@ -73,18 +74,6 @@ _KEEP = {
     ("axi4lite", "ar"): ("addr",), ("axi4lite", "aw"): ("addr",), ("axi4lite", "w"): (),
     ("axi4lite", "r"): ("resp",), ("axi4lite", "b"): ("resp",),
 }
-
-#: The AXI4 ports of the trace: what each is, in the order of :func:`soc_probes`.
-BUS_PORTS = {
-    "cache": "the cache's refills, write-backs and uncached accesses (towards the "
-             "interconnect)",
-    "dma{n}": "DMA channel n's bus, IOVAs (towards the SMMU)",
-    "smmu{n}": "the SMMU's downstream port n: DMA channel n's accesses, translated",
-    "smmu_table": "the SMMU's page-table walks, command and event queues",
-    "ext{n}": "external manager n",
-    "memory": "the interconnect towards the DDR model",
-}
-
 
 def _channel(port, channel, protocol, stream):
     names = _KEEP[(protocol, channel)]

@@ -178,7 +178,7 @@ async def _get(ctx, stream):
 def monitor_process(soc, run):
     """The process that records the probes of ``soc`` (built with ``probes=True``) into
     ``run``: at each clock edge, the handshakes of its channels and the changes of its
-    levels, as the edge samples them (:mod:`~dmabuf_soc.sim.trace.probes`)."""
+    levels, as the edge samples them (``soc.probe_now``; :mod:`~dmabuf_soc.sim.trace.probes`)."""
     from ...sim.trace.probes import probe_port_layout
     from ..trace.record import BeatFilter
     channel_places, level_places, _ = probe_port_layout(run.channels, run.levels)
@@ -192,7 +192,7 @@ def monitor_process(soc, run):
 
     async def process(ctx):
         before = None
-        async for _, _, cycle, bits in ctx.tick().sample(soc.cycle, soc.probe):
+        async for _, _, cycle, bits in ctx.tick().sample(soc.cycle, soc.probe_now):
             fire = bits & handshakes
             while fire:
                 low = fire & -fire

@@ -132,10 +132,12 @@ class Run:
         self._records = None
 
     def span(self, layer, name, start, end, **extra):
+        """Add a driver span: ``name`` of ``layer`` from cycle ``start`` to ``end``."""
         self.add({"kind": "span", "layer": layer, "name": name, "start": start, "end": end,
                   **extra})
 
     def mark(self, layer, name, cycle, **extra):
+        """Add a driver mark: ``name`` of ``layer`` at ``cycle``."""
         self.add({"kind": "mark", "layer": layer, "name": name, "cycle": cycle, **extra})
 
     def cpu(self, direction, addr, size, cacheable, start, end):

@@ -28,7 +28,7 @@ FORMATS = (".png", ".svg")
 _PIXELS = 1600
 _BINS = 400
 
-#: The driver lanes, top to bottom: (lane, the records it shows).
+#: The driver lanes, top to bottom (the bus lanes follow, in the trace's port order).
 _DRIVER_LANES = ("stages", "dma-buf", "fence", "cpu")
 _COLOURS = {"read": "#1f77b4", "write": "#ff7f0e", "walk": "#2ca02c", "maintenance": "#9467bd",
             "fault": "#d62728", "irq": "#8c564b", "span": "#7f7f7f", "mark": "#d62728",

@@ -161,11 +161,13 @@ struct Machine {
 		return model.at_edge(index)[0] & 1;
 	}
 
-	// One clock cycle of the model; the monitor, if on, sees what its edge sampled.
+	// One clock cycle of the model; the monitor, if on, sees what its edge sampled: the
+	// probe port is a register, which holds after the edge what the edge sampled (a
+	// flip-flop's output, read without evaluating the logic behind it).
 	void edge() {
 		model.edge();
 		if (monitor.port >= 0)
-			monitor.sample(model.at_edge(monitor.port), model.at_edge(CYCLE));
+			monitor.sample(model.get(monitor.port), model.at_edge(CYCLE));
 	}
 
 	void tick(uint64_t count) {
