@@ -49,7 +49,7 @@ def _place(scopes, name):
         if part in ("top", "soc"):
             break
     else:
-        return None, leaf
+        root = -1                   # no scope of the top: its signals are at the root
     if root + 1 < len(scopes):
         inner = scopes[root + 1:]
         if len(inner) == 1 and not inner[0].startswith("link_"):
