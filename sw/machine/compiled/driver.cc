@@ -110,6 +110,7 @@ void get_field_bytes(const uint32_t *chunks, Field field, uint8_t *bytes) {
 // model was built with the probe port and Python asked for it.
 struct Monitor {
 	int port = -1;
+	uint64_t opened = 0;                    // the cycle at which the monitor was turned on
 	uint32_t channels = 0;
 	std::vector<Field> payload, id;
 	std::vector<int64_t> last;              // bit of `last` in the payload, or -1
@@ -117,10 +118,16 @@ struct Monitor {
 	std::vector<Field> level;
 	std::vector<uint64_t> level_value;
 	bool first = true;
+	bool any = false;                       // an edge has been sampled
+	uint64_t last_cycle = 0;                // the cycle of the last edge sampled
 	std::vector<uint64_t> events;           // (cycle, index, bits) triples
 
-	void sample(const uint32_t *bits, const uint32_t *cycle_chunks) {
-		uint64_t cycle = uint64_t(cycle_chunks[0]) | uint64_t(cycle_chunks[1]) << 32;
+	// The probes as the edge of `cycle` sampled them; an edge already seen is skipped.
+	void sample(const uint32_t *bits, uint64_t cycle) {
+		if (any && cycle <= last_cycle)
+			return;
+		any = true;
+		last_cycle = cycle;
 		for (uint32_t word = 0; word * 32 < channels; word++) {
 			uint32_t fired = bits[word];
 			if ((word + 1) * 32 > channels)
@@ -161,13 +168,24 @@ struct Machine {
 		return model.at_edge(index)[0] & 1;
 	}
 
-	// One clock cycle of the model; the monitor, if on, sees what its edge sampled: the
-	// probe port is a register, which holds after the edge what the edge sampled (a
-	// flip-flop's output, read without evaluating the logic behind it).
+	// One clock cycle of the model; the monitor, if on, sees what the edge before it
+	// sampled: the probe port is a register, which holds after an edge what that edge
+	// sampled, and so holds it when the next edge samples the outputs (`at_edge`, read
+	// without any evaluation). The last edge's sample is read by `monitor_flush`.
 	void edge() {
 		model.edge();
-		if (monitor.port >= 0)
-			monitor.sample(model.get(monitor.port), model.at_edge(CYCLE));
+		if (monitor.port >= 0) {
+			uint64_t cycle = get_field(model.at_edge(CYCLE), Field{0, 64});
+			if (cycle > monitor.opened)
+				monitor.sample(model.at_edge(monitor.port), cycle - 1);
+		}
+	}
+
+	// The sample of the last edge, from the probe port as it is now.
+	void monitor_flush() {
+		uint64_t cycle = get_field(model.get(CYCLE), Field{0, 64});
+		if (monitor.port >= 0 && cycle > monitor.opened)
+			monitor.sample(model.get(monitor.port), cycle - 1);
 	}
 
 	void tick(uint64_t count) {
@@ -226,7 +244,8 @@ void *machine_create(const char *const *port_names, uint32_t port_count, const u
 int machine_monitor_open(void *handle, uint32_t port, uint32_t channels,
                          const uint32_t *channel_table, uint32_t levels,
                          const uint32_t *level_table) {
-	Monitor &monitor = static_cast<Machine *>(handle)->monitor;
+	Machine *machine = static_cast<Machine *>(handle);
+	Monitor &monitor = machine->monitor;
 	monitor = Monitor();
 	for (uint32_t index = 0; index < channels; index++) {
 		const uint32_t *row = channel_table + 5 * index;
@@ -245,13 +264,16 @@ int machine_monitor_open(void *handle, uint32_t port, uint32_t channels,
 	monitor.level_value.assign(levels, 0);
 	monitor.channels = channels;
 	monitor.port = int(port);
+	monitor.opened = get_field(machine->model.get(CYCLE), Field{0, 64});
 	return 0;
 }
 
-// The monitor's events so far (triples of 64-bit numbers): with `out` null, how many
-// numbers; else copies them to `out` and forgets them.
+// The monitor's events so far, the last edge's included (triples of 64-bit numbers): with
+// `out` null, how many numbers; else copies them to `out` and forgets them.
 uint64_t machine_monitor_take(void *handle, uint64_t *out) {
-	std::vector<uint64_t> &events = static_cast<Machine *>(handle)->monitor.events;
+	Machine *machine = static_cast<Machine *>(handle);
+	machine->monitor_flush();
+	std::vector<uint64_t> &events = machine->monitor.events;
 	uint64_t count = events.size();
 	if (out) {
 		memcpy(out, events.data(), count * sizeof(uint64_t));
