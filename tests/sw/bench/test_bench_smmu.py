@@ -82,6 +82,8 @@ def test_whole_benchmark_on_sixteen_kib():
     assert figures["backend"] == "pysim" and figures["rig_copy_bytes"] == smmu.RIG_COPY_BYTES
 
 
+# Slow: the benchmark's larger DDR banks are a compiled build of their own (about two minutes).
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", [
     pytest.param(name, marks=pytest.mark.skipif(
         name not in available_backends(),

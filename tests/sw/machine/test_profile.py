@@ -217,6 +217,8 @@ def perf_records():
     return True
 
 
+# Slow: the profile build is a Verilator build of its own, and perf samples five runs.
+@pytest.mark.slow
 @pytest.mark.skipif(not (verilator.available() and perf_records()),
                     reason="needs the Verilator backend (run with --compiled) and perf allowed "
                            "to record")
