@@ -232,7 +232,7 @@ def simulate(scenario, *, config=None, soc=None, models=(), vcd=None, gtkw=None,
     vcd : str or path, optional
         Write a VCD waveform of the whole run there.
     trace : Trace, optional
-        Record the run's transactions into a new run of this
+        Trace the run's transactions into a new run of this
         :class:`~dmabuf_soc.sw.trace.record.Trace` (:func:`monitor_process`); the SoC is
         then built with ``probes=True`` (a ``soc`` given must have been).
     """

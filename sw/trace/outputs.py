@@ -64,7 +64,7 @@ class TraceOutputs:
 
     @contextlib.contextmanager
     def recording(self):
-        """Record the block's simulations, if any output was asked for."""
+        """Trace the block's simulations, if any output was asked for."""
         if not self.wanted:
             yield None
             return

@@ -141,7 +141,7 @@ class Run:
         self.add({"kind": "mark", "layer": layer, "name": name, "cycle": cycle, **extra})
 
     def cpu(self, direction, addr, size, cacheable, start, end):
-        """Record a CPU access of ``size`` bytes at ``addr`` made through the machine from
+        """Add a CPU access of ``size`` bytes at ``addr`` made through the machine from
         cycle ``start`` to ``end``; one that continues the previous (same direction and
         cacheability, the next address, begun at most two cycles after) extends it."""
         last = self.driver[-1] if self.driver else None

@@ -23,7 +23,7 @@ _run = None
 
 @contextlib.contextmanager
 def recording(trace=None):
-    """Record the simulations of the block into ``trace`` (a new :class:`~.record.Trace` if
+    """Trace the simulations of the block into ``trace`` (a new :class:`~.record.Trace` if
     omitted), which the block receives."""
     global _trace
     trace = Trace() if trace is None else trace
@@ -59,7 +59,7 @@ def running(run):
 
 @contextlib.contextmanager
 def span(layer, name, **extra):
-    """Record the cycles of the block as span ``name`` of driver layer ``layer``."""
+    """Mark the cycles of the block as span ``name`` of driver layer ``layer``."""
     run = _run
     if run is None:
         yield
@@ -72,7 +72,7 @@ def span(layer, name, **extra):
 
 
 def mark(layer, name, **extra):
-    """Record event ``name`` of driver layer ``layer`` at the current cycle."""
+    """Mark event ``name`` of driver layer ``layer`` at the current cycle."""
     run = _run
     if run is not None:
         run.mark(layer, name, run.cycle(), **extra)

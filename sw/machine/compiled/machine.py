@@ -122,7 +122,7 @@ class CompiledMachine(Machine):
         The model to load instead of the builder's: a library built from ``config`` for
         ``backend`` another way (the profile build of :mod:`..verilator.profile`).
     trace : Trace, optional
-        Record the transactions into a new run of this
+        Trace the transactions into a new run of this
         :class:`~dmabuf_soc.sw.trace.record.Trace`: the model is then the build of the SoC
         with the ``probe`` port, which the driver loops sample at every edge.
 
@@ -390,7 +390,7 @@ def simulate(scenario, *, backend, config=None, vcd=None, trace=None):
     vcd : str or path, optional
         Write a VCD waveform of the whole run there.
     trace : Trace, optional
-        Record the transactions into a new run of this
+        Trace the transactions into a new run of this
         :class:`~dmabuf_soc.sw.trace.record.Trace`.
     """
     with CompiledMachine(backend, config, vcd=vcd, trace=trace) as machine:
