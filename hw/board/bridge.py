@@ -186,6 +186,20 @@ class HostBridge(wiring.Component):
                 m.d.sync += reply(RESULTS[command], port.b.payload.resp.as_value())
                 m.next = "DONE"
 
+        def request(stream, state):
+            # Offer one request (an AR, a CPU request) and wait for its answer in ``state``.
+            m.d.comb += stream.valid.eq(1)
+            with m.If(stream.ready):
+                m.next = state
+
+        def count_down(fields, value=0):
+            # Reply once ``wait`` has counted down to zero.
+            with m.If(wait == 0):
+                m.d.sync += reply(fields, value)
+                m.next = "DONE"
+            with m.Else():
+                m.d.sync += wait.eq(wait - 1)
+
         addr40 = args[0:40]
         mmio_addr = args[0:32]
         word_addr = args[0:40] & ~Const(self._config.bytes_per_beat - 1, 40)
@@ -295,37 +309,23 @@ class HostBridge(wiring.Component):
                         m.d.sync += reply(RESULTS[Command.IRQ], self.irq | self.cycle << 8)
                         m.next = "DONE"
                     with m.Case(Command.WAIT):
-                        with m.If(wait == 0):
-                            m.d.sync += reply(RESULTS[Command.WAIT], self.cycle)
-                            m.next = "DONE"
-                        with m.Else():
-                            m.d.sync += wait.eq(wait - 1)
+                        count_down(RESULTS[Command.WAIT], self.cycle)
                     with m.Case(Command.RESET):
                         m.d.sync += wait.eq(self._reset_cycles - 1)
                         m.next = "RESET"
                     with m.Case(Command.MMIO_READ):
-                        m.d.comb += self.mmio.ar.valid.eq(1)
-                        with m.If(self.mmio.ar.ready):
-                            m.next = "MMIO_R"
+                        request(self.mmio.ar, "MMIO_R")
                     with m.Case(Command.MMIO_WRITE):
                         write(self.mmio, Command.MMIO_WRITE)
                     with m.Case(Command.CPU_LOAD, Command.CPU_STORE):
-                        m.d.comb += self.cpu.req.valid.eq(1)
-                        with m.If(self.cpu.req.ready):
-                            m.next = "CPU_RSP"
+                        request(self.cpu.req, "CPU_RSP")
                     with m.Case(Command.MEM_READ):
-                        m.d.comb += self.mem.ar.valid.eq(1)
-                        with m.If(self.mem.ar.ready):
-                            m.next = "MEM_R"
+                        request(self.mem.ar, "MEM_R")
                     with m.Case(Command.MEM_WRITE):
                         write(self.mem, Command.MEM_WRITE)
             with m.State("RESET"):
                 m.d.comb += self.soc_reset.eq(1)
-                with m.If(wait == 0):
-                    m.d.sync += reply(RESULTS[Command.RESET])
-                    m.next = "DONE"
-                with m.Else():
-                    m.d.sync += wait.eq(wait - 1)
+                count_down(RESULTS[Command.RESET])
             for state, port, command in (("MMIO_R", self.mmio, Command.MMIO_READ),
                                          ("MEM_R", self.mem, Command.MEM_READ)):
                 with m.State(state):
