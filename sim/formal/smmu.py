@@ -1,11 +1,15 @@
-"""The SMMU walker's client interface as a property set, and the walker's cover points."""
+"""The SMMU walker's client interface as a property set, the walker's cover points, and
+the translation stage's own properties."""
 
-from amaranth.hdl import Cat
+from amaranth.hdl import Cat, Signal
 
+from ...hw.bus.axi import Resp
 from ...hw.smmu.arbiter import TranslationClientSignature, TranslationStatus
+from ...hw.smmu.caches import leaf_covers
+from ...hw.smmu.format import ASID_BITS, GRANULE_SHIFT, IA_BITS, StreamConfig
 from .properties import PropertySet
 
-__all__ = ["TranslationClientProperties", "WalkCovers"]
+__all__ = ["TranslationClientProperties", "WalkCovers", "StageSafetyProperties"]
 
 
 class TranslationClientProperties(PropertySet):
@@ -50,3 +54,147 @@ class WalkCovers(PropertySet):
         walker = self.port
         self.cover(m, "iotlb_miss_walk", walker.walk_read)
         self.cover(m, "fault_record", walker.event)
+
+
+class StageSafetyProperties(PropertySet):
+    """A :class:`~dmabuf_soc.hw.smmu.translate.TranslationStage` sends downstream no
+    transaction of an aborting stream, nor one whose translation faults.
+
+    The stage's answers come from outside it (the STE cache, the IOTLB and the walker),
+    free here but for what makes them those of one fixed set of stream table entries and
+    page tables, picked by the environment and constant in a run:
+
+    * stream ``abort_sid`` has an invalid or aborting STE: the STE cache, asked for it,
+      misses or answers ``ABORT``; the walker, asked for it, answers a fault or an abort;
+    * page ``fault_page`` of stream ``fault_sid`` faults for the stage's accesses: the
+      stream's STE translates, in context ``fault_asid``; unless ``mapped``, the page is
+      unmapped (the IOTLB holds no leaf of that ASID that covers it), else mapped with a
+      permission the access lacks (read-only for the write stage; execute-never for the read
+      stage, whose instruction reads alone fault); the walker, asked for such an access,
+      answers a fault or an abort;
+    * the IOTLB holds no translation of an address beyond the input address space, and
+      answers a lookup two cycles after it is made.
+
+    The SMMU is enabled throughout (with ``CR0.smmuen`` clear every stream bypasses).
+    A downstream address carries the translated address, not the IOVA; to know a
+    transaction on the faulting page again downstream, the environment marks it: the
+    transactions of ``fault_sid`` that fault (and those alone) have ``AxSIZE`` equal to
+    ``mark`` (the stage passes ``AxSIZE`` on unchanged and never reads it, so the proof holds
+    for every size). Downstream responses come only for transactions sent downstream, and
+    at most ``max_outstanding`` are outstanding.
+
+    Proven: no downstream address is valid for stream ``abort_sid``
+    (``no_abort_forwarded``) nor for a marked transaction (``no_fault_forwarded``); the
+    stage's own streams (``up_addr`` ready, ``down_addr`` and ``up_resp``) keep the
+    handshake rules. Covers: the SLVERR answer of an aborted transaction and of a faulting
+    one with nothing sent downstream; a transaction translated from the micro-TLB (an IOTLB
+    hit) and one translated by a walk, each sent downstream.
+
+    Parameters
+    ----------
+    stage : TranslationStage
+    name : str
+    max_outstanding : int
+        Downstream transactions outstanding at most (the environment holds ``ready`` low
+        at that count).
+    """
+    def __init__(self, stage, *, name="safety", max_outstanding=3):
+        super().__init__(stage, role="manager", name=name)
+        self.write = "up_w" in stage.signature.members
+        self.max_outstanding = max_outstanding
+        sid_width = len(stage.up_addr.payload.sid)
+        self.abort_sid = self.free_constant(sid_width, "abort_sid")
+        self.fault_sid = self.free_constant(sid_width, "fault_sid")
+        self.fault_asid = self.free_constant(ASID_BITS, "fault_asid")
+        self.fault_page = self.free_constant(IA_BITS - GRANULE_SHIFT, "fault_page")
+        self.mapped = self.free_constant(1, "mapped")
+        self.mark = self.free_constant(len(stage.up_addr.payload.size), "mark")
+
+    def _refused(self, instr):
+        """Whether an access (``instr``: an instruction read) to the faulting page faults."""
+        return ~self.mapped | (1 if self.write else instr)
+
+    def _on_page(self, addr):
+        return (addr[GRANULE_SHIFT:IA_BITS] == self.fault_page) & ~addr[IA_BITS]
+
+    def build(self, m):
+        stage = self.port
+        up, down, walk, ste, tlb = (stage.up_addr, stage.down_addr, stage.walk, stage.ste,
+                                    stage.tlb)
+        env = "subordinate"
+        self.rule(m, env, "enabled", stage.enable)
+
+        # The streams: upstream and downstream responses from the environment, the others
+        # from the stage.
+        taken = self.handshake(m, up, env, "up")
+        sent = self.handshake(m, down, "manager", "down")
+        answered = self.handshake(m, stage.up_resp, "manager", "up_resp")
+        self.handshake(m, stage.down_resp, env, "down_resp")
+        outstanding = Signal(range(self.max_outstanding + 1))
+        down_resp = stage.down_resp
+        last = 1 if self.write else down_resp.payload.last
+        completed = down_resp.valid & down_resp.ready & last
+        m.d.sync += outstanding.eq(outstanding + sent - completed)
+        self.rule(m, env, "response_outstanding", outstanding != 0, when=down_resp.valid)
+        self.rule(m, env, "max_outstanding", ~down.ready,
+                  when=outstanding == self.max_outstanding)
+
+        # The marked transactions are those of the faulting stream that fault.
+        request = up.payload
+        faulting = ((request.sid == self.fault_sid) & self._on_page(request.addr) &
+                    self._refused(request.prot[2]))
+        self.rule(m, env, "marked", (request.size == self.mark) == faulting, when=up.valid)
+
+        # The STE cache answers the stream asked for a cycle before.
+        asked_sid = self.past(m, ste.sid, "ste_sid")
+        self.rule(m, env, "abort_ste", ~ste.hit | (ste.config == StreamConfig.ABORT),
+                  when=self.past_valid & (asked_sid == self.abort_sid))
+        self.rule(m, env, "fault_ste",
+                  ~ste.hit | ((ste.config == StreamConfig.TRANSLATE) &
+                              (ste.asid == self.fault_asid)),
+                  when=self.past_valid & (asked_sid == self.fault_sid))
+
+        # The IOTLB answers the lookup of two cycles before.
+        asked_va = self.past(m, self.past(m, tlb.va, "tlb_va1"), "tlb_va2")
+        asked_asid = self.past(m, self.past(m, tlb.asid, "tlb_asid1"), "tlb_asid2")
+        asked_twice = self.past(m, self.past_valid, "past_valid2")
+        self.rule(m, env, "tlb_in_space", ~asked_va[IA_BITS], when=asked_twice & tlb.hit)
+        covers_page = leaf_covers(tlb.level, asked_va[GRANULE_SHIFT:IA_BITS], self.fault_page)
+        refusing = self.mapped & (tlb.read_only if self.write else tlb.xn)
+        self.rule(m, env, "tlb_fault_page", refusing,
+                  when=asked_twice & tlb.hit & (asked_asid == self.fault_asid) & covers_page)
+
+        # The walker answers the request it holds.
+        walk_ok = walk.status == TranslationStatus.OK
+        self.rule(m, env, "abort_walk", ~walk_ok, when=walk.done & (walk.sid == self.abort_sid))
+        self.rule(m, env, "fault_walk", ~walk_ok,
+                  when=walk.done & (walk.sid == self.fault_sid) & self._on_page(walk.addr) &
+                  self._refused(walk.instr))
+
+        self.rule(m, "manager", "no_abort_forwarded", down.payload.sid != self.abort_sid,
+                  when=down.valid)
+        self.rule(m, "manager", "no_fault_forwarded",
+                  (down.payload.sid != self.fault_sid) | (down.payload.size != self.mark),
+                  when=down.valid)
+
+        # Covers: the SLVERR answers of a failed transaction, nothing sent downstream;
+        # translations, from the micro-TLB and by a walk, that go downstream.
+        took_abort = Signal()
+        took_fault = Signal()
+        ever_sent = Signal()
+        with m.If(taken & (request.sid == self.abort_sid)):
+            m.d.sync += took_abort.eq(1)
+        with m.If(taken & (request.sid == self.fault_sid) & (request.size == self.mark)):
+            m.d.sync += took_fault.eq(1)
+        with m.If(sent):
+            m.d.sync += ever_sent.eq(1)
+        error = answered & (stage.up_resp.payload.resp == Resp.SLVERR) & ~ever_sent
+        self.cover(m, "abort_answered", error & took_abort & ~took_fault)
+        self.cover(m, "fault_answered", error & took_fault & ~took_abort)
+        self.cover(m, "translated_from_iotlb",
+                   sent & stage.hit & (down.payload.sid == self.fault_sid))
+        walked = Signal()
+        with m.If(walk.done & walk_ok & (walk.sid == self.fault_sid)):
+            m.d.sync += walked.eq(1)
+        self.cover(m, "translated_by_walk",
+                   sent & walked & (down.payload.sid == self.fault_sid) & ~stage.hit)
