@@ -1,12 +1,50 @@
 """A block under proof with the property sets on its ports: the top of one formal job."""
 
+import weakref
+
 from amaranth.back import rtlil
-from amaranth.hdl import Elaboratable, Module, Value
+from amaranth.hdl import Elaboratable, Fragment, Module, Value
 from amaranth.lib import wiring
 
 from .properties import PropertySet
 
-__all__ = ["Harness"]
+__all__ = ["Harness", "Inside"]
+
+#: The blocks elaborated for a look inside, and their elaboration.
+_ELABORATED = weakref.WeakKeyDictionary()
+
+
+class Inside:
+    """A look inside a block under proof: its internal signals, by name, for invariants.
+
+    Elaborates ``block`` once, now; a :class:`Harness` of the block puts that elaboration in
+    its design, so the signals found are the block's own. ``inside["name"]`` is the signal
+    ``name`` the block drives; ``inside["sub.name"]`` one of its submodule ``sub``.
+
+    Raises
+    ------
+    KeyError
+        If no signal, or more than one, of that name is driven there.
+    """
+    def __init__(self, block):
+        if block not in _ELABORATED:
+            _ELABORATED[block] = Fragment.get(block, None)
+        self.fragment = _ELABORATED[block]
+
+    def __getitem__(self, path):
+        *scopes, name = path.split(".")
+        fragment = self.fragment
+        for scope in scopes:
+            found = [sub for sub, sub_name, _ in fragment.subfragments if sub_name == scope]
+            if len(found) != 1:
+                raise KeyError(f"No submodule {scope!r} in {path!r}")
+            fragment = found[0]
+        signals = {id(signal): signal for statements in fragment.statements.values()
+                   for statement in statements for signal in statement._lhs_signals()
+                   if signal.name == name}
+        if len(signals) != 1:
+            raise KeyError(f"{len(signals)} signals {path!r} driven in the block")
+        return next(iter(signals.values()))
 
 
 class Harness(Elaboratable):
@@ -46,7 +84,7 @@ class Harness(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.dut = self.dut
+        m.submodules.dut = _ELABORATED.get(self.dut, self.dut)
         for property_set in self.sets:
             m.submodules[property_set.name] = property_set
         return m

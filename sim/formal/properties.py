@@ -115,7 +115,9 @@ class PropertySet(Elaboratable):
         self.rules = {}
         self.covers = []
         self.free = []
+        self.state = {}
         self._constants = []
+        self._invariants = []
 
     def rule(self, m, side, rule, holds, *, when=1):
         """Rule ``rule``, kept by ``side`` (``"manager"`` or ``"subordinate"``): ``holds``
@@ -128,6 +130,23 @@ class PropertySet(Elaboratable):
         ok = Signal(name=f"{kind}__{rule}")
         m.d.comb += ok.eq(~Value.cast(when) | holds)
         m.d.comb += (Assert if kind == "assert" else Assume)(ok, f"{self.name}: {rule}")
+
+    def add_invariants(self, invariants):
+        """Add invariants: ``invariants(self, m)`` returns ``{name: holds}``, each asserted
+        in every cycle as rule ``inv_<name>``. They tie the set's own state (``state``:
+        its counters and queues, once elaborated) to the block's, so that k-induction can
+        close; being asserted, each is proven with the rules. Returns the set."""
+        self._invariants.append(invariants)
+        return self
+
+    def invariant(self, m, name, holds):
+        """Invariant ``name``: ``holds`` in every cycle, asserted whatever the role."""
+        rule = f"inv_{name}"
+        if rule in self.rules:
+            raise ValueError(f"{self.name}: rule {rule!r} given twice")
+        self.rules[rule] = "assert"
+        ok = Signal(name=f"assert__{rule}")
+        m.d.comb += [ok.eq(holds), Assert(ok, f"{self.name}: {rule}")]
 
     def cover(self, m, name, reached):
         """Cover point ``name``: some run reaches a cycle where ``reached`` is true."""
@@ -154,6 +173,9 @@ class PropertySet(Elaboratable):
             m.d.comb += Assume(~self.past_valid | (value == previous),
                                f"{self.name}: {value.name} constant")
         self.build(m)
+        for invariants in self._invariants:
+            for name, holds in invariants(self, m).items():
+                self.invariant(m, name, holds)
         return m
 
     def build(self, m):
@@ -359,6 +381,7 @@ class AXI4LiteProperties(_AccessSet):
             count = counts[name] = Signal(range(limit + 2), name=f"{name}_pending")
             m.d.sync += count.eq(count + hs[name] - hs[done])
             self.rule(m, "manager", f"{name}_outstanding", count <= limit)
+        self.state = dict(counts)
         self.rule(m, "subordinate", "b_unexpected", (counts["aw"] != 0) & (counts["w"] != 0),
                   when=port.b.valid)
         self.rule(m, "subordinate", "r_unexpected", counts["ar"] != 0, when=port.r.valid)
