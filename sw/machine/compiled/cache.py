@@ -99,20 +99,21 @@ def sources_parts(config):
     return parts
 
 
-def _found(root, design_key):
+def _found(root, design_key, product):
     folder = root / f"design-{design_key}"
-    if not (folder / LIBRARY).is_file():
+    if not (folder / product).is_file():
         return None
-    return Build(folder / LIBRARY, float((folder / "build-seconds").read_text()), True)
+    return Build(folder / product, float((folder / "build-seconds").read_text()), True)
 
 
-def lookup(root, sources_key):
-    """The cached build recorded for ``sources_key`` in cache folder ``root``, or ``None``."""
+def lookup(root, sources_key, *, product=LIBRARY):
+    """The cached build recorded for ``sources_key`` in cache folder ``root``, or ``None``;
+    ``product`` is the name of the file a build makes."""
     try:
         design_key = (Path(root) / f"sources-{sources_key}").read_text().strip()
     except FileNotFoundError:
         return None
-    return _found(Path(root), design_key)
+    return _found(Path(root), design_key, product)
 
 
 def expected_seconds(root, default):
@@ -128,7 +129,7 @@ def expected_seconds(root, default):
     return times[len(times) // 2] if times else default
 
 
-def build_cached(root, sources_key, generate, compile, *, progress=None):
+def build_cached(root, sources_key, generate, compile, *, progress=None, product=LIBRARY):
     """The library of a design, built unless cached.
 
     Parameters
@@ -142,9 +143,12 @@ def build_cached(root, sources_key, generate, compile, *, progress=None):
         ``generate() -> (design_key, design)``: makes the design and the hash of everything its
         library is built from; called only when ``sources_key`` has no build.
     compile : callable
-        ``compile(workdir, design)``: builds :data:`LIBRARY` in the empty folder ``workdir``.
+        ``compile(workdir, design)``: builds ``product`` in the empty folder ``workdir``.
     progress : callable, optional
         Called with a line of text at each step of a build.
+    product : str
+        The name of the file a build makes (:data:`LIBRARY`, a model's shared library, by
+        default).
 
     Returns
     -------
@@ -152,13 +156,13 @@ def build_cached(root, sources_key, generate, compile, *, progress=None):
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    if (found := lookup(root, sources_key)) is not None:
+    if (found := lookup(root, sources_key, product=product)) is not None:
         return found
     start = time.monotonic()
     design_key, design = generate()
     with open(root / f"design-{design_key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _found(root, design_key)
+        found = _found(root, design_key, product)
         if found is None:
             workdir = Path(tempfile.mkdtemp(prefix="build-", dir=root))
             try:
@@ -169,7 +173,7 @@ def build_cached(root, sources_key, generate, compile, *, progress=None):
                 os.replace(workdir, final)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-            found = _found(root, design_key)._replace(cached=False)
+            found = _found(root, design_key, product)._replace(cached=False)
     (root / f"sources-{sources_key}").write_text(design_key + "\n")
     if not found.cached:
         prune(root)

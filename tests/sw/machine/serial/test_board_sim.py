@@ -1,6 +1,7 @@
 """The driver on the board's design, bridge included, through the serial backend: on
-Verilator with the host on a pseudo-terminal (the demo, the platform scenario, the command
-line, faults on the line), and on the built-in simulator through a byte pipe."""
+Verilator with the host on a pseudo-terminal (the demo from the command line, the platform
+scenario, faults on the line; in the default run when ``--compiled=verilator`` is given), and
+on the built-in simulator through a byte pipe (slow: a minute for a few commands)."""
 
 import json
 
@@ -14,8 +15,6 @@ from dmabuf_soc.sw.machine.serial.transport import FaultyTransport, SerialTransp
 from dmabuf_soc.sw.machine.verilator.builder import available as verilator_available
 from dmabuf_soc.sw.platform.ident import probe
 from dmabuf_soc.sw.scenarios import demo, platform
-
-pytestmark = pytest.mark.slow
 
 needs_compiler = pytest.mark.skipif(
     not verilator_available(), reason="the board simulation needs Verilator, g++ and make "
@@ -34,13 +33,6 @@ def _machine(port, **kwargs):
 
 
 @needs_compiler
-def test_demo_over_pty(board):
-    with _machine(board.port) as machine:
-        report = run_until_complete(demo.story(machine))
-    assert report["ok"] and report["bytes_checked"] == demo.DEMO_BYTES
-
-
-@needs_compiler
 def test_platform_over_pty(board):
     with _machine(board.port) as machine:
         summary = run_until_complete(platform.bring_up(machine))
@@ -53,13 +45,14 @@ def test_command_line_over_pty(board, capsys):
     assert main(["demo", "--backend", f"serial:{board.port}@3000000", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["ok"] and result["cycles_exact"] is False
+    assert result["bytes_checked"] == demo.DEMO_BYTES
 
 
 @needs_compiler
 def test_faults_over_pty(board):
     faulty = FaultyTransport(SerialTransport(board.port), drop=0.003, corrupt=0.003,
                              delay=0.003, seed=3)
-    with SerialMachine(faulty, timeout=2.0, retries=10) as machine:
+    with SerialMachine(faulty, timeout=0.5, retries=10) as machine:
         async def body(machine):
             identity = await probe(machine)
             base = machine.config.banks[1].base + 0x800
@@ -73,6 +66,7 @@ def test_faults_over_pty(board):
     assert sum(faulty.faults.values()) > 0 and sum(machine.link.recovered.values()) > 0
 
 
+@pytest.mark.slow
 def test_pysim_board_short():
     with PysimBoard() as sim:
         machine = SerialMachine(sim.transport, timeout=60.0)
