@@ -311,7 +311,7 @@ class AXI4Properties(PropertySet):
         # Per ID (each, or the one tracked): a B only for a write whose address and data
         # were both taken; R beats in order, RLAST on the last beat of the oldest read.
         r_last = port.r.payload.last
-        b_ok, r_ok, rlast_ok, read_burst = [], [], [], []
+        b_ok, r_ok, rlast_ok, read_burst, full_read = [], [], [], [], []
         for index, ident in enumerate(self.ids):
             owed = Signal(range(self.max_writes + 2), name=f"owed{index}")
             available = owed + (matched & (head_id == ident))
@@ -326,6 +326,7 @@ class AXI4Properties(PropertySet):
             rlast_ok.append(~r_of_id | (reads_of_id.level == 0) |
                             (r_last == (r_beat == reads_of_id.head)))
             read_burst.append(r_hs & r_of_id & r_last & (r_beat != 0))
+            full_read.append(r_hs & r_of_id & r_last & (r_beat == self.max_len))
             reads_of_id.update(m, push=ar_hs & (port.ar.payload.id == ident),
                                data=port.ar.payload.len, pop=r_hs & r_of_id & r_last)
             with m.If(r_hs & r_of_id):
@@ -337,6 +338,8 @@ class AXI4Properties(PropertySet):
         self.cover(m, "write_burst", w_hs & w_last & (beat != 0))
         self.cover(m, "write_response", b_hs)
         self.cover(m, "read_burst", Cat(*read_burst).any())
+        self.cover(m, "full_burst", (w_hs & w_last & (beat == self.max_len)) |
+                                    Cat(*full_read).any())
         self.cover(m, "error_response", (b_hs & Value.cast(port.b.payload.resp)[1]) |
                                         (r_hs & Value.cast(port.r.payload.resp)[1]))
         self.cover(m, "reset_mid_burst", self.reset & ((reads != 0) | (writes != 0)))
