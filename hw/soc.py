@@ -1,6 +1,6 @@
 """The SoC top: interconnect, DDR model, MMIO decoder and the blocks, from one config."""
 
-from amaranth.hdl import Const, Elaboratable, Module, Signal
+from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -164,11 +164,9 @@ class Soc(wiring.Component):
         self._probes = None
         if probes:
             # Simulation only: the transaction trace's probes (sim/trace/probes.py).
-            from ..sim.trace.probes import probe_port_layout, soc_probes
+            from ..sim.trace.probes import probe_signature, soc_probes
             self._probes = soc_probes(self)
-            width = probe_port_layout(*self._probes)[2]
-            members["probe"] = Out(width)
-            self._probe_now = Signal(width)
+            members["probe"] = Out(probe_signature(*self._probes))
         super().__init__(members)
 
     @property
@@ -183,9 +181,13 @@ class Soc(wiring.Component):
 
     @property
     def probe_now(self):
-        """With ``probes=True``, the probes' value in the current cycle, which the ``probe``
-        port (a register) holds after the clock edge; else ``None``."""
-        return self._probe_now if self._probes is not None else None
+        """With ``probes=True``, the probes' value in the current cycle (all of them in one
+        value, :func:`~dmabuf_soc.sim.trace.probes.probe_port_value`), which the ``probe``
+        port's registers hold after the clock edge; else ``None``."""
+        if self._probes is None:
+            return None
+        from ..sim.trace.probes import probe_port_value
+        return probe_port_value(*self._probes)
 
     def elaborate(self, platform):
         m = Module()
@@ -235,8 +237,7 @@ class Soc(wiring.Component):
         ]
 
         if self._probes is not None:
-            from ..sim.trace.probes import probe_port_value
-            m.d.comb += self._probe_now.eq(probe_port_value(*self._probes))
-            m.d.sync += self.probe.eq(self._probe_now)
+            from ..sim.trace.probes import probe_updates
+            m.d.sync += probe_updates(self.probe, *self._probes)
         m.d.sync += self.cycle.eq(self.cycle + 1)
         return m

@@ -10,20 +10,28 @@ The table (:func:`soc_probes`) lists
 * :class:`Level` probes: signals whose every change the trace keeps (the interrupt lines, the
   SMMU walker's busy flag and fault record pulse, the cache's maintenance busy flag).
 
-A :class:`~dmabuf_soc.hw.soc.Soc` built with ``probes=True`` has an output ``probe`` that
-carries them all (:func:`probe_port_layout`): the handshake of every channel, their payloads
-and the levels, in a register that holds after each clock edge what the edge sampled. The
-built-in simulator samples the register's input (``Soc.probe_now``) in a process of its own;
-a compiled model's driver loops read the port after every clock edge (a flip-flop's output,
-which costs no evaluation of the logic behind it). The probes are wires only: the SoC runs the same
-cycles with them as without, and without them (every other build) it is as it was.
+A :class:`~dmabuf_soc.hw.soc.Soc` built with ``probes=True`` has an output ``probe``
+(:func:`probe_signature`) that carries them all in registers, each holding after a clock edge
+what the edge sampled: ``probe.handshake``, bit ``i`` channel ``i``'s handshake (valid and
+ready); a member per channel with fields, its payload (:func:`payload_member` names it); and
+``probe.levels``, the levels one after the other. A compiled model's driver loops read them
+after every clock edge (flip-flops' outputs, which cost no evaluation of the logic behind
+them): the handshakes always, the levels to compare, a payload only when its channel fired.
+They are separate registers because CXXRTL builds a register's next value whole, piece by
+piece, at every evaluation: one register of all the probes (1045 bits from some 130 pieces)
+made its model of the SoC about 45 % slower. The built-in simulator samples the same probes
+before the edge (``Soc.probe_now``, :func:`probe_port_value`, in :func:`probe_port_layout`'s
+order) in a process of its own. The probes drive nothing in the SoC: it runs the same cycles
+with them as without, and without them (every other build) it is as it was.
 """
 
 from typing import NamedTuple
 
 from amaranth.hdl import Cat, Const, Value
+from amaranth.lib.wiring import Out, Signature
 
-__all__ = ["Channel", "Level", "soc_probes", "probe_port_layout", "probe_port_value"]
+__all__ = ["Channel", "Level", "soc_probes", "probe_port_layout", "probe_port_value",
+           "probe_signature", "payload_member", "probe_updates"]
 
 
 class Channel(NamedTuple):
@@ -119,10 +127,10 @@ def soc_probes(soc):
 
 
 def probe_port_layout(channels, levels):
-    """Where each probe is in the ``probe`` port of a SoC built with ``probes=True``: bit
-    ``i`` is channel ``i``'s handshake (valid and ready); then each channel's payload, at the
-    ``(offset, width)`` of the first list returned; then each level, at the ``(offset,
-    width)`` of the second. The third value is the port's width."""
+    """Where each probe is in :func:`probe_port_value`: bit ``i`` is channel ``i``'s
+    handshake (valid and ready); then each channel's payload, at the ``(offset, width)`` of the
+    first list returned; then each level, at the ``(offset, width)`` of the second. The third
+    value is the width."""
     channel_places, level_places, offset = [], [], len(channels)
     for channel in channels:
         width = len(channel.payload)
@@ -135,7 +143,37 @@ def probe_port_layout(channels, levels):
 
 
 def probe_port_value(channels, levels):
-    """The value the ``probe`` port carries, in :func:`probe_port_layout`'s order."""
+    """Every probe in one value, in :func:`probe_port_layout`'s order (what the ``probe``
+    port's registers hold after the edge, before it)."""
     return Cat(*(channel.valid & channel.ready for channel in channels),
                *(channel.payload for channel in channels),
                *(level.signal for level in levels))
+
+
+def payload_member(channel):
+    """The name of the member of the ``probe`` port that carries ``channel``'s payload, or
+    ``None`` if the channel keeps no field (an AXI4-Lite W)."""
+    return f"{channel.port}_{channel.channel}" if channel.fields else None
+
+
+def probe_signature(channels, levels):
+    """The signature of the ``probe`` port: ``handshake``, a member per channel with fields
+    (:func:`payload_member`), and ``levels`` (each level in turn from bit 0)."""
+    members = {"handshake": Out(len(channels))}
+    for channel in channels:
+        if channel.fields:
+            members[payload_member(channel)] = Out(len(channel.payload))
+    members["levels"] = Out(sum(len(level.signal) for level in levels))
+    return Signature(members)
+
+
+def probe_updates(port, channels, levels):
+    """The assignments, for the clock domain, that load the ``probe`` port ``port`` with what
+    the edge samples."""
+    updates = [port.handshake.eq(Cat(*(channel.valid & channel.ready
+                                        for channel in channels)))]
+    for channel in channels:
+        if channel.fields:
+            updates.append(getattr(port, payload_member(channel)).eq(channel.payload))
+    updates.append(port.levels.eq(Cat(*(level.signal for level in levels))))
+    return updates

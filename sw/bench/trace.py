@@ -4,11 +4,15 @@ The scenario is ``bench sim``'s (:func:`~.sim.dma_copy`: a scatter-gather copy o
 pages, descriptors written by the CPU, completion by interrupt). Each backend runs it without
 and with the trace (``--timeline``'s recording), alternately, and the fastest run of each
 kind counts. ``<backend>_trace_overhead_percent`` is the extra processor time of the traced
-simulation (the monitor sampling the probes at every edge, the driver's spans);
-``<backend>_assembly_percent`` is the time taken afterwards, once, to pair the recorded
-handshakes into transaction records (:meth:`~..trace.record.Trace.records`), against the
-untraced simulation's. The compiled backends' traced runs are a separate build of the SoC
-(with the ``probe`` port), built here unless cached. Both runs must count the same cycles.
+simulation (the monitor sampling the probes at every edge, on the compiled models pairing them
+into transactions as they complete and handing them over at the end, the driver's spans);
+``<backend>_assembly_percent`` is the time taken afterwards, once, to have every transaction
+(:meth:`~..trace.record.Run.transactions`: on pysim pairing the handshakes, on the compiled
+models ordering the monitor's rows), and ``<backend>_records_percent`` that of making of them
+the records the writers take (:meth:`~..trace.record.Trace.records`, a dict each), both
+against the untraced simulation's time. The compiled backends' traced runs are a separate
+build of the SoC (with the ``probe`` port), built here unless cached. Both runs must count
+the same cycles.
 """
 
 import time
@@ -37,9 +41,9 @@ PARAMETERS = {p.name: p for p in (
 def measure(backend, *, length, repeat):
     """The processor seconds of the fastest untraced and traced simulations of
     :func:`dma_copy` of ``length`` bytes on ``backend`` (``repeat`` of each), of the fastest
-    assembly of the traced run's records, the number of raw events, and whether every run
-    counted the same cycles."""
-    best = {"plain": None, "traced": None, "assembly": None}
+    assembly of the traced run's transactions and making of its records, the number of
+    events, and whether every run counted the same cycles."""
+    best = {"plain": None, "traced": None, "assembly": None, "records": None}
     results, events = set(), 0
 
     def keep(kind, seconds):
@@ -53,6 +57,9 @@ def measure(backend, *, length, repeat):
             async def scenario(machine):
                 start = time.process_time()
                 summary = await dma_copy(machine, length=length)
+                collect = getattr(machine, "collect", None)
+                if traced and collect is not None:
+                    collect()           # the compiled monitor hands its rows over
                 timing["seconds"] = time.process_time() - start
                 return summary
 
@@ -60,9 +67,13 @@ def measure(backend, *, length, repeat):
                 with recording() as trace:
                     summary = simulate(scenario, backend=backend)
                 start = time.process_time()
+                for run in trace.runs:
+                    run.transactions()
+                middle = time.process_time()
                 records = trace.records()
-                keep("assembly", time.process_time() - start)
-                events = len(trace.runs[0].events)
+                keep("assembly", middle - start)
+                keep("records", time.process_time() - middle)
+                events = trace.runs[0].event_count
                 if records[0]["end"] != summary["cycles"]:
                     raise AssertionError(f"{backend}: the trace does not cover the run")
             else:
@@ -105,6 +116,8 @@ def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=16 * 1
             100 * (best["traced"] / best["plain"] - 1), 2)
         figures[f"{name}_assembly_seconds"] = round(best["assembly"], 4)
         figures[f"{name}_assembly_percent"] = round(100 * best["assembly"] / best["plain"], 2)
+        figures[f"{name}_records_seconds"] = round(best["records"], 4)
+        figures[f"{name}_records_percent"] = round(100 * best["records"] / best["plain"], 2)
         figures[f"{name}_events"] = events
     figures["cycles_agree"] = agree
     return figures

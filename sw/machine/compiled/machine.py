@@ -10,6 +10,7 @@ walk, a cache clean) thus runs at compiled speed, and the handshakes are those o
 
 import ctypes
 
+import numpy as np
 from amaranth.hdl import Const, Shape
 
 from ....hw.bus.axi import Resp
@@ -66,9 +67,10 @@ _PROTOTYPES = {
                                             ctypes.POINTER(_u64), ctypes.POINTER(_u64),
                                             ctypes.c_void_p, _u32]),
     "machine_backdoor": (None, [ctypes.c_void_p, _u32, _u64, ctypes.c_void_p, _u64, _u32]),
-    "machine_monitor_open": (ctypes.c_int, [ctypes.c_void_p, _u32, _u32, ctypes.POINTER(_u32),
-                                            _u32, ctypes.POINTER(_u32)]),
+    "machine_monitor_open": (ctypes.c_int, [ctypes.c_void_p, _u32, _u32, _u32, _u32,
+                                            ctypes.POINTER(_u32), _u32, ctypes.POINTER(_u32)]),
     "machine_monitor_take": (_u64, [ctypes.c_void_p, ctypes.c_void_p]),
+    "machine_monitor_events": (_u64, [ctypes.c_void_p]),
 }
 
 
@@ -100,6 +102,16 @@ def _port_layout(soc):
         layout = stream.payload.shape()
         fields += [layout[name].offset, Shape.cast(layout[name].shape).width]
     return names, fields
+
+
+def _probe_names(soc):
+    """The debug names of the members of ``soc``'s ``probe`` port, in the order the monitor
+    takes them: the handshakes, each channel's payload, the levels."""
+    from ....sim.trace.probes import payload_member
+    channels, _ = soc.probes
+    return ["probe__handshake",
+            *(f"probe__{payload_member(channel)}" for channel in channels if channel.fields),
+            "probe__levels"]
 
 
 class CompiledMachine(Machine):
@@ -155,8 +167,9 @@ class CompiledMachine(Machine):
         self.build = build
         self._lib = _load(self.build.library)
         names, fields = _port_layout(self.soc)
+        first_probe = len(names)
         if trace is not None:
-            names.append("probe")
+            names += _probe_names(self.soc)
         banks = config.banks
         error = ctypes.create_string_buffer(512)
         handle = self._lib.machine_create(
@@ -176,47 +189,63 @@ class CompiledMachine(Machine):
         for index, name in enumerate(RUN_TIME, start=first):
             self._set_input(index, getattr(config, name), 1)
         if trace is not None:
-            self._monitor(trace, len(names) - 1)
+            self._monitor(trace, first_probe)
         if vcd is not None:
             half_period = round(CLOCK_PERIOD / 2 * 1e9)
             if self._lib.machine_vcd_open(handle, str(vcd).encode(), half_period, b"ns"):
                 self.close()
                 raise OSError(f"Cannot write the VCD file {vcd}")
 
-    def _monitor(self, trace, port):
-        """Start the driver loops' monitor on the ``probe`` port (input ``port``) for a new
-        run of ``trace``."""
+    def _monitor(self, trace, first):
+        """Start the driver loops' monitor on the ``probe`` port's members (the inputs from
+        ``first`` on, in :func:`_probe_names` order) for a new run of ``trace``."""
         from ....sim.trace.probes import probe_port_layout
+        from ...trace.record import CHANNEL_KINDS
         channels, levels = self.soc.probes
-        channel_places, level_places, _ = probe_port_layout(channels, levels)
-        table = []
-        for channel, (offset, width) in zip(channels, channel_places):
+        self.run = trace.begin_run(self.backend, channels, levels,
+                                   bytes_per_beat=self.config.bytes_per_beat)
+        ports = self.run.probe_ports
+        table, payload_port = [], first + 1
+        for channel in channels:
             places, position = {}, 0
             for name, field_width in channel.fields:
                 places[name] = (position, field_width)
                 position += field_width
-            last = places["last"][0] if "last" in places else 0xFFFF_FFFF
-            table += [offset, width, last, *places.get("id", (0, 0))]
-        levels_table = [number for place in level_places for number in place]
-        if self._lib.machine_monitor_open(self._handle, port, len(channels),
-                                          (_u32 * len(table))(*table), len(levels),
+            if channel.fields:
+                table += [payload_port, position]
+                payload_port += 1
+            else:
+                table += [0xFFFF_FFFF, 0]
+            table += [ports.index(channel.port), CHANNEL_KINDS.index(channel.channel),
+                      int(channel.protocol == "axi4lite"),
+                      *(number for name in ("addr", "len", "id", "resp", "last")
+                        for number in places.get(name, (0, 0)))]
+        _, level_places, _ = probe_port_layout(channels, levels)
+        base = level_places[0][0] if level_places else 0
+        levels_table = [number for offset, width in level_places
+                        for number in (offset - base, width)]
+        if self._lib.machine_monitor_open(self._handle, first, payload_port, len(ports),
+                                          len(channels), (_u32 * len(table))(*table),
+                                          len(levels),
                                           (_u32 * len(levels_table))(*levels_table)):
+            trace.runs.remove(self.run)
+            self.run = None
             raise RuntimeError("A probe of the trace is wider than the monitor takes")
-        self.run = trace.begin_run(self.backend, channels, levels,
-                                   bytes_per_beat=self.config.bytes_per_beat)
         self.run.cycle = lambda: self.cycle
         self.run.start = self.cycle
 
     def collect(self):
-        """Move the monitor's events so far into :attr:`run` (and set its end cycle)."""
+        """Move the monitor's finished transactions and level changes so far into :attr:`run`
+        (and set its end cycle)."""
         if self.run is None or not self._handle:
             return
+        from ...trace.record import ROW_COLUMNS
         count = self._lib.machine_monitor_take(self._handle, None)
         if count:
-            buffer = (_u64 * count)()
-            self._lib.machine_monitor_take(self._handle, buffer)
-            numbers = list(buffer)
-            self.run.events.extend(zip(numbers[0::3], numbers[1::3], numbers[2::3]))
+            rows = np.empty(count, dtype=np.uint64)
+            self._lib.machine_monitor_take(self._handle, rows.ctypes.data)
+            self.run.add_rows(rows.reshape(-1, len(ROW_COLUMNS)))
+        self.run.monitored = self._lib.machine_monitor_events(self._handle)
         self.run.end = self.cycle
 
     def close(self):

@@ -8,6 +8,7 @@
 
 #include "rows.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -27,8 +28,9 @@ class Model {
 	uint64_t half_period = 5;     // VCD time units per clock phase
 	cxxrtl_vcd vcd = nullptr;
 	FILE *vcd_file = nullptr;
-	// The output ports as the last edge sampled them.
+	// The output ports as the last edge sampled them, and which they are.
 	std::vector<std::vector<uint32_t>> sampled;
+	std::vector<int> sampled_ports;
 
 	const uint32_t *current(int index) {
 		cxxrtl_object *object = port[index];
@@ -100,8 +102,10 @@ public:
 			if ((input && !object->next) || (!input && !(object->flags & CXXRTL_OUTPUT)))
 				return std::string("'") + port_names[index] + "' is not a top-level port";
 			port[index] = object;
-			if (!input)
+			if (!input) {
 				sampled[index].resize(chunks(index));
+				sampled_ports.push_back(index);
+			}
 		}
 		for (uint32_t index = 0; index < bank_count; index++) {
 			cxxrtl_object *object = cxxrtl_get(top, bank_names[index]);
@@ -132,6 +136,17 @@ public:
 
 	const uint32_t *at_edge(int index) const {
 		return sampled[index].data();
+	}
+
+	void skip_at_edge(int index) {
+		sampled[index].clear();
+		sampled_ports.erase(std::remove(sampled_ports.begin(), sampled_ports.end(), index),
+		                    sampled_ports.end());
+	}
+
+	// An output driven by flip-flops as the last edge left it: their values, committed.
+	const uint32_t *after_edge(int index) {
+		return current(index);
 	}
 
 	void set_flag(int index, bool value) {
@@ -167,11 +182,8 @@ public:
 			commit();
 		set_clock(true);
 		cxxrtl_eval(top);
-		for (size_t index = 0; index < port.size(); index++) {
-			if (!sampled[index].empty())
-				memcpy(sampled[index].data(), current(int(index)),
-				       sampled[index].size() * sizeof(uint32_t));
-		}
+		for (int index : sampled_ports)
+			memcpy(sampled[index].data(), current(index), sampled[index].size() * sizeof(uint32_t));
 		if (!vcd)
 			set_clock(false);
 		commit();

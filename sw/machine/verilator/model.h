@@ -13,6 +13,7 @@
 #include "verilated_vcd_c.h"
 #endif
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -70,8 +71,9 @@ class Model {
 	std::vector<const BankRef *> banks;
 	// An input's value as the driver set it; an output's as `get` last read it.
 	std::vector<std::vector<uint32_t>> value;
-	// The output ports as the last edge sampled them.
+	// The output ports as the last edge sampled them, and which they are.
 	std::vector<std::vector<uint32_t>> sampled;
+	std::vector<int> sampled_ports;
 	std::vector<int> staged;      // inputs set through `payload` since the last evaluation
 	bool dirty = true;            // inputs or state changed since the design last settled
 	uint64_t half_period = 5;     // VCD time units per clock phase
@@ -172,6 +174,8 @@ public:
 			port.push_back(ref);
 			value.emplace_back((ref->width + 31) / 32);
 			sampled.emplace_back(ref->input ? 0 : (ref->width + 31) / 32);
+			if (!ref->input)
+				sampled_ports.push_back(index);
 		}
 		for (uint32_t index = 0; index < bank_count; index++) {
 			const BankRef *found = nullptr;
@@ -208,6 +212,19 @@ public:
 		return sampled[index].data();
 	}
 
+	void skip_at_edge(int index) {
+		sampled[index].clear();
+		sampled_ports.erase(std::remove(sampled_ports.begin(), sampled_ports.end(), index),
+		                    sampled_ports.end());
+	}
+
+	// An output driven by flip-flops as the last edge left it (the design is settled after
+	// an edge).
+	const uint32_t *after_edge(int index) {
+		load(*port[index], value[index].data());
+		return value[index].data();
+	}
+
 	void set_flag(int index, bool level) {
 		uint8_t *data = static_cast<uint8_t *>(port[index]->data);
 		if ((*data & 1) != level) {
@@ -236,9 +253,8 @@ public:
 		    !record_clock_low(top->rootp, RemembersClock<Vsoc___024root>{}))
 			eval();
 		dump(2 * half_period * cycles);
-		for (size_t index = 0; index < port.size(); index++)
-			if (!sampled[index].empty())
-				load(*port[index], sampled[index].data());
+		for (int index : sampled_ports)
+			load(*port[index], sampled[index].data());
 		set_clock(true);
 		eval();
 		cycles++;

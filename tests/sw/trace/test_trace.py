@@ -6,8 +6,10 @@ import json
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+from amaranth.hdl import Shape
 
-from dmabuf_soc.sim.trace.probes import Channel
+from dmabuf_soc.hw.soc import Soc
+from dmabuf_soc.sim.trace.probes import Channel, payload_member, probe_port_layout
 from dmabuf_soc.sw.machine.backends import available_backends, simulate
 from dmabuf_soc.sw.trace import spans
 from dmabuf_soc.sw.trace.record import Run, read_jsonl, write_jsonl
@@ -48,6 +50,23 @@ def test_records_of_a_short_run(pysim_trace):
     assert store["bytes"] == 128 and store["start"] < store["end"]
     names = [r["name"] for r in records if r["kind"] == "span"]
     assert names == ["cpu_fill", "dma", "read_back"]
+
+
+def test_probe_port_is_a_register_per_channel():
+    soc = Soc(probes=True)
+    channels, levels = soc.probes
+    members = dict(soc.probe.signature.members)
+    assert Shape.cast(members["handshake"].shape).width == len(channels)
+    for channel in channels:
+        name = payload_member(channel)
+        if name is None:
+            assert not channel.fields
+            continue
+        # The compiled monitor takes payloads of up to 64 bits, one port each.
+        assert Shape.cast(members[name].shape).width == len(channel.payload) <= 64
+    assert Shape.cast(members["levels"].shape).width == sum(width for _, width
+                                                 in probe_port_layout(channels, levels)[1])
+    assert len(soc.probe_now) == probe_port_layout(channels, levels)[2]
 
 
 def test_assembly_pairs_interleaved_reads_and_early_writes():
