@@ -50,7 +50,8 @@ def run(args):
     if args.formal_block == "list":
         for name in available():
             job = BLOCKS[name]
-            print(f"{name:<16} depth {job.depth:<3} {job.config}")
+            proof = f"proven, k = {job.induction}" if job.proven else f"depth {job.depth}"
+            print(f"{name:<16} {proof:<16} {job.config}")
         return 0
     _check(args)
     try:

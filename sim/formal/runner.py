@@ -39,7 +39,7 @@ class SetResult:
 
     ``status`` is ``"proven"`` (induction closed), ``"bounded"`` (no assertion fails within
     ``depth`` cycles of reset) or ``"failed"`` (``failed`` names the rules, ``trace`` the
-    counterexample's VCD)."""
+    counterexample's VCD); ``induction`` is the length of the k-induction tried (0: none)."""
     name: str
     status: str
     depth: int
@@ -47,12 +47,14 @@ class SetResult:
     assumed: int
     failed: list = field(default_factory=list)
     trace: str = None
+    induction: int = 0
 
     def describe(self):
         if self.status == "proven":
-            return "proven by induction"
+            return f"proven by induction (k = {self.induction})"
         if self.status == "bounded":
-            return f"bounded to depth {self.depth}"
+            tried = f"; induction (k = {self.induction}) not closed" if self.induction else ""
+            return f"bounded to depth {self.depth}{tried}"
         return f"failed ({', '.join(self.failed)}): {self.trace}"
 
 
@@ -81,7 +83,7 @@ class BlockResult:
             "seconds": {task: round(value, 1) for task, value in self.seconds.items()},
             "sets": [{"name": s.name, "status": s.status, "depth": s.depth,
                       "asserted": s.asserted, "assumed": s.assumed, "failed": s.failed,
-                      "trace": s.trace} for s in self.sets],
+                      "trace": s.trace, "induction": s.induction} for s in self.sets],
             "covers": self.covers,
         }
 
@@ -291,6 +293,7 @@ def run(block, harness, *, depth, cover_depth=None, induction=None, outdir="buil
         status = "failed" if rules else "proven" if proven else "bounded"
         sets.append(SetResult(property_set.name, status, depth, kinds.count("assert"),
                               kinds.count("assume"), sorted(rules),
-                              next(iter(rules.values()), None)))
+                              next(iter(rules.values()), None),
+                              (induction or 0) if status != "failed" else 0))
     return BlockResult(block, config, "smtbmc yices", depth, induction or 0, sets, covers,
                        seconds, str(folder))
