@@ -20,6 +20,7 @@ from .harness import Harness, Inside
 from .cache import DirtyLineProperties
 from .dma import DMATransferProperties
 from .properties import AXI4LiteProperties, AXI4Properties, CpuPortProperties
+from .slice import slice_invariants
 from .smmu import StageSafetyProperties, TranslationClientProperties, WalkCovers
 
 __all__ = ["Job", "BLOCKS", "available"]
@@ -57,9 +58,12 @@ _SMALL_AXI = AXI4Signature(addr_width=16, data_width=32, id_width=1, sid_width=0
 
 def _slice(dut):
     dut = dut or AXI4RegisterSlice(_SMALL_AXI)
-    return dut, [AXI4Properties(dut.upstream, role="subordinate", name="upstream", max_len=3),
-                 AXI4Properties(dut.downstream, role="manager", name="downstream",
-                                max_len=3, max_w_leading=4)], []
+    upstream = AXI4Properties(dut.upstream, role="subordinate", name="upstream", max_len=3)
+    downstream = AXI4Properties(dut.downstream, role="manager", name="downstream",
+                                max_len=3, max_w_leading=4)
+    if isinstance(dut, AXI4RegisterSlice):
+        downstream.add_invariants(slice_invariants(Inside(dut), upstream, downstream))
+    return dut, [upstream, downstream], []
 
 
 def _interconnect(dut):
@@ -200,7 +204,7 @@ def _dma_regs(dut):
 
 BLOCKS = {job.name: job for job in (
     Job("register_slice", _slice, "AXI4, 16-bit addresses, 32-bit data, 1-bit IDs, bursts of up to 4 beats",
-        depth=7, deep=9, induction=8, cover_depth=8),
+        depth=7, deep=9, induction=1, proven=True, cover_depth=8),
     Job("interconnect", _interconnect, "2 managers (1-bit IDs, 16-bit addresses, 32-bit data), "
         "one 8 KiB window and the decode-error subordinate, 2 outstanding per manager and "
         "direction, bursts of up to 4 beats",

@@ -312,15 +312,19 @@ class AXI4Properties(PropertySet):
         # were both taken; R beats in order, RLAST on the last beat of the oldest read.
         r_last = port.r.payload.last
         b_ok, r_ok, rlast_ok, read_burst, full_read = [], [], [], [], []
+        owed_counts, read_queues, r_beats = [], [], []
         for index, ident in enumerate(self.ids):
             owed = Signal(range(self.max_writes + 2), name=f"owed{index}")
             available = owed + (matched & (head_id == ident))
             b_of_id = port.b.payload.id == ident
             b_ok.append(~b_of_id | (available != 0))
             m.d.sync += owed.eq(available - (b_hs & b_of_id))
+            owed_counts.append(owed)
 
             reads_of_id = _Queue(8, self.max_reads, f"ar_queue{index}_")
             r_beat = Signal(8, name=f"r_beat{index}")
+            read_queues.append(reads_of_id)
+            r_beats.append(r_beat)
             r_of_id = port.r.payload.id == ident
             r_ok.append(~r_of_id | (reads_of_id.level != 0))
             rlast_ok.append(~r_of_id | (reads_of_id.level == 0) |
@@ -331,6 +335,9 @@ class AXI4Properties(PropertySet):
                                data=port.ar.payload.len, pop=r_hs & r_of_id & r_last)
             with m.If(r_hs & r_of_id):
                 m.d.sync += r_beat.eq(Mux(r_last, 0, r_beat + 1))
+        self.state = {"reads": reads, "writes": writes, "aws": aws, "bursts": bursts,
+                      "beat": beat, "matched": matched, "owed": owed_counts,
+                      "read_queues": read_queues, "r_beats": r_beats}
         self.rule(m, "subordinate", "b_unexpected", Cat(*b_ok).all(), when=port.b.valid)
         self.rule(m, "subordinate", "r_unexpected", Cat(*r_ok).all(), when=port.r.valid)
         self.rule(m, "subordinate", "rlast", Cat(*rlast_ok).all(), when=port.r.valid)
