@@ -21,7 +21,8 @@ from .cache import DirtyLineProperties
 from .dma import DMATransferProperties
 from .properties import AXI4LiteProperties, AXI4Properties, CpuPortProperties
 from .slice import slice_invariants
-from .smmu import StageSafetyProperties, TranslationClientProperties, WalkCovers
+from .smmu import (StageSafetyProperties, TranslationClientProperties, WalkCovers,
+                   stage_invariants)
 
 __all__ = ["Job", "BLOCKS", "available"]
 
@@ -99,8 +100,11 @@ def _stage(write):
         from ...hw.smmu.translate import TranslationStage
         signature = AXI4Signature(addr_width=40, data_width=64, id_width=1, sid_width=1)
         dut = dut or TranslationStage(signature, write=write, max_outstanding=2)
+        safety = StageSafetyProperties(dut)
+        if isinstance(dut, TranslationStage):
+            safety.add_invariants(stage_invariants(Inside(dut), dut, max_outstanding=2))
         return dut, [TranslationClientProperties(dut.walk, role="manager", name="walk"),
-                     StageSafetyProperties(dut)], []
+                     safety], []
     return build
 
 
@@ -216,12 +220,12 @@ BLOCKS = {job.name: job for job in (
         "prefetch, the caches' answers free", depth=16, deep=30, induction=8, cover_depth=16),
     Job("smmu_read_stage", _stage(write=False), "the SMMU's AR translation stage alone: "
         "1-bit IDs and stream IDs; the STE cache, IOTLB and walker answers free but for one "
-        "aborting stream and one faulting page", depth=12, deep=16, induction=8,
+        "aborting stream and one faulting page", depth=12, deep=16, induction=2, proven=True,
         cover_depth=14),
     Job("smmu_write_stage", _stage(write=True), "the SMMU's AW translation stage alone (with "
         "its W routing and B answers): 1-bit IDs and stream IDs, 2 writes routed; the STE "
         "cache, IOTLB and walker answers free but for one aborting stream and one faulting "
-        "page", depth=12, deep=16, induction=8, cover_depth=14),
+        "page", depth=12, deep=16, induction=2, proven=True, cover_depth=14),
     Job("smmu", _smmu, "SMMU: one port pair, 2-bit IDs, 1-bit stream IDs, IOTLB, walk and STE "
         "caches of 2 entries, no prefetch", depth=4, deep=8, induction=6, cover_depth=12,
         covers_in_ci=False,

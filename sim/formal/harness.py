@@ -46,6 +46,20 @@ class Inside:
             raise KeyError(f"{len(signals)} signals {path!r} driven in the block")
         return next(iter(signals.values()))
 
+    def fsm(self, path):
+        """``(state, encoding)`` of the FSM whose state signal is ``path``: the signal, and
+        ``{state name: value}`` as Amaranth numbered the states."""
+        state = self[path]
+        encoding = {}
+        for value in range(1 << len(state)):
+            try:
+                name, _, number = state.decoder(value).rpartition("/")
+            except KeyError:        # a value no state has
+                continue
+            if name and number == str(value):
+                encoding[name] = value
+        return state, encoding
+
 
 class Harness(Elaboratable):
     """The block ``dut`` and the property sets on its ports, its inputs left free.

@@ -2,14 +2,17 @@
 the translation stage's own properties."""
 
 from amaranth.hdl import Cat, Signal
+from amaranth.lib import data
 
 from ...hw.bus.axi import Resp
 from ...hw.smmu.arbiter import TranslationClientSignature, TranslationStatus
 from ...hw.smmu.caches import leaf_covers
 from ...hw.smmu.format import ASID_BITS, GRANULE_SHIFT, IA_BITS, StreamConfig
+from ...hw.smmu.micro_tlb import MicroContextLayout, MicroPageLayout
 from .properties import PropertySet
 
-__all__ = ["TranslationClientProperties", "WalkCovers", "StageSafetyProperties"]
+__all__ = ["TranslationClientProperties", "WalkCovers", "StageSafetyProperties",
+           "stage_invariants"]
 
 
 class TranslationClientProperties(PropertySet):
@@ -135,6 +138,7 @@ class StageSafetyProperties(PropertySet):
         last = 1 if self.write else down_resp.payload.last
         completed = down_resp.valid & down_resp.ready & last
         m.d.sync += outstanding.eq(outstanding + sent - completed)
+        self.state["outstanding"] = outstanding
         self.rule(m, env, "response_outstanding", outstanding != 0, when=down_resp.valid)
         self.rule(m, env, "max_outstanding", ~down.ready,
                   when=outstanding == self.max_outstanding)
@@ -155,9 +159,11 @@ class StageSafetyProperties(PropertySet):
                   when=self.past_valid & (asked_sid == self.fault_sid))
 
         # The IOTLB answers the lookup of two cycles before.
-        asked_va = self.past(m, self.past(m, tlb.va, "tlb_va1"), "tlb_va2")
-        asked_asid = self.past(m, self.past(m, tlb.asid, "tlb_asid1"), "tlb_asid2")
+        va1, asid1 = self.past(m, tlb.va, "tlb_va1"), self.past(m, tlb.asid, "tlb_asid1")
+        asked_va, asked_asid = self.past(m, va1, "tlb_va2"), self.past(m, asid1, "tlb_asid2")
         asked_twice = self.past(m, self.past_valid, "past_valid2")
+        self.state.update(va1=va1, va2=asked_va, asid1=asid1, asid2=asked_asid,
+                          asked_twice=asked_twice)
         self.rule(m, env, "tlb_in_space", ~asked_va[IA_BITS], when=asked_twice & tlb.hit)
         covers_page = leaf_covers(tlb.level, asked_va[GRANULE_SHIFT:IA_BITS], self.fault_page)
         refusing = self.mapped & (tlb.read_only if self.write else tlb.xn)
@@ -198,3 +204,98 @@ class StageSafetyProperties(PropertySet):
             m.d.sync += walked.eq(1)
         self.cover(m, "translated_by_walk",
                    sent & walked & (down.payload.sid == self.fault_sid) & ~stage.hit)
+
+
+def stage_invariants(inside, stage, *, max_outstanding):
+    """The invariants of a translation stage, ``inside`` it, for ``add_invariants`` of its
+    :class:`StageSafetyProperties`: the micro-TLB holds only what the tables allow (its
+    context, its pages, the page it is taking, the lookup the IOTLB answers), the
+    transactions in the stage are marked as the environment marked them, a hit registered
+    for the one in ``s1`` is one the micro-TLB still gives, its flags agree with one another,
+    the responses owed are those the set counts, and (a write stage, of ``max_outstanding``
+    routes) the W route FIFO holds at most its depth."""
+    signature = stage.up_addr.payload.shape()
+    sid_width = len(stage.up_addr.payload.sid)
+    context = data.View(MicroContextLayout(sid_width=sid_width), inside["micro_tlb.context"])
+    pages = [data.View(MicroPageLayout(), inside[f"micro_tlb.pages__{n}"]) for n in range(2)]
+    refill = data.View(MicroPageLayout(), inside["micro_tlb.refill"])
+    state, encoding = inside.fsm("micro_tlb.lookup_state")
+    in_state = {name: state == value for name, value in encoding.items()}
+    lookup_addr = inside["micro_tlb.lookup_addr"]
+    s1 = data.View(signature, inside["s1"])
+    skid = data.View(signature, inside["skid"])
+    flags = {name: inside[name] for name in (
+        "s1_valid", "s1_looked", "s1_asking", "s1_resolved", "s1_status", "s1_pass",
+        "s1_open", "s1_ok", "s1_bypass", "s1_way", "skid_valid")}
+    outstanding = inside["responses.outstanding"]
+    answerable = inside["responses.answerable"]
+    write = "up_w" in stage.signature.members
+    if write:
+        routes = inside["responses.routes.level"]
+
+    def invariants(safety, m):
+        ghost = safety.state
+        out = {"lookup_state": Cat(*in_state.values()).any()}
+        # The context and the pages: what the STE cache and the IOTLB may have given.
+        out["abort_context"] = ~context.valid | (context.sid != safety.abort_sid) | \
+            (context.config == StreamConfig.ABORT)
+        out["fault_context"] = ~context.valid | (context.sid != safety.fault_sid) | (
+            (context.config == StreamConfig.TRANSLATE) & (context.asid == safety.fault_asid))
+        translating = context.valid & (context.config == StreamConfig.TRANSLATE)
+
+        def allowed(page):
+            refusing = safety.mapped & (page.read_only if write else page.xn)
+            return ~page.valid | (context.asid != safety.fault_asid) | refusing | \
+                ~leaf_covers(page.level, page.vpn, safety.fault_page)
+        for n, page in enumerate(pages):
+            out[f"page{n}_context"] = ~page.valid | translating
+            out[f"page{n}_allowed"] = allowed(page)
+        out["refill_allowed"] = ~in_state["PAGE"] | allowed(refill)
+        out["refill_vpn"] = ~in_state["PAGE"] | \
+            (refill.vpn == lookup_addr[GRANULE_SHIFT:IA_BITS])
+        # The lookup's address and ASID, as the IOTLB was asked them.
+        out["tlb_asked"] = Cat(
+            ~in_state["TLB"] | (stage.tlb.va == lookup_addr),
+            ~in_state["MATCH"] | ((ghost["va1"] == lookup_addr) &
+                                  (ghost["asid1"] == context.asid)),
+            ~in_state["ANSWER"] | ((ghost["va2"] == lookup_addr) &
+                                   (ghost["asid2"] == context.asid) & ghost["asked_twice"]),
+            ~(in_state["TLB"] | in_state["MATCH"] | in_state["ANSWER"]) | translating).all()
+
+        # The transactions held are marked as they came.
+        def marked(payload):
+            faulting = ((payload.sid == safety.fault_sid) & safety._on_page(payload.addr) &
+                        safety._refused(payload.prot[2]))
+            return (payload.size == safety.mark) == faulting
+        s1_valid = flags["s1_valid"]
+        out["skid_marked"] = ~flags["skid_valid"] | marked(skid)
+        out["s1_marked"] = ~s1_valid | marked(s1)
+        failing = (s1.sid == safety.abort_sid) | \
+            ((s1.sid == safety.fault_sid) & (s1.size == safety.mark))
+        out["no_pass_failing"] = ~s1_valid | ~failing | ~flags["s1_pass"]
+        # The flags of the transaction in the stage.
+        resolved, asking, open_, ok = (flags[name] for name in
+                                       ("s1_resolved", "s1_asking", "s1_open", "s1_ok"))
+        status_ok = flags["s1_status"] == TranslationStatus.OK
+        out["pass"] = flags["s1_pass"] == (s1_valid & resolved & status_ok)
+        out["open"] = open_ == (s1_valid & ~resolved & ~asking)
+        out["asking"] = ~asking | (s1_valid & ~resolved)
+        # A hit registered for it is one the micro-TLB still gives.
+        vpn = s1.addr[GRANULE_SHIFT:IA_BITS]
+        context_hit = context.valid & (context.sid == s1.sid)
+        bypass = context_hit & (context.config == StreamConfig.BYPASS)
+        page = [pages[n] for n in range(2)]
+        page_ok = [context_hit & ~s1.addr[IA_BITS] & p.valid &
+                   leaf_covers(p.level, p.vpn, vpn) &
+                   ~(write & p.read_only) & ~(s1.prot[2] & p.xn) for p in page]
+        way_ok = (flags["s1_way"] & page_ok[1]) | (~flags["s1_way"] & page_ok[0])
+        out["ok"] = ~s1_valid | resolved | ~ok | (flags["s1_bypass"] & bypass) | \
+            (~flags["s1_bypass"] & way_ok)
+        # The responses owed.
+        out["outstanding"] = ghost["outstanding"] == outstanding
+        failed = s1_valid & resolved & ~status_ok
+        out["answerable"] = ~answerable | ~s1_valid | (failed & (outstanding == 0))
+        if write:
+            out["routes"] = routes <= max_outstanding
+        return out
+    return invariants
