@@ -150,20 +150,23 @@ def _lite_decoder(dut):
     # Its write and read FSMs (IDLE, FORWARD, RESPOND) hold one access each, for the
     # window of the one-hot w_sel / r_sel (none: the DECERR answer); AW and W to the window
     # are taken once each (aw_done, w_done), and both before RESPOND.
-    write_state, w_sel, aw_done, w_done = (inside[name] for name in
-                                           ("write_state", "w_sel", "aw_done", "w_done"))
-    read_state, r_sel = inside["read_state"], inside["r_sel"]
-    w_forward, w_respond = write_state == 1, write_state == 2
-    r_respond = read_state == 2
+    w_sel, aw_done, w_done, r_sel = (inside[name] for name in
+                                     ("w_sel", "aw_done", "w_done", "r_sel"))
+    write_state, write_states = inside.fsm("write_state")
+    read_state, read_states = inside.fsm("read_state")
+    w_forward, w_respond = (write_state == write_states[name] for name in ("FORWARD", "RESPOND"))
+    r_respond = read_state == read_states["RESPOND"]
+    w_idle, r_idle = write_state == write_states["IDLE"], read_state == read_states["IDLE"]
 
     def bus_invariants(lite, m):
         pending = lite.state
-        return {"write_state": write_state <= 2, "read_state": read_state <= 2,
+        return {"write_state": w_idle | w_forward | w_respond,
+                "read_state": r_idle | (read_state == read_states["FORWARD"]) | r_respond,
                 "w_sel": _at_most_one(w_sel), "r_sel": _at_most_one(r_sel),
                 "both_before_respond": ~w_respond | (aw_done & w_done),
-                "aw_pending": pending["aw"] == (write_state != 0),
+                "aw_pending": pending["aw"] == ~w_idle,
                 "w_pending": pending["w"] == ((w_forward & w_done) | w_respond),
-                "ar_pending": pending["ar"] == (read_state != 0)}
+                "ar_pending": pending["ar"] == ~r_idle}
 
     def window_invariants(index):
         def invariants(lite, m):
