@@ -21,8 +21,8 @@ from .cache import DirtyLineProperties
 from .dma import DMATransferProperties
 from .properties import AXI4LiteProperties, AXI4Properties, CpuPortProperties
 from .slice import slice_invariants
-from .smmu import (StageSafetyProperties, TranslationClientProperties, WalkCovers,
-                   stage_invariants)
+from .smmu import (StageSafetyProperties, StreamAbortProperties, TranslationClientProperties,
+                   WalkCovers, stage_invariants)
 
 __all__ = ["Job", "BLOCKS", "available"]
 
@@ -92,7 +92,7 @@ def _walker(dut):
     return dut, [AXI4Properties(dut.bus, role="manager", name="bus", max_len=3),
                  TranslationClientProperties(dut.clients[0], role="subordinate",
                                              name="client"),
-                 WalkCovers(dut)], []
+                 WalkCovers(dut), StreamAbortProperties(dut)], []
 
 
 def _stage(write):

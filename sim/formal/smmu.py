@@ -1,18 +1,20 @@
 """The SMMU walker's client interface as a property set, the walker's cover points, and
 the translation stage's own properties."""
 
-from amaranth.hdl import Cat, Signal
+from amaranth.hdl import Cat, Const, Signal
 from amaranth.lib import data
 
 from ...hw.bus.axi import Resp
 from ...hw.smmu.arbiter import TranslationClientSignature, TranslationStatus
 from ...hw.smmu.caches import leaf_covers
-from ...hw.smmu.format import ASID_BITS, GRANULE_SHIFT, IA_BITS, StreamConfig
+from ...hw.smmu.format import (ASID_BITS, GRANULE_SHIFT, IA_BITS, STE_BYTES, StreamConfig,
+                               StreamTableEntryLayout)
+from ...hw.smmu.queue import aligned
 from ...hw.smmu.micro_tlb import MicroContextLayout, MicroPageLayout
 from .properties import PropertySet
 
-__all__ = ["TranslationClientProperties", "WalkCovers", "StageSafetyProperties",
-           "stage_invariants"]
+__all__ = ["TranslationClientProperties", "WalkCovers", "StreamAbortProperties",
+           "StageSafetyProperties", "stage_invariants"]
 
 
 class TranslationClientProperties(PropertySet):
@@ -57,6 +59,69 @@ class WalkCovers(PropertySet):
         walker = self.port
         self.cover(m, "iotlb_miss_walk", walker.walk_read)
         self.cover(m, "fault_record", walker.event)
+
+
+class StreamAbortProperties(PropertySet):
+    """The walker (:class:`~dmabuf_soc.hw.smmu.walker.Walker`) answers every request of a
+    stream whose STE is invalid or aborting with a fault or an abort.
+
+    Stream ``abort_sid``, free and constant in a run, has such an STE: the STE cache,
+    asked for it, misses or answers ``ABORT``; every read of its entry in the stream table
+    (at the table's base, ignoring the bits below an entry, plus ``abort_sid`` entries)
+    returns a first word that is not valid or does not bypass or translate. The table's base
+    and size do not change, and the SMMU is enabled. Proven: the walker's first client is
+    never answered OK for that stream (``no_ok_for_abort``). Covers: such a request
+    answered with a fault after the entry was read from the table, and one answered with an
+    abort (from an STE cache entry).
+
+    Parameters
+    ----------
+    walker : Walker
+    name : str
+    """
+    def __init__(self, walker, *, name="abort"):
+        super().__init__(walker, role="subordinate", name=name)
+        self.abort_sid = self.free_constant(len(walker.clients[0].sid), "abort_sid")
+
+    def build(self, m):
+        walker = self.port
+        env = "manager"
+        self.rule(m, env, "enabled", walker.enable)
+        base = self.past(m, walker.strtab_base, "strtab_base")
+        size = self.past(m, walker.strtab_log2size, "strtab_log2size")
+        self.rule(m, env, "table_fixed",
+                  (walker.strtab_base == base) & (walker.strtab_log2size == size),
+                  when=self.past_valid)
+        asked = self.past(m, walker.ste.sid, "ste_sid")
+        self.rule(m, env, "abort_ste_cached",
+                  ~walker.ste.hit | (walker.ste.config == StreamConfig.ABORT),
+                  when=self.past_valid & (asked == self.abort_sid))
+
+        # Reads of the stream's entry in the table, one at a time.
+        bus = walker.bus
+        entry = (aligned(walker.strtab_base, STE_BYTES) +
+                 self.abort_sid * STE_BYTES)[:len(bus.ar.payload.addr)]
+        reading = Signal()          # the read under way is of the entry
+        first = Signal()            # and its first beat is to come
+        read_entry = Signal()       # the entry was read from the table
+        with m.If(bus.ar.valid & bus.ar.ready):
+            m.d.sync += [reading.eq(bus.ar.payload.addr == entry), first.eq(1)]
+        with m.If(bus.r.valid & bus.r.ready):
+            m.d.sync += first.eq(0)
+            with m.If(reading):
+                m.d.sync += read_entry.eq(1)
+        word = data.View(StreamTableEntryLayout(), Cat(bus.r.payload.data, Const(0, 64)))
+        usable = word.valid & ((word.config == StreamConfig.BYPASS) |
+                               (word.config == StreamConfig.TRANSLATE))
+        self.rule(m, env, "abort_ste_in_table", ~usable, when=bus.r.valid & reading & first)
+
+        client = walker.clients[0]
+        ours = client.done & (client.sid == self.abort_sid)
+        self.rule(m, "subordinate", "no_ok_for_abort",
+                  client.status != TranslationStatus.OK, when=ours)
+        self.cover(m, "fault_from_table",
+                   ours & (client.status == TranslationStatus.FAULT) & read_entry)
+        self.cover(m, "abort_from_cache", ours & (client.status == TranslationStatus.ABORT))
 
 
 class StageSafetyProperties(PropertySet):

@@ -1,5 +1,6 @@
-"""The SMMU translation stage's own properties (``StageSafetyProperties``): a stage that
-sends a failed transaction downstream fails them."""
+"""The SMMU's own properties: a translation stage that sends a failed transaction
+downstream fails ``StageSafetyProperties``; a walker whose stream table may hold a valid
+entry for the aborting stream answers it OK, which ``StreamAbortProperties`` catches."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
@@ -9,6 +10,8 @@ from dmabuf_soc.hw.bus.axi import AXI4Signature
 from dmabuf_soc.hw.smmu.arbiter import TranslationStatus
 from dmabuf_soc.hw.smmu.translate import TranslationStage
 from dmabuf_soc.sim.formal import blocks, runner
+from dmabuf_soc.sim.formal.harness import Harness
+from dmabuf_soc.sim.formal.smmu import StreamAbortProperties
 
 
 class ForwardsFaults(wiring.Component):
@@ -53,3 +56,20 @@ def test_forwarded_fault_fails(tmp_path):
     trace = runner.read_vcd(outcome["safety"].trace)
     assert 0 in (trace["top.safety.assert__no_abort_forwarded"],
                  trace["top.safety.assert__no_fault_forwarded"])
+
+
+class AnyStreamTable(StreamAbortProperties):
+    """``StreamAbortProperties`` without its assumption on the stream table's entry."""
+    def rule(self, m, side, rule, holds, *, when=1):
+        if rule != "abort_ste_in_table":
+            super().rule(m, side, rule, holds, when=when)
+
+
+def test_walker_answering_ok_fails(tmp_path):
+    job = blocks.BLOCKS["smmu_walker"]
+    walker, sets, _ = job.build(None)
+    sets = [s for s in sets if not isinstance(s, StreamAbortProperties)]
+    result = runner.run("any_stream_table", Harness(walker, [*sets, AnyStreamTable(walker)]),
+                        depth=16, cover_depth=0, outdir=tmp_path)
+    outcome = {s.name: s for s in result.sets}
+    assert outcome["abort"].failed == ["no_ok_for_abort"]
