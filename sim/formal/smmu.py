@@ -43,17 +43,26 @@ class TranslationClientProperties(PropertySet):
         self.cover(m, "faulted", port.done & (port.status == TranslationStatus.FAULT))
 
 
-class WalkCovers(PropertySet):
-    """Cover points of a :class:`~dmabuf_soc.hw.smmu.walker.Walker`: a page-table
-    descriptor read for a client (an IOTLB miss walked), and a fault record written.
+class _WalkerSet(PropertySet):
+    """A set of a :class:`~dmabuf_soc.hw.smmu.walker.Walker`'s own, the walker on the
+    subordinate side (it serves its clients).
 
     Parameters
     ----------
     walker : Walker
     name : str
+        ``default_name`` if not given.
     """
-    def __init__(self, walker, *, name="walk"):
-        super().__init__(walker, role="subordinate", name=name)
+    default_name = None
+
+    def __init__(self, walker, *, name=None):
+        super().__init__(walker, role="subordinate", name=name or self.default_name)
+
+
+class WalkCovers(_WalkerSet):
+    """Cover points of a walker: a page-table descriptor read for a client (an IOTLB miss
+    walked), and a fault record written. Parameters as :class:`_WalkerSet`."""
+    default_name = "walk"
 
     def build(self, m):
         walker = self.port
@@ -61,7 +70,7 @@ class WalkCovers(PropertySet):
         self.cover(m, "fault_record", walker.event)
 
 
-class StreamAbortProperties(PropertySet):
+class StreamAbortProperties(_WalkerSet):
     """The walker (:class:`~dmabuf_soc.hw.smmu.walker.Walker`) answers every request of a
     stream whose STE is invalid or aborting with a fault or an abort.
 
@@ -72,15 +81,12 @@ class StreamAbortProperties(PropertySet):
     and size do not change, and the SMMU is enabled. Proven: the walker's first client is
     never answered OK for that stream (``no_ok_for_abort``). Covers: such a request
     answered with a fault after the entry was read from the table, and one answered with an
-    abort (from an STE cache entry).
-
-    Parameters
-    ----------
-    walker : Walker
-    name : str
+    abort (from an STE cache entry). Parameters as :class:`_WalkerSet`.
     """
-    def __init__(self, walker, *, name="abort"):
-        super().__init__(walker, role="subordinate", name=name)
+    default_name = "abort"
+
+    def __init__(self, walker, *, name=None):
+        super().__init__(walker, name=name)
         self.abort_sid = self.free_constant(len(walker.clients[0].sid), "abort_sid")
 
     def build(self, m):
