@@ -179,16 +179,6 @@ class Soc(wiring.Component):
         (:func:`~dmabuf_soc.sim.trace.probes.soc_probes`); else ``None``."""
         return self._probes
 
-    @property
-    def probe_now(self):
-        """With ``probes=True``, the probes' value in the current cycle (all of them in one
-        value, :func:`~dmabuf_soc.sim.trace.probes.probe_port_value`), which the ``probe``
-        port's registers hold after the clock edge; else ``None``."""
-        if self._probes is None:
-            return None
-        from ..sim.trace.probes import probe_port_value
-        return probe_port_value(*self._probes)
-
     def elaborate(self, platform):
         m = Module()
         m.submodules.cache        = self.cache
@@ -237,7 +227,7 @@ class Soc(wiring.Component):
         ]
 
         if self._probes is not None:
-            from ..sim.trace.probes import probe_updates
-            m.d.sync += probe_updates(self.probe, *self._probes)
+            from ..sim.trace.probes import add_probe_registers
+            add_probe_registers(m, self.probe, *self._probes)
         m.d.sync += self.cycle.eq(self.cycle + 1)
         return m

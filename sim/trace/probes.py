@@ -11,18 +11,18 @@ The table (:func:`soc_probes`) lists
   SMMU walker's busy flag and fault record pulse, the cache's maintenance busy flag).
 
 A :class:`~dmabuf_soc.hw.soc.Soc` built with ``probes=True`` has an output ``probe``
-(:func:`probe_signature`) that carries them all in registers, each holding after a clock edge
-what the edge sampled: ``probe.handshake``, bit ``i`` channel ``i``'s handshake (valid and
-ready); a member per channel with fields, its payload (:func:`payload_member` names it); and
-``probe.levels``, the levels one after the other. A compiled model's driver loops read them
-after every clock edge (flip-flops' outputs, which cost no evaluation of the logic behind
-them): the handshakes always, the levels to compare, a payload only when its channel fired.
-They are separate registers because CXXRTL builds a register's next value whole, piece by
-piece, at every evaluation: one register of all the probes (1045 bits from some 130 pieces)
-made its model of the SoC about 45 % slower. The built-in simulator samples the same probes
-before the edge (``Soc.probe_now``, :func:`probe_port_value`, in :func:`probe_port_layout`'s
-order) in a process of its own. The probes drive nothing in the SoC: it runs the same cycles
-with them as without, and without them (every other build) it is as it was.
+(:func:`probe_signature`, :func:`add_probe_registers`) that carries them all in registers,
+each holding after a clock edge what the edge sampled: ``probe.handshake``, bit ``i`` channel
+``i``'s handshake (valid and ready); ``probe.levels``, the levels one after the other; and a
+member per channel with fields (:func:`payload_member` names it), its payload, loaded at each
+of its handshakes. Every backend's monitor reads them after each clock edge: the handshakes,
+the levels to compare, a payload only when its channel fired; in a compiled model they are
+flip-flops' outputs, which cost no evaluation of the logic behind them. They are separate
+registers because CXXRTL builds a register's next value whole, piece by piece, at every
+evaluation: one register of all the probes (1045 bits from some 130 pieces) made its model of
+the SoC about 45 % slower, and the built-in simulator, computing all of them in one value at
+every edge to sample it, half as slow again. The probes drive nothing in the SoC: it runs the
+same cycles with them as without, and without them (every other build) it is as it was.
 """
 
 from typing import NamedTuple
@@ -30,8 +30,8 @@ from typing import NamedTuple
 from amaranth.hdl import Cat, Const, Value
 from amaranth.lib.wiring import Out, Signature
 
-__all__ = ["Channel", "Level", "soc_probes", "probe_port_layout", "probe_port_value",
-           "probe_signature", "payload_member", "probe_updates"]
+__all__ = ["Channel", "Level", "soc_probes", "probe_port_layout", "probe_signature",
+           "payload_member", "add_probe_registers"]
 
 
 class Channel(NamedTuple):
@@ -127,10 +127,11 @@ def soc_probes(soc):
 
 
 def probe_port_layout(channels, levels):
-    """Where each probe is in :func:`probe_port_value`: bit ``i`` is channel ``i``'s
+    """Where each probe is when all of them are one value: bit ``i`` is channel ``i``'s
     handshake (valid and ready); then each channel's payload, at the ``(offset, width)`` of the
-    first list returned; then each level, at the ``(offset, width)`` of the second. The third
-    value is the width."""
+    first list returned; then each level, at the ``(offset, width)`` of the second (the
+    ``levels`` member of the ``probe`` port holds the levels in that order). The third value
+    is the width."""
     channel_places, level_places, offset = [], [], len(channels)
     for channel in channels:
         width = len(channel.payload)
@@ -140,14 +141,6 @@ def probe_port_layout(channels, levels):
         level_places.append((offset, len(level.signal)))
         offset += len(level.signal)
     return channel_places, level_places, offset
-
-
-def probe_port_value(channels, levels):
-    """Every probe in one value, in :func:`probe_port_layout`'s order (what the ``probe``
-    port's registers hold after the edge, before it)."""
-    return Cat(*(channel.valid & channel.ready for channel in channels),
-               *(channel.payload for channel in channels),
-               *(level.signal for level in levels))
 
 
 def payload_member(channel):
@@ -167,13 +160,14 @@ def probe_signature(channels, levels):
     return Signature(members)
 
 
-def probe_updates(port, channels, levels):
-    """The assignments, for the clock domain, that load the ``probe`` port ``port`` with what
-    the edge samples."""
-    updates = [port.handshake.eq(Cat(*(channel.valid & channel.ready
-                                        for channel in channels)))]
+def add_probe_registers(m, port, channels, levels):
+    """Add to module ``m`` the registers of the ``probe`` port ``port``: the handshakes and
+    the levels as every edge samples them, each payload as the last handshake of its channel
+    took it (loaded only then: a register whose next value is its input at every edge costs
+    the compiled models that input's evaluation at every edge)."""
+    m.d.sync += [port.handshake.eq(Cat(*(channel.valid & channel.ready for channel in channels))),
+                 port.levels.eq(Cat(*(level.signal for level in levels)))]
     for channel in channels:
         if channel.fields:
-            updates.append(getattr(port, payload_member(channel)).eq(channel.payload))
-    updates.append(port.levels.eq(Cat(*(level.signal for level in levels))))
-    return updates
+            with m.If(channel.valid & channel.ready):
+                m.d.sync += getattr(port, payload_member(channel)).eq(channel.payload)

@@ -176,40 +176,44 @@ async def _get(ctx, stream):
 
 
 def monitor_process(soc, run):
-    """The process that records the probes of ``soc`` (built with ``probes=True``) into
-    ``run``: at each clock edge, the handshakes of its channels and the changes of its
-    levels, as the edge samples them (``soc.probe_now``; :mod:`~dmabuf_soc.sim.trace.probes`)."""
-    from ...sim.trace.probes import probe_port_layout
+    """The testbench that records the probes of ``soc`` (built with ``probes=True``) into
+    ``run``: after each clock edge, from the ``probe`` port's registers, the handshakes of
+    its channels (and the payload of each that fired) and the changes of its levels, as the
+    edge sampled them (:mod:`~dmabuf_soc.sim.trace.probes`), as the compiled models' monitor
+    reads them. (Sampling the probes before the edge would evaluate an expression of them all
+    at every edge: half as long again as the simulation.)"""
+    from ...sim.trace.probes import payload_member, probe_port_layout
     from ..trace.record import BeatFilter
-    channel_places, level_places, _ = probe_port_layout(run.channels, run.levels)
-    handshakes = (1 << len(run.channels)) - 1
-    payloads = [(offset, (1 << width) - 1) for offset, width in channel_places]
-    levels_offset = level_places[0][0] if level_places else 0
-    levels = [(offset - levels_offset, (1 << width) - 1) for offset, width in level_places]
+    _, level_places, _ = probe_port_layout(run.channels, run.levels)
+    base = level_places[0][0] if level_places else 0
+    levels = [(offset - base, (1 << width) - 1) for offset, width in level_places]
+    payloads = [getattr(soc.probe, payload_member(channel)) if channel.fields else None
+                for channel in run.channels]
     level_base = len(run.channels)
     beats = BeatFilter(run.channels)
     events = run.events
 
-    async def process(ctx):
+    async def testbench(ctx):
         before = None
-        async for _, _, cycle, bits in ctx.tick().sample(soc.cycle, soc.probe_now):
-            fire = bits & handshakes
+        while True:
+            await ctx.tick()
+            cycle = ctx.get(soc.cycle) - 1
+            fire = ctx.get(soc.probe.handshake)
             while fire:
                 low = fire & -fire
                 index = low.bit_length() - 1
                 fire ^= low
-                shift, mask = payloads[index]
-                payload = (bits >> shift) & mask
+                payload = 0 if payloads[index] is None else ctx.get(payloads[index])
                 if beats.keep(index, payload):
                     events.append((cycle, index, payload))
-            now = bits >> levels_offset
+            now = ctx.get(soc.probe.levels)
             if now != before:
                 for index, (shift, mask) in enumerate(levels):
                     value = (now >> shift) & mask
                     if before is None or value != (before >> shift) & mask:
                         events.append((cycle, level_base + index, value))
                 before = now
-    return process
+    return testbench
 
 
 def simulate(scenario, *, config=None, soc=None, models=(), vcd=None, gtkw=None, traces=(),
@@ -247,7 +251,7 @@ def simulate(scenario, *, config=None, soc=None, models=(), vcd=None, gtkw=None,
     run = None
     if trace is not None:
         run = trace.begin_run("pysim", *soc.probes, bytes_per_beat=soc.config.bytes_per_beat)
-        sim.add_process(monitor_process(soc, run))
+        sim.add_testbench(monitor_process(soc, run), background=True)
     outcome = {}
 
     async def testbench(ctx):
