@@ -58,7 +58,7 @@ def _queue_items(queue):
     return [(queue.level > k, queue.entries[k]) for k in range(queue.depth)]
 
 
-def _maps(items, queue, drop=0, convert=lambda value: value):
+def _maps(items, queue, drop=0):
     """Each present item at position ``drop`` or later is entry ``position - drop`` of
     ``queue``."""
     checks = []
@@ -66,7 +66,7 @@ def _maps(items, queue, drop=0, convert=lambda value: value):
     for present, position, value in placed:
         for k in range(queue.depth):
             checks.append(~present | (position != k + drop) |
-                          (queue.entries[k] == convert(value)))
+                          (queue.entries[k] == value))
     return Cat(*checks).all()
 
 
