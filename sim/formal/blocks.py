@@ -22,7 +22,7 @@ from .dma import DMATransferProperties
 from .properties import AXI4LiteProperties, AXI4Properties, CpuPortProperties
 from .slice import slice_invariants
 from .smmu import (StageSafetyProperties, StreamAbortProperties, TranslationClientProperties,
-                   WalkCovers, stage_invariants)
+                   WalkCovers, stage_invariants, walker_invariants)
 
 __all__ = ["Job", "BLOCKS", "available"]
 
@@ -89,10 +89,13 @@ def _walker(dut):
     from ...hw.smmu.walker import Walker
     signature = AXI4Signature(addr_width=40, data_width=64, id_width=1, sid_width=1)
     dut = dut or Walker(clients=1, sid_width=1, bus_signature=signature)
-    return dut, [AXI4Properties(dut.bus, role="manager", name="bus", max_len=3),
-                 TranslationClientProperties(dut.clients[0], role="subordinate",
-                                             name="client"),
-                 WalkCovers(dut), StreamAbortProperties(dut)], []
+    bus = AXI4Properties(dut.bus, role="manager", name="bus", max_len=3)
+    abort = StreamAbortProperties(dut)
+    if isinstance(dut, Walker):
+        abort.add_invariants(walker_invariants(Inside(dut), dut, bus))
+    return dut, [bus, TranslationClientProperties(dut.clients[0], role="subordinate",
+                                                  name="client"),
+                 WalkCovers(dut), abort], []
 
 
 def _stage(write):
@@ -220,7 +223,8 @@ BLOCKS = {job.name: job for job in (
         "bursts of up to 2 beats, 2 reads and 2 writes outstanding, transfers of up to 48 bytes",
         depth=17, deep=20, induction=8, cover_depth=18, covers_in_ci=False),
     Job("smmu_walker", _walker, "SMMU walker alone: one client, 1-bit stream IDs, no "
-        "prefetch, the caches' answers free", depth=16, deep=30, induction=8, cover_depth=16),
+        "prefetch, the caches' answers free", depth=16, deep=30, induction=2, proven=True,
+        cover_depth=16),
     Job("smmu_read_stage", _stage(write=False), "the SMMU's AR translation stage alone: "
         "1-bit IDs and stream IDs; the STE cache, IOTLB and walker answers free but for one "
         "aborting stream and one faulting page", depth=12, deep=16, induction=2, proven=True,

@@ -32,6 +32,11 @@ class Inside:
         self.fragment = _ELABORATED[block]
 
     def __getitem__(self, path):
+        return self.find(path)
+
+    def find(self, path, *, domain=None):
+        """The signal ``path``; with ``domain`` (``"sync"`` for a register), only one driven
+        in that domain, where two of the same name are driven."""
         *scopes, name = path.split(".")
         fragment = self.fragment
         for scope in scopes:
@@ -39,7 +44,8 @@ class Inside:
             if len(found) != 1:
                 raise KeyError(f"No submodule {scope!r} in {path!r}")
             fragment = found[0]
-        signals = {id(signal): signal for statements in fragment.statements.values()
+        signals = {id(signal): signal for statement_domain, statements
+                   in fragment.statements.items() if domain in (None, statement_domain)
                    for statement in statements for signal in statement._lhs_signals()
                    if signal.name == name}
         if len(signals) != 1:

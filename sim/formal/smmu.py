@@ -1,7 +1,7 @@
 """The SMMU walker's client interface as a property set, the walker's cover points, and
 the translation stage's own properties."""
 
-from amaranth.hdl import Cat, Const, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib import data
 
 from ...hw.bus.axi import Resp
@@ -70,6 +70,13 @@ class WalkCovers(_WalkerSet):
         self.cover(m, "fault_record", walker.event)
 
 
+def _usable(word):
+    """Whether the first word of a stream table entry is valid and bypasses or translates."""
+    entry = data.View(StreamTableEntryLayout(), Cat(word, Const(0, 64)))
+    return entry.valid & ((entry.config == StreamConfig.BYPASS) |
+                          (entry.config == StreamConfig.TRANSLATE))
+
+
 class StreamAbortProperties(_WalkerSet):
     """The walker (:class:`~dmabuf_soc.hw.smmu.walker.Walker`) answers every request of a
     stream whose STE is invalid or aborting with a fault or an abort.
@@ -110,16 +117,15 @@ class StreamAbortProperties(_WalkerSet):
         reading = Signal()          # the read under way is of the entry
         first = Signal()            # and its first beat is to come
         read_entry = Signal()       # the entry was read from the table
+        self.state.update(entry=entry, reading=reading, first=first)
         with m.If(bus.ar.valid & bus.ar.ready):
             m.d.sync += [reading.eq(bus.ar.payload.addr == entry), first.eq(1)]
         with m.If(bus.r.valid & bus.r.ready):
             m.d.sync += first.eq(0)
             with m.If(reading):
                 m.d.sync += read_entry.eq(1)
-        word = data.View(StreamTableEntryLayout(), Cat(bus.r.payload.data, Const(0, 64)))
-        usable = word.valid & ((word.config == StreamConfig.BYPASS) |
-                               (word.config == StreamConfig.TRANSLATE))
-        self.rule(m, env, "abort_ste_in_table", ~usable, when=bus.r.valid & reading & first)
+        self.rule(m, env, "abort_ste_in_table", ~_usable(bus.r.payload.data),
+                  when=bus.r.valid & reading & first)
 
         client = walker.clients[0]
         ours = client.done & (client.sid == self.abort_sid)
@@ -368,5 +374,83 @@ def stage_invariants(inside, stage, *, max_outstanding):
         out["answerable"] = ~answerable | ~s1_valid | (failed & (outstanding == 0))
         if write:
             out["routes"] = routes <= max_outstanding
+        return out
+    return invariants
+
+
+def walker_invariants(inside, walker, bus):
+    """The invariants of a walker with one client and no prefetch, ``inside`` it, for
+    ``add_invariants`` of its :class:`StreamAbortProperties` (``bus``: the
+    :class:`~.properties.AXI4Properties` of its memory port, elaborated before)."""
+    states = {}
+    for name, path in (("walker", "fsm_state"), ("walk", "page_walk.walk_state"),
+                       ("reader", "reader.read_state"), ("events", "events.write_state")):
+        state, encoding = inside.fsm(path)
+        states[name] = {key: state == value for key, value in encoding.items()}
+    w, p, r, e = (states[name] for name in ("walker", "walk", "reader", "events"))
+    arbiter = {name: inside[f"arbiter.{name}"] for name in
+               ("sid", "addr", "write", "instr", "prefetching", "answering", "asking")}
+    config, status = (inside.find(name, domain="sync") for name in ("config", "status"))
+    ste_addr = inside["ste_addr"]
+    reader_beat, reader_error = inside["reader.beat"], inside["reader.error"]
+    word0 = inside["reader.data"][:64]
+    events_beat = inside["events.beat"]
+    waiting, held = inside["events.waiting"], inside["events.held"]
+
+    def invariants(abort, m):
+        ghost, axi = abort.state, bus.state
+        if not axi:
+            raise RuntimeError("The bus set must elaborate before the abort set")
+        client = walker.clients[0]
+        out = {f"{name}_state": Cat(*states[name].values()).any() for name in states}
+        idle = w["IDLE"]
+        out["no_prefetch"] = ~arbiter["prefetching"]
+        out["serving"] = idle | (client.valid & (arbiter["sid"] == client.sid) &
+                                 (arbiter["addr"] == client.addr) &
+                                 (arbiter["write"] == client.write) &
+                                 (arbiter["instr"] == client.instr))
+        out["answering"] = arbiter["answering"] == w["RESPOND"]
+        out["walking"] = ~p["IDLE"] == w["TRANSLATE"]
+        out["walk_reads"] = ~(p["READ"] | p["DECODE"]) | ((config != StreamConfig.ABORT) &
+                                                           (config != StreamConfig.BYPASS))
+        # The reader and the bus set's reads.
+        reading = r["R"]
+        out["reader"] = ~reading | w["STE_READ"] | (w["TRANSLATE"] & p["READ"])
+        queue0, queue1 = axi["read_queues"]
+        out["reads"] = (axi["reads"] == reading) & (queue0.level == reading) & \
+            (queue1.level == 0)
+        length = Mux(w["STE_READ"], STE_BYTES // 8 - 1, 0)
+        out["read_len"] = ~reading | ((queue0.head == length) &
+                                      (axi["r_beats"][0] == reader_beat) &
+                                      (reader_beat <= length))
+        out["r_beat_idle"] = reading | (axi["r_beats"][0] == 0)
+        out["ste_addr"] = ~(w["STE_READ"] | w["STE_DECODE"]) | \
+            (ste_addr == (aligned(walker.strtab_base, STE_BYTES) +
+                          arbiter["sid"] * STE_BYTES)[:len(ste_addr)])
+        # The event writer and the bus set's writes.
+        aws, bursts, owed = axi["aws"], axi["bursts"], axi["owed"]
+        event_len = Cat(Const(0, 1), Const(3, 8))       # ID 0, four beats
+        out["events"] = (e["AW"] | w["EVENT"]) & (axi["writes"] == ~e["AW"]) & \
+            (owed[1] == 0)
+        out["events_aw"] = ~e["AW"] | ((aws.level == 0) & (bursts.level == 0) &
+                                       (owed[0] == 0) & (axi["beat"] == 0))
+        out["events_w"] = ~e["W"] | ((aws.level == 1) & (bursts.level == 0) &
+                                     (owed[0] == 0) & (aws.head == event_len) &
+                                     (axi["beat"] == events_beat))
+        out["events_b"] = ~e["B"] | (axi["beat"] == 0) & (
+            ((aws.level == 1) & (bursts.level == 1) & (owed[0] == 0) &
+             (aws.head == event_len) & (bursts.head == 4)) |
+            ((aws.level == 0) & (bursts.level == 0) & (owed[0] == 1)))
+        out["events_held"] = ~waiting | (e["AW"] & w["EVENT"] & (held[:5] == 0))
+        # The aborting stream.
+        ours = ~idle & (arbiter["sid"] == abort.abort_sid)
+        entry = ste_addr == ghost["entry"]
+        out["abort_reading"] = ~(reading & w["STE_READ"]) | (ghost["reading"] == entry)
+        out["abort_first"] = ~(reading & w["STE_READ"]) | (ghost["first"] == (reader_beat == 0))
+        out["abort_word"] = ~ours | ~entry | reader_error | ~_usable(word0) | \
+            ~((w["STE_READ"] & reading & (reader_beat == 1)) | w["STE_DECODE"])
+        out["abort_config"] = ~ours | ~w["TRANSLATE"] | (config == StreamConfig.ABORT)
+        out["abort_status"] = ~ours | ~(w["FAULT"] | w["EVENT"] | w["RESPOND"]) | \
+            (status != TranslationStatus.OK)
         return out
     return invariants
