@@ -117,3 +117,18 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit, match="dmabuf-soc: error: formal: unknown block 'nope'; "
                                          "known: register_slice, "):
         main(["formal", "--block", "nope"])
+
+
+def test_inside_finds_a_block_signals():
+    from dmabuf_soc.hw.bus.lite_decoder import LiteDecoder
+    from dmabuf_soc.sim.formal.harness import Inside
+    decoder = LiteDecoder((("ident", 0x0000, 0x1000),), addr_width=16)
+    inside = Inside(decoder)
+    assert inside["w_sel"].name == "w_sel"
+    state, encoding = inside.fsm("write_state")
+    assert encoding == {"IDLE": 0, "FORWARD": 1, "RESPOND": 2}
+    assert Inside(decoder).fragment is inside.fragment
+    with pytest.raises(KeyError, match="0 signals 'nope' driven in the block"):
+        inside["nope"]
+    with pytest.raises(KeyError, match="No submodule 'sub'"):
+        inside["sub.w_sel"]
