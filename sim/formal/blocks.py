@@ -18,7 +18,7 @@ from ...hw.ident.ident import Ident
 from ...hw.regs import RegisterBlock, compile_rdl
 from .harness import Harness, Inside
 from .cache import DirtyLineProperties
-from .dma import DMATransferProperties
+from .dma import DMATransferProperties, DescriptorChainProperties
 from .properties import AXI4LiteProperties, AXI4Properties, CpuPortProperties
 from .slice import slice_invariants
 from .smmu import (StageSafetyProperties, StreamAbortProperties, TranslationClientProperties,
@@ -83,6 +83,15 @@ def _dma(dut):
                            max_outstanding_writes=2, buffer_depth=5, queue_depth=1)
     return dut, [AXI4Properties(dut.bus, role="manager", name="bus", max_len=1),
                  DMATransferProperties(dut, max_length=48)], []
+
+
+def _dma_chain(dut):
+    dut = dut or DMAEngine(addr_width=16, data_width=64, id_width=1, sid_width=1,
+                           max_burst_beats=1, max_outstanding_reads=1,
+                           max_outstanding_writes=1, buffer_depth=3, queue_depth=1)
+    return dut, [AXI4Properties(dut.bus, role="manager", name="bus", max_len=7,
+                                max_reads=2, max_writes=2),
+                 DescriptorChainProperties(dut, max_length=16)], []
 
 
 def _walker(dut):
@@ -222,6 +231,12 @@ BLOCKS = {job.name: job for job in (
     Job("dma", _dma, "DMA engine in register mode: 16-bit addresses, 64-bit data, 1-bit IDs, "
         "bursts of up to 2 beats, 2 reads and 2 writes outstanding, transfers of up to 48 bytes",
         depth=17, deep=20, induction=8, cover_depth=18, covers_in_ci=False),
+    Job("dma_chain", _dma_chain, "DMA engine in descriptor mode: a chain of one or two "
+        "descriptors in a symbolic memory, 16-bit addresses, 64-bit data, 1-bit IDs, bursts of "
+        "1 beat, 1 read and 1 write outstanding, transfers of up to 16 bytes",
+        depth=22, deep=27, induction=8, cover_depth=34, covers_in_ci=False,
+        # The second descriptor completes beyond 34 cycles; bursts are of one beat.
+        beyond_cover_depth=("chain.second_done", "bus.write_burst", "bus.aw_ends_at_4k")),
     Job("smmu_walker", _walker, "SMMU walker alone: one client, 1-bit stream IDs, no "
         "prefetch, the caches' answers free", depth=16, deep=30, induction=2, proven=True,
         cover_depth=16),
