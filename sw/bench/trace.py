@@ -2,17 +2,18 @@
 
 The scenario is ``bench sim``'s (:func:`~.sim.dma_copy`: a scatter-gather copy of scattered
 pages, descriptors written by the CPU, completion by interrupt). Each backend runs it without
-and with the trace (``--timeline``'s recording), alternately, and the fastest run of each
-kind counts. ``<backend>_trace_overhead_percent`` is the extra processor time of the traced
+and with the trace (``--timeline``'s recording), alternately, and the fastest run of each kind
+counts. ``<backend>_trace_overhead_percent`` is the extra processor time of the traced
 simulation (the monitor sampling the probes at every edge, on the compiled models pairing them
-into transactions as they complete and handing them over at the end, the driver's spans);
-``<backend>_assembly_percent`` is the time taken afterwards, once, to have every transaction
-(:meth:`~..trace.record.Run.transactions`: on pysim pairing the handshakes, on the compiled
-models ordering the monitor's rows), and ``<backend>_records_percent`` that of making of them
-the records the writers take (:meth:`~..trace.record.Trace.records`, a dict each), both
-against the untraced simulation's time. The compiled backends' traced runs are a separate
-build of the SoC (with the ``probe`` port), built here unless cached. Both runs must count
-the same cycles.
+into transactions as they complete and handing them over at the end, the driver's spans), of
+which ``<backend>_probe_build_percent`` on a compiled model is that of the build with the
+``probe`` port, run untraced; ``<backend>_assembly_percent`` is the time taken afterwards,
+once, to have every transaction (:meth:`~..trace.record.Run.transactions`: on pysim pairing the
+handshakes, on the compiled models ordering the monitor's rows), and
+``<backend>_records_percent`` that of making of them the records the writers take
+(:meth:`~..trace.record.Trace.records`, a dict each), both against the untraced simulation's
+time. The compiled backends' traced runs are a separate build of the SoC (with the ``probe``
+port), built here unless cached. Both runs must count the same cycles.
 """
 
 import time
@@ -40,10 +41,13 @@ PARAMETERS = {p.name: p for p in (
 
 def measure(backend, *, length, repeat):
     """The processor seconds of the fastest untraced and traced simulations of
-    :func:`dma_copy` of ``length`` bytes on ``backend`` (``repeat`` of each), of the fastest
+    :func:`dma_copy` of ``length`` bytes on ``backend`` (``repeat`` of each; on a compiled
+    backend also untraced on the build with the probe port, ``probe_build``), of the fastest
     assembly of the traced run's transactions and making of its records, the number of
     events, and whether every run counted the same cycles."""
-    best = {"plain": None, "traced": None, "assembly": None, "records": None}
+    best = {"plain": None, "probe_build": None, "traced": None, "assembly": None,
+            "records": None}
+    kinds = ("plain", "probe_build", "traced") if backend in COMPILED else ("plain", "traced")
     results, events = set(), 0
 
     def keep(kind, seconds):
@@ -51,7 +55,8 @@ def measure(backend, *, length, repeat):
             best[kind] = seconds
 
     for _ in range(repeat):
-        for traced in (False, True):
+        for kind in kinds:
+            traced = kind == "traced"
             timing = {}
 
             async def scenario(machine):
@@ -76,10 +81,15 @@ def measure(backend, *, length, repeat):
                 events = trace.runs[0].event_count
                 if records[0]["end"] != summary["cycles"]:
                     raise AssertionError(f"{backend}: the trace does not cover the run")
+            elif kind == "probe_build":
+                from ..machine.compiled.machine import CompiledMachine, run_until_complete
+                build = compiled_backend(backend).build(probes=True)
+                with CompiledMachine(backend, build=build) as machine:
+                    summary = run_until_complete(scenario(machine))
             else:
                 summary = simulate(scenario, backend=backend)
             results.add(tuple(sorted(summary.items())))
-            keep("traced" if traced else "plain", timing["seconds"])
+            keep(kind, timing["seconds"])
     return best, events, len(results) == 1
 
 
@@ -114,6 +124,10 @@ def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=16 * 1
         figures[f"{name}_traced_seconds"] = round(best["traced"], 4)
         figures[f"{name}_trace_overhead_percent"] = round(
             100 * (best["traced"] / best["plain"] - 1), 2)
+        if best["probe_build"] is not None:
+            figures[f"{name}_probe_build_seconds"] = round(best["probe_build"], 4)
+            figures[f"{name}_probe_build_percent"] = round(
+                100 * (best["probe_build"] / best["plain"] - 1), 2)
         figures[f"{name}_assembly_seconds"] = round(best["assembly"], 4)
         figures[f"{name}_assembly_percent"] = round(100 * best["assembly"] / best["plain"], 2)
         figures[f"{name}_records_seconds"] = round(best["records"], 4)
