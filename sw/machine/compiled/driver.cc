@@ -506,6 +506,20 @@ uint64_t machine_monitor_events(void *handle) {
 	return static_cast<Machine *>(handle)->monitor.events;
 }
 
+// Pair `count` events given as (cycle, index, bits) triples, in the form and order in which
+// the monitor keeps them (after the beat filter), as if it had read them: for tests of the
+// pairing against sw/trace/record.py's.
+void machine_monitor_feed(void *handle, const uint64_t *events, uint64_t count) {
+	Monitor &monitor = static_cast<Machine *>(handle)->monitor;
+	for (uint64_t index = 0; index < count; index++) {
+		const uint64_t *event = events + 3 * index;
+		if (event[1] < monitor.channels)
+			monitor.pairing.handshake(event[0], monitor.channel[event[1]], event[2]);
+		else
+			monitor.pairing.level(event[0], event[1] - monitor.channels, event[2]);
+	}
+}
+
 void machine_destroy(void *handle) {
 	delete static_cast<Machine *>(handle);
 }

@@ -71,6 +71,7 @@ _PROTOTYPES = {
                                             ctypes.POINTER(_u32), _u32, ctypes.POINTER(_u32)]),
     "machine_monitor_take": (_u64, [ctypes.c_void_p, ctypes.c_void_p]),
     "machine_monitor_events": (_u64, [ctypes.c_void_p]),
+    "machine_monitor_feed": (None, [ctypes.c_void_p, ctypes.c_void_p, _u64]),
 }
 
 

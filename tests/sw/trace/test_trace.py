@@ -150,3 +150,49 @@ def test_compiled_records_as_pysim(backend, pysim_trace):
     def strip(records):
         return [{k: v for k, v in record.items() if k != "backend"} for record in records]
     assert strip(compiled.records()) == strip(trace.records())
+
+
+def _random_events(channels, levels, rng, cycles=3000):
+    """Events as a monitor keeps them, on ``channels`` and ``levels``: bursts of few IDs that
+    interleave, data before or without its address, responses without a request."""
+    events = []
+    for cycle in range(cycles):
+        for _ in range(rng.choice((0, 0, 1, 1, 2))):
+            index = rng.randrange(len(channels) + len(levels))
+            if index >= len(channels):
+                level = levels[index - len(channels)]
+                events.append((cycle, index, rng.randrange(1 << min(len(level.signal), 3))))
+                continue
+            values = {"addr": rng.randrange(1 << 12), "len": rng.randrange(3),
+                      "id": rng.randrange(2), "resp": rng.randrange(4),
+                      "last": rng.random() < 0.5}
+            bits, shift = 0, 0
+            for name, width in channels[index].fields:
+                bits |= int(values[name]) << shift
+                shift += width
+            events.append((cycle, index, bits))
+    return events
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not COMPILED, reason="the compiled backends are off (--compiled)")
+@pytest.mark.parametrize("backend", COMPILED)
+def test_compiled_pairing_as_python(backend):
+    import random
+
+    import numpy as np
+    from dmabuf_soc.sw.machine.compiled.machine import CompiledMachine
+    from dmabuf_soc.sw.trace.record import Trace
+
+    trace = Trace()
+    with CompiledMachine(backend, trace=trace) as machine:
+        run = machine.run
+        events = _random_events(run.channels, run.levels, random.Random(33))
+        flat = np.array(events, dtype=np.uint64).reshape(-1)
+        machine._lib.machine_monitor_feed(machine._handle, flat.ctypes.data, len(events))
+        machine.collect()
+    python = Run(1, "pysim", run.channels, run.levels, bytes_per_beat=run.bytes_per_beat)
+    python.events = events
+    rows = python.transactions()
+    assert len(rows) > 500
+    assert run.transactions().tolist() == rows.tolist()
