@@ -17,7 +17,7 @@ from ...hw.dma.engine import DMAEngine
 from ...hw.ident.ident import Ident
 from ...hw.regs import RegisterBlock, compile_rdl
 from .harness import Harness, Inside
-from .cache import DirtyLineProperties
+from .cache import DirtyLineProperties, MaintainedLineProperties
 from .dma import DMATransferProperties, DescriptorChainProperties
 from .properties import AXI4LiteProperties, AXI4Properties, CpuPortProperties
 from .slice import slice_invariants
@@ -148,6 +148,16 @@ def _cache(dut):
                  DirtyLineProperties(dut, line_size=16)], []
 
 
+def _cache_maintenance(dut):
+    from ...hw.cache.core import CacheCore
+    from ...hw.cache.geometry import CacheGeometry
+    dut = dut or CacheCore(CacheGeometry(size=32, ways=1, line_size=16), id_width=1,
+                           sid_width=1)
+    return dut, [CpuPortProperties(dut.cpu, role="subordinate", name="cpu"),
+                 AXI4Properties(dut.bus, role="manager", name="bus", max_len=1),
+                 MaintainedLineProperties(dut)], []
+
+
 _MMIO_WINDOWS = (("ident", 0x0000, 0x1000), ("dma0", 0x1000, 0x1000), ("smmu", 0x4000, 0x1000))
 
 
@@ -255,6 +265,9 @@ BLOCKS = {job.name: job for job in (
         beyond_cover_depth=("table.write_burst", "table.write_response", "table.full_burst")),
     Job("cache", _cache, "cache: 32 bytes, direct-mapped, 16-byte lines, 1-bit IDs",
         depth=8, deep=12, induction=6, cover_depth=16, covers_in_ci=False),
+    Job("cache_maintenance", _cache_maintenance, "the cache's core with its maintenance port "
+        "free (by range): 32 bytes, direct-mapped, 16-byte lines, 1-bit IDs",
+        depth=11, deep=14, induction=6, cover_depth=16, covers_in_ci=False),
     Job("lite_decoder", _lite_decoder, "AXI4-Lite, 16-bit addresses, 3 windows of 4 KiB",
         depth=12, deep=30, induction=1, proven=True, cover_depth=10),
     Job("ident", _ident, "ident registers, default configuration",
