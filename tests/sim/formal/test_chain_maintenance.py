@@ -1,7 +1,11 @@
 """The DMA engine's descriptor-mode set and the cache's maintenance set: what they assert and
 assume (their runs are the ``dma_chain`` and ``cache_maintenance`` jobs of test_formal.py)."""
 
-from dmabuf_soc.sim.formal import blocks
+import pytest
+
+from dmabuf_soc.sim.formal import blocks, runner
+from dmabuf_soc.sim.formal.dma import DescriptorChainProperties
+from dmabuf_soc.sim.formal.harness import Harness
 
 
 def _rules(name):
@@ -28,3 +32,24 @@ def test_maintained_line_rules():
     assert asserted == {"no_refill_over_dirty", "clean_writes_back"}
     assert line.rules["by_range"] == "assume"
     assert line.covers == ["clean_writes_back", "invalidate_drops", "eviction_writes_back"]
+
+
+class _AnyDescriptor(DescriptorChainProperties):
+    """The descriptor-mode set without its memory: descriptor reads answered freely."""
+    def rule(self, m, side, rule, holds, *, when=1):
+        if rule != "descriptor_data":
+            super().rule(m, side, rule, holds, when=when)
+
+
+@pytest.mark.slow
+def test_chain_without_its_memory_fails(tmp_path):
+    """The engine copies to the destination it fetched: with descriptor reads answered by
+    anything, that is not the one the set expects, and ``write_in_range`` fails at the
+    first data write, step 24 (about 20 s)."""
+    engine, sets, _ = blocks.BLOCKS["dma_chain"].build(None)
+    sets = [sets[0], _AnyDescriptor(engine, max_length=16)]
+    result = runner.run("dma_chain_free", Harness(engine, sets), depth=25, cover_depth=0,
+                        outdir=tmp_path)
+    outcome = {s.name: s for s in result.sets}
+    assert outcome["chain"].status == "failed"
+    assert "write_in_range" in outcome["chain"].failed
