@@ -45,10 +45,12 @@ DISABLE_ENV = "DMABUF_SOC_NO_CXXRTL"
 #: operations: their models are 8 to 20 times slower.)
 OPTIMISE = "-O2 -fno-tree-dominator-opts -fno-tree-pre -fno-gcse"
 CXXFLAGS = ("-std=c++14", "-fPIC", *(os.environ.get("DMABUF_SOC_CXXFLAGS") or OPTIMISE).split())
-#: ``write_cxxrtl`` options: all optimisations (the default ``-O6``); ``-g2``: debug
-#: information for the public wires (the VCD's signals), not for those computed only for
-#: debugging, which would double the C++.
-WRITE_CXXRTL = "-O6 -g2"
+#: ``write_cxxrtl`` options: all optimisations (the default ``-O6``); ``-g3``: debug
+#: information for the public wires (the VCD's signals) and for those tied to another wire
+#: (a block's bus ports, most of them: its ``valid`` and ``ready``), which costs the
+#: evaluation nothing; not for those computed only for debugging (``-g4``), which would
+#: double the C++.
+WRITE_CXXRTL = "-O6 -g3"
 
 _HERE = Path(__file__).parent
 _COMPILED = _HERE.parent / "compiled"
