@@ -2,8 +2,8 @@
 
 The scenario is ``bench sim``'s (:func:`~.sim.dma_copy`: a scatter-gather copy of scattered
 pages, descriptors written by the CPU, completion by interrupt). Each backend runs it without
-and with the trace (``--timeline``'s recording), alternately, and the fastest run of each kind
-counts. ``<backend>_trace_overhead_percent`` is the extra processor time of the traced
+and with the trace (``--timeline``'s recording), alternately, in a process of its own, and the
+fastest run of each kind counts. ``<backend>_trace_overhead_percent`` is the extra processor time of the traced
 simulation (the monitor sampling the probes at every edge, on the compiled models pairing them
 into transactions as they complete and handing them over at the end, the driver's spans), of
 which ``<backend>_probe_build_percent`` on a compiled model is that of the build with the
@@ -16,6 +16,8 @@ time. The compiled backends' traced runs are a separate build of the SoC (with t
 port), built here unless cached. Both runs must count the same cycles.
 """
 
+import concurrent.futures
+import multiprocessing
 import time
 
 from ..machine.backends import CHOICES, COMPILED, compiled_backend, simulate
@@ -113,12 +115,18 @@ def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=16 * 1
     figures = {"scenario": f"dma_copy of {length} bytes ({pysim_length} on pysim)",
                "backends": ["pysim", *compiled], "seconds_are": "processor seconds"}
     agree = True
-    # The compiled models first: after a pysim run this process holds the simulator's
-    # millions of objects, whose garbage collection would slow the driver's Python.
+    # Each backend in a process of its own, as a run of `demo --timeline` is: what one
+    # backend leaves in the heap (a pysim run's millions of objects, a compiled run's
+    # records) makes the garbage collector's passes in the next one longer, and the traced
+    # runs, which allocate more, pay more of that (pysim's overhead measured 20 % after the
+    # compiled runs in one process, 1 % alone).
+    context = multiprocessing.get_context("spawn")
     for index, name in enumerate([*compiled, "pysim"]):
         step(len(compiled) + index, f"running on {name} without and with the trace")
-        best, events, same = measure(name, length=pysim_length if name == "pysim" else length,
-                                     repeat=min(repeat, 3) if name == "pysim" else repeat)
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            best, events, same = pool.submit(
+                measure, name, length=pysim_length if name == "pysim" else length,
+                repeat=min(repeat, 3) if name == "pysim" else repeat).result()
         agree = agree and same
         figures[f"{name}_seconds"] = round(best["plain"], 4)
         figures[f"{name}_traced_seconds"] = round(best["traced"], 4)
