@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .machine.backends import COMPILED, backend_argument, is_serial
 
-__all__ = ["CommandError", "DEBUG_ENV", "main"]
+__all__ = ["CommandError", "DEBUG_ENV", "block_verilog", "main"]
 
 #: Set (to anything but ``0``) to see the traceback of an error the command line reports in
 #: one line, as ``--debug`` does.
@@ -182,17 +182,25 @@ def _check_verilog(args):
     return config
 
 
-def _cmd_verilog(args):
+def block_verilog(block, config, *, name=None, rtlil_only=False):
+    """What ``dmabuf-soc verilog --block BLOCK`` writes for ``config``: the Verilog (or, if
+    ``rtlil_only``, the RTLIL) of the block with standard port names, its module named
+    ``name`` (the block's name by default), ``clk`` and ``rst`` first."""
     from amaranth.back import rtlil
     from ..hw import catalog
     from .tools import netlist
-    config = _check_verilog(args)
-    name = args.name or args.block
-    top = catalog.standard_ports(args.block, config)
+    name = name or block
+    top = catalog.standard_ports(block, config)
     text = netlist.order_ports(rtlil.convert(top, name=name), name,
                                ["clk", "rst", *(port.name for port in top.ports)])
-    if not args.rtlil:
-        text = netlist.verilog(text, header="\n".join(_verilog_header(args.block, top, config)))
+    if rtlil_only:
+        return text
+    return netlist.verilog(text, header="\n".join(_verilog_header(block, top, config)))
+
+
+def _cmd_verilog(args):
+    config = _check_verilog(args)
+    text = block_verilog(args.block, config, name=args.name, rtlil_only=args.rtlil)
     if args.output == "-":
         sys.stdout.write(text)
     else:

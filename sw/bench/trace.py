@@ -3,8 +3,8 @@
 The scenario is ``bench sim``'s (:func:`~.sim.dma_copy`: a scatter-gather copy of scattered
 pages, descriptors written by the CPU, completion by interrupt). Each backend runs it without
 and with the trace (``--timeline``'s recording), alternately, in a process of its own, and the
-fastest run of each kind counts. ``<backend>_trace_overhead_percent`` is the extra processor time of the traced
-simulation (the monitor sampling the probes at every edge, on the compiled models pairing them
+fastest run of each kind counts. ``<backend>_trace_overhead_percent`` is the extra processor
+time of the traced simulation (the monitor sampling the probes at every edge, on the compiled models pairing them
 into transactions as they complete and handing them over at the end, the driver's spans), of
 which ``<backend>_probe_build_percent`` on a compiled model is that of the build with the
 ``probe`` port, run untraced; ``<backend>_assembly_percent`` is the time taken afterwards,

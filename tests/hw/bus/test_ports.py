@@ -80,13 +80,9 @@ def test_soc_verilog_ports_have_amba_names():
     # The SoC's Verilog as `dmabuf-soc verilog --block soc` writes it, but with small DDR
     # banks (their memories are written out row by row: a minute at the default sizes),
     # which change no port.
-    from amaranth.back import rtlil
     config = SocConfig(banks=(Bank("low", 0x8000_0000, 4096),
                               Bank("high", 0x1_0000_0000, 4096)))
-    top = catalog.standard_ports("soc", config)
-    text = netlist.order_ports(rtlil.convert(top, name="soc"), "soc",
-                               ["clk", "rst", *(port.name for port in top.ports)])
-    ports = _verilog_ports(netlist.verilog(text), "soc")
+    ports = _verilog_ports(cli.block_verilog("soc", config), "soc")
     for prefix, (kind, role) in EXPECTED["soc"].items():
         expected = _expected_ports(prefix, kind, role)
         assert {name: ports.get(name) for name in expected} == expected
