@@ -1,23 +1,33 @@
 """What recording the transaction trace costs: a DMA-heavy scenario with and without the trace on every backend.
 
 The scenario is ``bench sim``'s (:func:`~.sim.dma_copy`: a scatter-gather copy of scattered
-pages, descriptors written by the CPU, completion by interrupt). Each backend runs it without
-and with the trace (``--timeline``'s recording), alternately, in a process of its own, and the
-fastest run of each kind counts. ``<backend>_trace_overhead_percent`` is the extra processor
-time of the traced simulation (the monitor sampling the probes at every edge, on the compiled models pairing them
-into transactions as they complete and handing them over at the end, the driver's spans), of
-which ``<backend>_probe_build_percent`` on a compiled model is that of the build with the
-``probe`` port, run untraced; ``<backend>_assembly_percent`` is the time taken afterwards,
-once, to have every transaction (:meth:`~..trace.record.Run.transactions`: on pysim pairing the
-handshakes, on the compiled models ordering the monitor's rows), and
-``<backend>_records_percent`` that of making of them the records the writers take
-(:meth:`~..trace.record.Trace.records`, a dict each), both against the untraced simulation's
-time. The compiled backends' traced runs are a separate build of the SoC (with the ``probe``
-port), built here unless cached. Both runs must count the same cycles.
+pages, descriptors written by the CPU, completion by interrupt). Each backend, in a process of
+its own kept to one processor, runs it ``samples`` times of each kind in turn: untraced, on a
+compiled model also untraced on the build with the ``probe`` port, and traced (``--timeline``'s
+recording). A simulation's time is that of the simulating thread; each figure is the median,
+over the samples, of a simulation's time against that of the untraced one just before it (its
+quartiles beside it), so that the machine's slow spells fall on both sides of each ratio.
+
+``<backend>_trace_overhead_percent`` is the traced simulation against the untraced one: what a
+run with ``--timeline`` costs. On a compiled model it has two parts:
+``<backend>_probe_build_percent``, the build with the ``probe`` port run untraced, and
+``<backend>_recording_percent``, the traced simulation against that build untraced (the
+monitor sampling the probes at every edge and pairing them into transactions, the rows handed
+over at the end, the driver's spans): what recording does, on one model. (On pysim, whose
+untraced runs have no probes either, the two recording figures are the same.)
+``<backend>_assembly_percent`` is the time taken afterwards, once, to have every transaction
+(:meth:`~..trace.record.Run.transactions`: on pysim pairing the handshakes, on the compiled
+models ordering the monitor's rows), and ``<backend>_records_percent`` that of making of them
+the records the writers take (:meth:`~..trace.record.Trace.records`, a dict each). The probe
+builds are built here unless cached. Every simulation must count the same cycles.
 """
 
 import concurrent.futures
+import contextlib
+import gc
 import multiprocessing
+import os
+import statistics
 import time
 
 from ..machine.backends import CHOICES, COMPILED, compiled_backend, simulate
@@ -36,70 +46,113 @@ PARAMETERS = {p.name: p for p in (
     Parameter("pysim_length", PAGE, 256 * 1024, "bytes the DMA copy moves on pysim",
               "whole pages; pysim runs a few hundred cycles a second", unit="bytes",
               multiple_of=PAGE),
-    Parameter("repeat", 1, 100, "runs of each kind on each compiled model (at most 3 on pysim)",
-              "the fastest of each kind counts"),
+    Parameter("samples", 1, 1000, "simulations of each kind on each compiled model",
+              "one of each kind in turn; the median ratio counts"),
+    Parameter("pysim_samples", 1, 100, "simulations of each kind on pysim",
+              "about three seconds each for 8 KiB"),
 )}
+#: The environment of the processes that measure: the BLAS library that numpy loads starts
+#: threads of its own, which spin for a while after it is used and would be counted.
+QUIET_THREADS = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                        "MKL_NUM_THREADS")}
 
 
-def measure(backend, *, length, repeat):
-    """The processor seconds of the fastest untraced and traced simulations of
-    :func:`dma_copy` of ``length`` bytes on ``backend`` (``repeat`` of each; on a compiled
-    backend also untraced on the build with the probe port, ``probe_build``), of the fastest
-    assembly of the traced run's transactions and making of its records, the number of
-    events, and whether every run counted the same cycles."""
-    best = {"plain": None, "probe_build": None, "traced": None, "assembly": None,
-            "records": None}
+def _once(backend, kind, length):
+    """One simulation of :func:`dma_copy` of ``length`` bytes, of ``kind`` (``plain``,
+    ``probe_build`` or ``traced``): its summary and the seconds of the simulating thread it
+    took, and for a traced run those of having its transactions, of making its records and
+    the number of events it recorded."""
+    timing = {"assembly": 0.0, "records": 0.0, "events": 0}
+
+    async def scenario(machine):
+        start = time.thread_time()
+        summary = await dma_copy(machine, length=length)
+        collect = getattr(machine, "collect", None)
+        if kind == "traced" and collect is not None:
+            collect()               # the compiled monitor hands its rows over
+        timing["seconds"] = time.thread_time() - start
+        return summary
+
+    if kind == "traced":
+        with recording() as trace:
+            summary = simulate(scenario, backend=backend)
+        start = time.thread_time()
+        for each in trace.runs:
+            each.transactions()
+        middle = time.thread_time()
+        records = trace.records()
+        timing["assembly"], timing["records"] = middle - start, time.thread_time() - middle
+        timing["events"] = trace.runs[0].event_count
+        if records[0]["end"] != summary["cycles"]:
+            raise AssertionError(f"{backend}: the trace does not cover the run")
+    elif kind == "probe_build":
+        from ..machine.compiled.machine import CompiledMachine, run_until_complete
+        build = compiled_backend(backend).build(probes=True)
+        with CompiledMachine(backend, build=build) as machine:
+            summary = run_until_complete(scenario(machine))
+    else:
+        summary = simulate(scenario, backend=backend)
+    return summary, timing
+
+
+def measure(backend, *, length, samples):
+    """``samples`` simulations of :func:`dma_copy` of ``length`` bytes on ``backend`` of each
+    kind in turn: untraced (``plain``), on a compiled backend untraced on the build with the
+    probe port (``probe_build``), and traced. Returns the seconds of each kind's simulations
+    and of the traced ones' ``assembly`` and ``records``, as lists in sample order, the
+    number of events a traced simulation records, and whether every simulation counted the
+    same cycles. The process keeps to one processor, and each simulation starts after a
+    collection of the garbage, so that a simulation and the next of another kind differ only
+    in their kind."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     kinds = ("plain", "probe_build", "traced") if backend in COMPILED else ("plain", "traced")
+    seconds = {name: [] for name in (*kinds, "assembly", "records")}
     results, events = set(), 0
-
-    def keep(kind, seconds):
-        if best[kind] is None or seconds < best[kind]:
-            best[kind] = seconds
-
-    for _ in range(repeat):
+    for _ in range(samples):
         for kind in kinds:
-            traced = kind == "traced"
-            timing = {}
-
-            async def scenario(machine):
-                start = time.process_time()
-                summary = await dma_copy(machine, length=length)
-                collect = getattr(machine, "collect", None)
-                if traced and collect is not None:
-                    collect()           # the compiled monitor hands its rows over
-                timing["seconds"] = time.process_time() - start
-                return summary
-
-            if traced:
-                with recording() as trace:
-                    summary = simulate(scenario, backend=backend)
-                start = time.process_time()
-                for run in trace.runs:
-                    run.transactions()
-                middle = time.process_time()
-                records = trace.records()
-                keep("assembly", middle - start)
-                keep("records", time.process_time() - middle)
-                events = trace.runs[0].event_count
-                if records[0]["end"] != summary["cycles"]:
-                    raise AssertionError(f"{backend}: the trace does not cover the run")
-            elif kind == "probe_build":
-                from ..machine.compiled.machine import CompiledMachine, run_until_complete
-                build = compiled_backend(backend).build(probes=True)
-                with CompiledMachine(backend, build=build) as machine:
-                    summary = run_until_complete(scenario(machine))
-            else:
-                summary = simulate(scenario, backend=backend)
+            gc.collect()
+            summary, timing = _once(backend, kind, length)
             results.add(tuple(sorted(summary.items())))
-            keep(kind, timing["seconds"])
-    return best, events, len(results) == 1
+            seconds[kind].append(timing["seconds"])
+            if kind == "traced":
+                seconds["assembly"].append(timing["assembly"])
+                seconds["records"].append(timing["records"])
+                events = timing["events"]
+    return seconds, events, len(results) == 1
 
 
-def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=16 * 1024,
-        repeat=5):
+@contextlib.contextmanager
+def _environment(values):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+
+def _percent(fraction):
+    return round(100 * fraction, 2)
+
+
+def _spread(ratios):
+    """The median and the quartiles of ``ratios``, less one, in percent."""
+    quartiles = (statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1
+                 else ratios * 3)
+    return _percent(statistics.median(ratios) - 1), [_percent(quartiles[0] - 1),
+                                                     _percent(quartiles[2] - 1)]
+
+
+def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=8 * 1024,
+        samples=30, pysim_samples=8):
     """Measure the trace's cost on every available backend (``backend`` is not used)."""
     for name, value in (("length", length), ("pysim_length", pysim_length),
-                        ("repeat", repeat)):
+                        ("samples", samples), ("pysim_samples", pysim_samples)):
         PARAMETERS[name].check(value)
     compiled = [name for name in COMPILED if compiled_backend(name).available()]
     steps = 2 * len(compiled) + 1
@@ -113,7 +166,8 @@ def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=16 * 1
         compiled_backend(name).build()
         compiled_backend(name).build(probes=True)
     figures = {"scenario": f"dma_copy of {length} bytes ({pysim_length} on pysim)",
-               "backends": ["pysim", *compiled], "seconds_are": "processor seconds"}
+               "samples": samples, "pysim_samples": pysim_samples,
+               "backends": ["pysim", *compiled], "seconds_are": "of the simulating thread"}
     agree = True
     # Each backend in a process of its own, as a run of `demo --timeline` is: what one
     # backend leaves in the heap (a pysim run's millions of objects, a compiled run's
@@ -123,23 +177,37 @@ def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=16 * 1
     context = multiprocessing.get_context("spawn")
     for index, name in enumerate([*compiled, "pysim"]):
         step(len(compiled) + index, f"running on {name} without and with the trace")
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-            best, events, same = pool.submit(
-                measure, name, length=pysim_length if name == "pysim" else length,
-                repeat=min(repeat, 3) if name == "pysim" else repeat).result()
+        pysim = name == "pysim"
+        with _environment(QUIET_THREADS), concurrent.futures.ProcessPoolExecutor(
+                1, mp_context=context) as pool:
+            seconds, events, same = pool.submit(
+                measure, name, length=pysim_length if pysim else length,
+                samples=pysim_samples if pysim else samples).result()
         agree = agree and same
-        figures[f"{name}_seconds"] = round(best["plain"], 4)
-        figures[f"{name}_traced_seconds"] = round(best["traced"], 4)
-        figures[f"{name}_trace_overhead_percent"] = round(
-            100 * (best["traced"] / best["plain"] - 1), 2)
-        if best["probe_build"] is not None:
-            figures[f"{name}_probe_build_seconds"] = round(best["probe_build"], 4)
-            figures[f"{name}_probe_build_percent"] = round(
-                100 * (best["probe_build"] / best["plain"] - 1), 2)
-        figures[f"{name}_assembly_seconds"] = round(best["assembly"], 4)
-        figures[f"{name}_assembly_percent"] = round(100 * best["assembly"] / best["plain"], 2)
-        figures[f"{name}_records_seconds"] = round(best["records"], 4)
-        figures[f"{name}_records_percent"] = round(100 * best["records"] / best["plain"], 2)
+        plain = seconds["plain"]
+
+        def against_plain(kind):
+            return [value / base for value, base in zip(seconds[kind], plain)]
+
+        figures[f"{name}_seconds"] = round(statistics.median(plain), 4)
+        figures[f"{name}_traced_seconds"] = round(statistics.median(seconds["traced"]), 4)
+        (figures[f"{name}_trace_overhead_percent"],
+         figures[f"{name}_trace_overhead_quartiles"]) = _spread(against_plain("traced"))
+        if "probe_build" in seconds:
+            figures[f"{name}_probe_build_seconds"] = round(
+                statistics.median(seconds["probe_build"]), 4)
+            (figures[f"{name}_probe_build_percent"],
+             figures[f"{name}_probe_build_quartiles"]) = _spread(against_plain("probe_build"))
+            (figures[f"{name}_recording_percent"], figures[f"{name}_recording_quartiles"]) = \
+                _spread([traced / probe for traced, probe
+                         in zip(seconds["traced"], seconds["probe_build"])])
+        else:
+            (figures[f"{name}_recording_percent"], figures[f"{name}_recording_quartiles"]) = (
+                figures[f"{name}_trace_overhead_percent"],
+                figures[f"{name}_trace_overhead_quartiles"])
+        for kind in ("assembly", "records"):
+            figures[f"{name}_{kind}_percent"] = _percent(
+                statistics.median(against_plain(kind)))
         figures[f"{name}_events"] = events
     figures["cycles_agree"] = agree
     return figures

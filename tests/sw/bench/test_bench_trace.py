@@ -5,7 +5,7 @@ from dmabuf_soc.sw.bench import trace
 
 
 def test_bench_trace_measures_every_available_backend():
-    figures = trace.run(length=4096, pysim_length=4096, repeat=1)
+    figures = trace.run(length=4096, pysim_length=4096, samples=2, pysim_samples=1)
     assert figures["cycles_agree"] is True
     assert figures["backends"][0] == "pysim"
     for name in figures["backends"]:
@@ -13,3 +13,7 @@ def test_bench_trace_measures_every_available_backend():
         assert figures[f"{name}_events"] > 0
         for kind in ("trace_overhead", "assembly", "records"):
             assert isinstance(figures[f"{name}_{kind}_percent"], float)
+        for kind in ("trace_overhead", "recording"):
+            low, high = figures[f"{name}_{kind}_quartiles"]
+            assert low <= figures[f"{name}_{kind}_percent"] <= high
+    assert figures["pysim_recording_percent"] == figures["pysim_trace_overhead_percent"]
