@@ -124,15 +124,27 @@ def verilog(block, config=None):
     return path
 
 
+def build_dir(path, simulator):
+    """Where ``simulator``'s build of the Verilog at ``path`` goes: beside it, in a folder of
+    its own per simulator and per installation of cocotb (the version, and the folder it is
+    installed in, whose files a Verilator build's makefile names by absolute path: another
+    environment sharing the cache gets a build of its own)."""
+    import cocotb
+    tools = f"{importlib.metadata.version('cocotb')} {Path(cocotb.__file__).resolve().parent}"
+    if simulator == "verilator":
+        tools += f" {importlib.metadata.version('verilator')}"
+    return path.parent / f"{simulator}-{hashlib.sha256(tools.encode()).hexdigest()[:8]}"
+
+
 def build(block, config, simulator):
     """Block ``block``'s Verilog (:func:`verilog`) and a cocotb runner of ``simulator`` with
-    it built beside it; an up-to-date build is not redone (Icarus: by time stamps;
-    Verilator: by make)."""
+    it built beside it (:func:`build_dir`); an up-to-date build is not redone (Icarus: by
+    time stamps; Verilator: by make)."""
     from cocotb_tools.runner import get_runner
     path = verilog(block, config)
     with _locked(path.parent):
         runner = get_runner(simulator)
-        runner.build(sources=[path], hdl_toplevel=block, build_dir=path.parent / simulator,
+        runner.build(sources=[path], hdl_toplevel=block, build_dir=build_dir(path, simulator),
                      timescale=("1ns", "1ps"),
                      build_args=VERILATOR_BUILD_ARGS if simulator == "verilator" else [])
     return path, runner
@@ -183,7 +195,8 @@ def run(block, module, workdir, *, config=None, testcase=None, seed=1, extra_env
                 if simulator == "verilator" else [])
     test_dir = Path(workdir) / f"{block}-{simulator}-{module}-{testcase or 'all'}-{seed}"
     results = runner.test(test_module=module, hdl_toplevel=block,
-                          build_dir=folder / simulator, test_dir=test_dir, testcase=testcase,
+                          build_dir=build_dir(path, simulator), test_dir=test_dir,
+                          testcase=testcase,
                           seed=seed, extra_env=env, plusargs=plusargs)
     # Under pytest the runner has already failed the test; called from a script, it has not.
     from cocotb_tools.check_results import get_results
