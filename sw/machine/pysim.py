@@ -195,9 +195,10 @@ def monitor_process(soc, run):
 
     async def testbench(ctx):
         before = None
-        while True:
-            await ctx.tick()
-            cycle = ctx.get(soc.cycle) - 1
+        # The SoC's cycle counter as the next edge takes it: it counts every edge (nothing
+        # resets it), so it is read once. One trigger serves every edge.
+        cycle = ctx.get(soc.cycle)
+        async for _ in ctx.tick():
             fire = ctx.get(soc.probe.handshake)
             while fire:
                 low = fire & -fire
@@ -213,6 +214,7 @@ def monitor_process(soc, run):
                     if before is None or value != (before >> shift) & mask:
                         events.append((cycle, level_base + index, value))
                 before = now
+            cycle += 1
     return testbench
 
 
