@@ -184,30 +184,29 @@ def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=8 * 10
                 measure, name, length=pysim_length if pysim else length,
                 samples=pysim_samples if pysim else samples).result()
         agree = agree and same
-        plain = seconds["plain"]
 
-        def against_plain(kind):
-            return [value / base for value, base in zip(seconds[kind], plain)]
+        def ratios(kind, base="plain"):
+            """Each simulation of ``kind`` against the ``base`` one of its sample."""
+            return [value / before for value, before in zip(seconds[kind], seconds[base])]
 
-        figures[f"{name}_seconds"] = round(statistics.median(plain), 4)
+        figures[f"{name}_seconds"] = round(statistics.median(seconds["plain"]), 4)
         figures[f"{name}_traced_seconds"] = round(statistics.median(seconds["traced"]), 4)
         (figures[f"{name}_trace_overhead_percent"],
-         figures[f"{name}_trace_overhead_quartiles"]) = _spread(against_plain("traced"))
+         figures[f"{name}_trace_overhead_quartiles"]) = _spread(ratios("traced"))
         if "probe_build" in seconds:
             figures[f"{name}_probe_build_seconds"] = round(
                 statistics.median(seconds["probe_build"]), 4)
             (figures[f"{name}_probe_build_percent"],
-             figures[f"{name}_probe_build_quartiles"]) = _spread(against_plain("probe_build"))
-            (figures[f"{name}_recording_percent"], figures[f"{name}_recording_quartiles"]) = \
-                _spread([traced / probe for traced, probe
-                         in zip(seconds["traced"], seconds["probe_build"])])
+             figures[f"{name}_probe_build_quartiles"]) = _spread(ratios("probe_build"))
+            (figures[f"{name}_recording_percent"],
+             figures[f"{name}_recording_quartiles"]) = _spread(ratios("traced", "probe_build"))
         else:
             (figures[f"{name}_recording_percent"], figures[f"{name}_recording_quartiles"]) = (
                 figures[f"{name}_trace_overhead_percent"],
                 figures[f"{name}_trace_overhead_quartiles"])
         for kind in ("assembly", "records"):
             figures[f"{name}_{kind}_percent"] = _percent(
-                statistics.median(against_plain(kind)))
+                statistics.median(ratios(kind)))
         figures[f"{name}_events"] = events
     figures["cycles_agree"] = agree
     return figures
