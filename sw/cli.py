@@ -634,6 +634,7 @@ def parameters_markdown():
 
 #: The project's own errors, which the command line reports in one line: (module, class).
 _REPORTED = (("dmabuf_soc.hw.config", "ConfigError"),
+             ("dmabuf_soc.sw.bench._instructions", "CountError"),
              ("dmabuf_soc.sw.machine.compiled.cache", "BuildError"),
              ("dmabuf_soc.sw.synth.flow", "SynthError"),
              ("dmabuf_soc.sw.machine.serial.link", "LinkFailure"))
