@@ -1,6 +1,8 @@
 """bench trace: every backend run without and with the trace, each in a process of its own,
 counting the same cycles, with the figures its documentation names."""
 
+import concurrent.futures
+
 import pytest
 
 from dmabuf_soc.sw.bench import _instructions, trace
@@ -23,18 +25,55 @@ def test_bench_trace_measures_every_available_backend():
     assert figures["pysim_recording_percent"] == figures["pysim_trace_overhead_percent"]
 
 
-@pytest.mark.skipif(not _instructions.available(), reason="needs valgrind")
-def test_bench_trace_counts_instructions_on_a_compiled_model():
+def _compiled():
     compiled = [name for name in COMPILED if compiled_backend(name).available()]
     if not compiled:
         pytest.skip("no compiled backend (--compiled)")
-    figures = trace.count(compiled[:1], length=2 * PAGE, pysim_length=2 * PAGE)
-    name = compiled[0]
+    return compiled[0]
+
+
+@pytest.mark.skipif(not _instructions.available(), reason="needs valgrind")
+def test_a_traced_simulation_executes_more_instructions_than_on_the_probe_build():
+    # Recording does work on top of the same model: the monitor, the pairing, the spans.
+    name = _compiled()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        (traced, cycles), (untraced, untraced_cycles) = pool.map(
+            lambda kind: _instructions.count(trace._COUNTED, name, kind, 2 * PAGE),
+            ("traced", "probe_build"))
+    assert cycles == untraced_cycles      # each printed its simulated cycles
+    assert 1 < traced / untraced < 1.1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _instructions.available(), reason="needs valgrind")
+def test_bench_trace_counts_instructions_on_a_compiled_model():
+    name = _compiled()
+    figures = trace.count([name], length=2 * PAGE, pysim_length=2 * PAGE)
     assert figures["cycles_agree"] is True
     assert figures[f"{name}_instructions_per_cycle"] > 1000
-    # Recording does work on top of the same model: a traced simulation executes more.
     assert figures[f"{name}_recording_instructions_percent"] > 0
     assert abs(figures[f"{name}_probe_build_instructions_percent"]) < 5
+
+
+def test_count_compares_the_instructions_of_the_extra_cycles(monkeypatch):
+    # Every kind of simulation starts with the same fixed cost; only the long copy's extra
+    # instructions and cycles count.
+    per_cycle = {"plain": 100, "probe_build": 99, "traced": 103}
+
+    def fake(code, backend, kind, length, env=None):
+        cycles = length // 8
+        return 10 ** 9 + per_cycle[kind] * cycles, f"{cycles}\n"
+
+    monkeypatch.setattr(_instructions, "count", fake)
+    monkeypatch.setattr(_instructions, "version", lambda: "valgrind-test")
+    figures = trace.count(["pysim", "verilator"], length=16 * PAGE, pysim_length=2 * PAGE)
+    assert figures["cycles_agree"] is True
+    assert figures["verilator_instructions_per_cycle"] == 100
+    assert figures["verilator_probe_build_instructions_percent"] == -1.0
+    assert figures["verilator_trace_overhead_instructions_percent"] == 3.0
+    assert figures["verilator_recording_instructions_percent"] == 4.04
+    assert figures["pysim_recording_instructions_percent"] == 3.0
+    assert "pysim_probe_build_instructions_percent" not in figures
 
 
 def test_counting_instructions_runs_python_under_cachegrind():
