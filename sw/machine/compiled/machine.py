@@ -9,6 +9,7 @@ walk, a cache clean) thus runs at compiled speed, and the handshakes are those o
 """
 
 import ctypes
+import functools
 
 import numpy as np
 from amaranth.hdl import Const, Shape
@@ -115,6 +116,17 @@ def _probe_names(soc):
             "probe__levels"]
 
 
+@functools.lru_cache(maxsize=8)
+def _ports_of(config, probes):
+    """The SoC of ``config`` (with the ``probe`` port if ``probes``) whose ports a compiled
+    model of it is opened with: never elaborated (the model is the hardware), only read, and
+    one per configuration in a process, since making its signatures takes about half a
+    second."""
+    soc = Soc(config, probes=probes)
+    never_elaborated(soc)
+    return soc
+
+
 class CompiledMachine(Machine):
     """:class:`Machine` on a compiled model of the SoC.
 
@@ -156,8 +168,7 @@ class CompiledMachine(Machine):
         config = soc_config(config)
         self._handle = None
         self.run = None
-        self.soc = Soc(config, probes=trace is not None)
-        never_elaborated(self.soc)   # only the SoC's ports are used here
+        self.soc = _ports_of(config, trace is not None)
         self.backend = backend
         self.config = config
         if build is None:
