@@ -61,7 +61,7 @@ PARAMETERS = {p.name: p for p in (
     Parameter("pysim_samples", 1, 100, "simulations of each kind on pysim",
               "about three seconds each for 8 KiB"),
     Parameter("instructions", 0, 1, "1: count instructions (valgrind) instead of timing",
-              "about ten minutes; needs Debian's valgrind"),
+              "about four minutes on two cores; needs Debian's valgrind"),
 )}
 #: The environment of the processes that measure: the BLAS library that numpy loads starts
 #: threads of its own, which spin for a while after it is used and would be counted.
@@ -127,6 +127,10 @@ def counted_simulation(backend, kind, length):
     print(summary["cycles"])
 
 
+def _kinds(backend):
+    return ("plain", "probe_build", "traced") if backend in COMPILED else ("plain", "traced")
+
+
 def measure(backend, *, length, samples):
     """``samples`` simulations of :func:`dma_copy` of ``length`` bytes on ``backend`` of each
     kind in turn: untraced (``plain``), on a compiled backend untraced on the build with the
@@ -178,10 +182,6 @@ def _spread(ratios):
                  else ratios * 3)
     return _percent(statistics.median(ratios) - 1), [_percent(quartiles[0] - 1),
                                                      _percent(quartiles[2] - 1)]
-
-
-def _kinds(backend):
-    return ("plain", "probe_build", "traced") if backend in COMPILED else ("plain", "traced")
 
 
 def run(*, backend="auto", progress=None, length=256 * 1024, pysim_length=8 * 1024,
