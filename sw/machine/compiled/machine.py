@@ -154,7 +154,8 @@ class CompiledMachine(Machine):
     Attributes
     ----------
     soc : Soc
-        The SoC the model was built from (not simulated itself: its ports and config only).
+        The SoC the model was built from (not simulated itself: its ports and config only;
+        one object for every machine of its configuration in the process, to be read only).
     build : Build
         The model's library, its build time and whether it was cached.
     run : Run or None
