@@ -266,13 +266,13 @@ def count(backends, *, length, pysim_length, progress=None):
     but the extra cycles (the interpreter's start, the imports, opening the model). The
     processes run side by side, one per processor: a count does not depend on what else the
     machine does."""
-    for backend in backends:
-        size = pysim_length if backend == "pysim" else length
+    long = {backend: pysim_length if backend == "pysim" else length for backend in backends}
+    for backend, size in long.items():
         if size <= PAGE:
             raise ValueError(f"Counting instructions on {backend} needs a copy longer than a "
                              f"page ({PAGE} bytes), not {size}")
     jobs = [(backend, kind, size) for backend in backends for kind in _kinds(backend)
-            for size in (pysim_length if backend == "pysim" else length, PAGE)]
+            for size in (long[backend], PAGE)]
     totals = {}
     if progress is not None:
         progress(0, len(jobs), "counting instructions with cachegrind")
@@ -289,8 +289,7 @@ def count(backends, *, length, pysim_length, progress=None):
                "backends": list(backends), "counted": "instructions (valgrind cachegrind)",
                "valgrind": _instructions.version()}
     agree = True
-    for backend in backends:
-        size = pysim_length if backend == "pysim" else length
+    for backend, size in long.items():
         extra = {kind: totals[backend, kind, size][0] - totals[backend, kind, PAGE][0]
                  for kind in _kinds(backend)}
         cycles = {totals[backend, kind, size][1] - totals[backend, kind, PAGE][1]
